@@ -1,0 +1,1 @@
+"""The five task types, one flow module each."""

@@ -1,0 +1,29 @@
+"""Steps shared by every flow: file transfer, the database, outcome and progress."""
+
+from flows.common.database import contact_center_engine
+from flows.common.outcome import RunProgress, record_outcome, recording_outcome
+from flows.common.transfer import (
+    FetchedFile,
+    after_import,
+    deliver,
+    fetch,
+    load_sftp_block,
+    resolve_source,
+    sftp_session,
+    validate_after_import,
+)
+
+__all__ = [
+    "FetchedFile",
+    "RunProgress",
+    "after_import",
+    "contact_center_engine",
+    "deliver",
+    "fetch",
+    "load_sftp_block",
+    "record_outcome",
+    "recording_outcome",
+    "resolve_source",
+    "sftp_session",
+    "validate_after_import",
+]

@@ -1,0 +1,139 @@
+"""Recording a run's outcome and progress as artifacts on the Prefect server.
+
+Artifacts live on the server, so the task log can be read from any machine.
+Outside a flow run (a plain function call) these helpers record nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from uuid import UUID
+
+from prefect import get_run_logger
+from prefect.artifacts import (
+    create_markdown_artifact,
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
+from prefect.context import FlowRunContext
+
+from contact_center.outcome import Outcome
+from contact_center.settings import OUTCOME_ARTIFACT_KEY, PROGRESS_MIN_INTERVAL_SECONDS
+
+__all__ = ["RunProgress", "record_outcome", "recording_outcome"]
+
+
+def _in_flow_run() -> bool:
+    return FlowRunContext.get() is not None
+
+
+def _summary_markdown(outcome: Outcome) -> str:
+    lines = [
+        f"### {outcome.object_name} · {outcome.step}: {outcome.status}",
+        "",
+        "| field | value |",
+        "|---|---|",
+    ]
+    for key, value in outcome.to_row().items():
+        if value in (None, "", "{}", "[]") or key in ("object_name", "step", "status"):
+            continue
+        text = str(value).replace("|", "\\|").replace("\n", " ")
+        lines.append(f"| {key} | {text} |")
+    return "\n".join(lines)
+
+
+def record_outcome(outcome: Outcome) -> None:
+    """Store ``outcome`` as artifacts of the current flow run.
+
+    A one-row table artifact under the key ``cctasks-outcome`` is what the task log
+    reads; a markdown artifact is its readable form in the run's Artifacts tab.
+    """
+    if not _in_flow_run():
+        return
+    create_table_artifact(
+        table=[outcome.to_row()],
+        key=OUTCOME_ARTIFACT_KEY,
+        description=f"Outcome of {outcome.object_name} · {outcome.step}",
+    )
+    create_markdown_artifact(
+        markdown=_summary_markdown(outcome),
+        description=f"Outcome of {outcome.object_name} · {outcome.step}",
+    )
+
+
+@contextmanager
+def recording_outcome(outcome: Outcome) -> Iterator[Outcome]:
+    """Record ``outcome`` when the block ends, whether it succeeds or fails.
+
+    A failure marks the outcome ``failed`` with the error's message and re-raises,
+    so that Prefect marks the run Failed. What the block filled in before the
+    failure is kept.
+    """
+    try:
+        yield outcome
+    except BaseException as exc:
+        outcome.status = "failed"
+        outcome.message = f"{type(exc).__name__}: {exc}"
+        record_outcome(outcome)
+        raise
+    if outcome.status == "running":
+        outcome.status = "completed"
+    record_outcome(outcome)
+    if _in_flow_run():
+        get_run_logger().info(
+            "%s · %s %s: %s", outcome.object_name, outcome.step, outcome.status, outcome.message or ""
+        )
+
+
+class RunProgress:
+    """The run's progress artifact, from 0 to 100 %, over weighted stages.
+
+    Example:
+        ```python
+        progress = RunProgress({"fetch": 0.4, "load": 0.6})
+        progress.update("fetch", done=512, total=1024)   # 20 %
+        progress.update("load", done=10, total=10)       # 100 %
+        ```
+    """
+
+    def __init__(self, stages: dict[str, float], description: str = "progress") -> None:
+        total = sum(stages.values())
+        self._weights = {name: weight / total for name, weight in stages.items()}
+        self._offsets: dict[str, float] = {}
+        offset = 0.0
+        for name, weight in self._weights.items():
+            self._offsets[name] = offset
+            offset += weight
+        self._description = description
+        self._artifact_id: UUID | None = None
+        self._last_sent = 0.0
+        self.value = 0.0
+
+    def update(self, stage: str, done: float, total: float | None, force: bool = False) -> None:
+        """Report ``done`` of ``total`` units of ``stage`` (throttled to a few a second)."""
+        fraction = 1.0 if not total else min(max(done / total, 0.0), 1.0)
+        value = 100.0 * (self._offsets[stage] + self._weights[stage] * fraction)
+        self.value = round(value, 1)
+        now = time.monotonic()
+        if not force and now - self._last_sent < PROGRESS_MIN_INTERVAL_SECONDS:
+            return
+        self._send(f"{self._description}: {stage}")
+        self._last_sent = now
+
+    def finish(self) -> None:
+        """Mark the run's progress complete."""
+        self.value = 100.0
+        self._send(f"{self._description}: done")
+
+    def _send(self, description: str) -> None:
+        if not _in_flow_run():
+            return
+        if self._artifact_id is None:
+            self._artifact_id = create_progress_artifact(
+                progress=self.value, description=description
+            )
+        else:
+            update_progress_artifact(self._artifact_id, self.value, description=description)

@@ -1,0 +1,302 @@
+"""Moving files between locations: fetch a source, deliver a result, tidy after import.
+
+These are plain functions; the flows wrap them in Prefect tasks (only the
+network step retries). See :mod:`contact_center.locations` for the strings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import posixpath
+import shutil
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import IO
+
+from prefect.exceptions import ObjectNotFound as PrefectObjectNotFound
+
+from blocks.sftp import SftpServer, SftpSession
+from contact_center.exceptions import (
+    DeliveryFailed,
+    InvalidParameter,
+    ObjectNotFound,
+    SourceUnavailable,
+)
+from contact_center.locations import Location, has_glob, parse_location, pick_newest, render_path
+
+__all__ = [
+    "FetchedFile",
+    "after_import",
+    "deliver",
+    "fetch",
+    "load_sftp_block",
+    "resolve_source",
+    "sftp_session",
+    "validate_after_import",
+]
+
+Progress = Callable[[int, int], None]
+_HASH_BLOCK = 1 << 20
+
+
+@dataclass(frozen=True)
+class FetchedFile:
+    """A source file, fetched and checked.
+
+    Attributes:
+        path: the local file to read (a temporary copy for SFTP sources).
+        name: the file's name at the source.
+        location: the resolved location (a specific file, no glob or template).
+        size: its size in bytes.
+        sha256: its SHA-256, hex.
+        temporary: whether ``path`` is a copy to delete once done.
+    """
+
+    path: Path
+    name: str
+    location: Location
+    size: int
+    sha256: str
+    temporary: bool
+
+    def cleanup(self) -> None:
+        """Delete the local temporary copy, if any."""
+        if self.temporary:
+            self.path.unlink(missing_ok=True)
+
+
+def load_sftp_block(name: str) -> SftpServer:
+    """Load the saved SFTP-server block ``name``.
+
+    Raises:
+        ObjectNotFound: no such block.
+    """
+    try:
+        return SftpServer.load(name)  # type: ignore[no-any-return]
+    except (ValueError, PrefectObjectNotFound):
+        raise ObjectNotFound(
+            f"no SFTP Server block named {name!r}; save one (see README, 'SFTP blocks')"
+        ) from None
+
+
+@contextmanager
+def sftp_session(location: Location) -> Iterator[SftpSession]:
+    """An open session to the server of an ``sftp://`` location."""
+    assert location.block is not None
+    with load_sftp_block(location.block).open() as session:
+        yield session
+
+
+def _as_location(location: str | Location) -> Location:
+    return location if isinstance(location, Location) else parse_location(location)
+
+
+def _local_entries(folder: Path) -> list[tuple[str, float]]:
+    try:
+        return [(e.name, e.stat().st_mtime) for e in os.scandir(folder) if e.is_file()]
+    except OSError as exc:
+        raise SourceUnavailable(f"cannot list folder {str(folder)!r}: {exc.strerror}") from None
+
+
+def resolve_source(
+    location: str | Location,
+    *,
+    when: datetime,
+    exclude: set[str] | frozenset[str] = frozenset(),
+) -> Location:
+    """Turn a location with templates and globs into one specific file.
+
+    Args:
+        location: the source as written by the user.
+        when: the time that fills date templates (usually the run's scheduled time).
+        exclude: file names already imported; a glob skips them.
+
+    Raises:
+        SourceUnavailable: nothing matches the glob (or the folder cannot be listed).
+    """
+    loc = _as_location(location)
+    loc = loc.with_path(render_path(loc.path, when))
+    if not has_glob(loc.path):
+        return loc
+    if loc.scheme == "sftp":
+        with sftp_session(loc) as session:
+            entries = [(f.name, f.mtime) for f in session.list(loc.directory)]
+    else:
+        entries = _local_entries(Path(loc.directory))
+    name = pick_newest(entries, loc.pattern, set(exclude))
+    if name is None:
+        raise SourceUnavailable(
+            f"no file matching {loc.pattern!r} that was not imported yet in {loc.text!r}"
+        )
+    return loc.with_path(posixpath.join(loc.directory, name) if loc.directory != "." else name)
+
+
+class _HashingWriter:
+    """A binary file wrapper that hashes what is written through it."""
+
+    def __init__(self, target: IO[bytes]) -> None:
+        self._target = target
+        self.sha256 = hashlib.sha256()
+
+    def write(self, data: bytes) -> int:
+        self.sha256.update(data)
+        return self._target.write(data)
+
+
+def _sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(_HASH_BLOCK):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def fetch(location: Location, workdir: Path, progress: Progress | None = None) -> FetchedFile:
+    """Fetch one resolved file; SFTP files are downloaded to a temporary copy.
+
+    The download is checked against the remote size before it is used.
+
+    Raises:
+        SourceUnavailable: the file is missing or the transfer failed or fell short.
+    """
+    if location.scheme == "file":
+        path = Path(location.path)
+        if not path.is_file():
+            raise SourceUnavailable(f"file {location.text!r} does not exist")
+        size = path.stat().st_size
+        if progress:
+            progress(size, size)
+        return FetchedFile(path, path.name, location, size, _sha256_of(path), temporary=False)
+    workdir.mkdir(parents=True, exist_ok=True)
+    name = posixpath.basename(location.path)
+    partial = workdir / f".{name}.part"
+    with sftp_session(location) as session:
+        expected = session.stat(location.path).size
+        with partial.open("wb") as handle:
+            writer = _HashingWriter(handle)
+            session.get(location.path, writer, progress)  # type: ignore[arg-type]
+    got = partial.stat().st_size
+    if got != expected:
+        partial.unlink(missing_ok=True)
+        raise SourceUnavailable(
+            f"download of {location.text!r} is incomplete: {got} of {expected} bytes"
+        )
+    final = workdir / name
+    partial.replace(final)
+    return FetchedFile(final, name, location, got, writer.sha256.hexdigest(), temporary=True)
+
+
+def deliver(
+    local_file: Path,
+    destination: str | Location,
+    *,
+    name: str | None = None,
+    progress: Progress | None = None,
+) -> tuple[Location, int]:
+    """Deliver ``local_file`` into the folder ``destination`` under ``name``.
+
+    The file goes to a temporary name first, its size is checked, and only then is
+    it renamed, so a reader never sees a partial file under the final name.
+
+    Returns:
+        The final location and the bytes delivered.
+
+    Raises:
+        DeliveryFailed: the destination cannot be reached or written.
+    """
+    dest = _as_location(destination)
+    name = name or local_file.name
+    if "/" in name or name in ("", ".", ".."):
+        raise InvalidParameter(f"file name {name!r} must not contain a folder")
+    size = local_file.stat().st_size
+    final = dest.with_path(posixpath.join(dest.path, name))
+    temp_path = posixpath.join(dest.path, f".{name}.part")
+    try:
+        if dest.scheme == "file":
+            _deliver_local(local_file, Path(dest.path), name, size, progress)
+        else:
+            with sftp_session(dest) as session, local_file.open("rb") as source:
+                session.makedirs(dest.path)
+                written = session.put(source, temp_path, progress)
+                if written != size:
+                    raise DeliveryFailed(
+                        f"upload to {final.text!r} fell short: {written} of {size} bytes"
+                    )
+                session.rename(temp_path, final.path)
+    except SourceUnavailable as exc:
+        raise DeliveryFailed(f"cannot deliver {name!r} to {dest.text!r}: {exc}") from exc
+    return final, size
+
+
+def _deliver_local(
+    local_file: Path, folder: Path, name: str, size: int, progress: Progress | None
+) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        temp = folder / f".{name}.part"
+        shutil.copyfile(local_file, temp)
+        if temp.stat().st_size != size:
+            raise DeliveryFailed(f"copy to {str(folder / name)!r} fell short")
+        temp.replace(folder / name)
+    except OSError as exc:
+        raise DeliveryFailed(f"cannot write {str(folder / name)!r}: {exc.strerror}") from None
+    if progress:
+        progress(size, size)
+
+
+def after_import(location: Location, action: str) -> str:
+    """Keep, delete or archive a source file after its load has committed.
+
+    Args:
+        location: the resolved source file.
+        action: ``keep``, ``delete`` or ``archive:<folder>`` (a folder on the same
+            server or file system; created when missing).
+
+    Returns:
+        What happened, for the outcome (e.g. ``archived to done/leads.csv``).
+    """
+    kind, _, folder = action.partition(":")
+    if action == "keep":
+        return "kept"
+    if kind not in ("delete", "archive") or (kind == "archive" and not folder):
+        raise InvalidParameter(
+            f"after_import {action!r} is not one of keep, delete, archive:<folder>"
+        )
+    name = posixpath.basename(location.path)
+    if location.scheme == "file":
+        source = Path(location.path)
+        if kind == "delete":
+            source.unlink(missing_ok=True)
+            return "deleted"
+        target_dir = Path(folder)
+        target_dir.mkdir(parents=True, exist_ok=True)
+        os.replace(source, target_dir / name)
+        return f"archived to {target_dir / name}"
+    with sftp_session(location) as session:
+        if kind == "delete":
+            session.remove(location.path)
+            return "deleted"
+        session.makedirs(folder)
+        target = posixpath.join(folder, name)
+        session.rename(location.path, target)
+        return f"archived to {target}"
+
+
+def validate_after_import(action: str) -> None:
+    """Check an ``after_import`` value up front.
+
+    Raises:
+        InvalidParameter: not ``keep``, ``delete`` or ``archive:<folder>``.
+    """
+    kind, _, folder = action.partition(":")
+    if action in ("keep", "delete") or (kind == "archive" and folder):
+        if ".." in folder.split("/"):
+            raise InvalidParameter(f"after_import {action!r} climbs out with '..'; refused")
+        return
+    raise InvalidParameter(
+        f"after_import {action!r} is not one of keep, delete, archive:<folder>"
+    )

@@ -1,0 +1,129 @@
+"""The foundation: locations, the SFTP block, transfers and the migrations."""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from blocks.sftp import SftpServer
+from contact_center.exceptions import HostKeyError, InvalidParameter, SourceUnavailable
+from contact_center.locations import parse_location, pick_newest, render_path
+from flows.common.transfer import after_import, deliver, fetch, resolve_source
+
+
+def test_parse_location_kinds() -> None:
+    assert parse_location("drop/leads.csv").scheme == "file"
+    assert parse_location("file:///srv/drop/a.csv").path == "/srv/drop/a.csv"
+    loc = parse_location("sftp://partner-drop/incoming/leads_*.csv")
+    assert (loc.scheme, loc.block, loc.directory, loc.pattern) == (
+        "sftp",
+        "partner-drop",
+        "incoming",
+        "leads_*.csv",
+    )
+    assert parse_location("sftp://p//srv/x.csv").path == "/srv/x.csv"
+
+
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        ("", "non-empty"),
+        ("ftp://host/x.csv", "unsupported scheme 'ftp'"),
+        ("sftp://Partner/x.csv", "not a block name"),
+        ("sftp://partner", "sftp://<block-name>/<path>"),
+        ("drop/../../etc/passwd", r"climbs out"),
+        ("sftp://partner/in/../../x", r"climbs out"),
+    ],
+)
+def test_parse_location_refuses(text: str, match: str) -> None:
+    with pytest.raises(InvalidParameter, match=match):
+        parse_location(text)
+
+
+def test_render_path_and_glob_pick() -> None:
+    when = datetime(2026, 11, 29, 6, 0)
+    assert render_path("leads_{date:%Y%m%d}.csv", when) == "leads_20261129.csv"
+    assert render_path("x_{date}.csv", when) == "x_2026-11-29.csv"
+    with pytest.raises(InvalidParameter, match="template"):
+        render_path("x_{account}.csv", when)
+    entries = [("a_1.csv", 1.0), ("a_3.csv", 3.0), ("a_2.csv", 2.0), ("b.csv", 9.0)]
+    assert pick_newest(entries, "a_*.csv") == "a_3.csv"
+    assert pick_newest(entries, "a_*.csv", {"a_3.csv"}) == "a_2.csv"
+    assert pick_newest(entries, "c*.csv") is None
+
+
+def test_sftp_roundtrip_and_after_import(sshd, sftp_block: str, tmp_path: Path) -> None:
+    (sshd.home / "incoming").mkdir(exist_ok=True)
+    (sshd.home / "incoming" / "old.csv").write_bytes(b"a\n1\n")
+    os.utime(sshd.home / "incoming" / "old.csv", (1_700_000_000, 1_700_000_000))
+    payload = b"account,phone\n" + b"1,2125550100\n" * 1000
+    newest = sshd.home / "incoming" / "new.csv"
+    newest.write_bytes(payload)
+    loc = resolve_source(f"sftp://{sftp_block}/incoming/*.csv", when=datetime.now())
+    assert loc.path == "incoming/new.csv"
+    seen: list[int] = []
+    fetched = fetch(loc, tmp_path / "work", lambda done, total: seen.append(done))
+    assert fetched.path.read_bytes() == payload
+    assert fetched.size == len(payload) and seen[-1] == len(payload)
+    again = resolve_source(
+        f"sftp://{sftp_block}/incoming/*.csv", when=datetime.now(), exclude={"new.csv"}
+    )
+    assert again.path == "incoming/old.csv"
+    assert after_import(loc, "archive:done") == "archived to done/new.csv"
+    assert (sshd.home / "done" / "new.csv").read_bytes() == payload
+    assert not newest.exists()
+    final, size = deliver(fetched.path, f"sftp://{sftp_block}/out", name="copy.csv")
+    assert (sshd.home / "out" / "copy.csv").read_bytes() == payload and size == len(payload)
+    assert not list((sshd.home / "out").glob(".*.part"))
+
+
+def test_sftp_unknown_and_changed_host_key_are_refused(sshd) -> None:
+    server = SftpServer(
+        host=sshd.host, port=sshd.port, username=sshd.username, private_key=sshd.private_key
+    )
+    with pytest.raises(HostKeyError, match="unknown"):
+        server.open()
+    other = sshd.known_hosts.rsplit(" ", 1)[0] + " " + "AAAAC3NzaC1lZDI1NTE5AAAAIOb" + "A" * 41
+    server.known_host_keys = other
+    with pytest.raises(HostKeyError, match="CHANGED"):
+        server.open()
+
+
+def test_sftp_password_never_in_errors(sshd, caplog: pytest.LogCaptureFixture) -> None:
+    secret = "hunter2-Very-Secret"
+    server = SftpServer(
+        host=sshd.host,
+        port=sshd.port,
+        username="nobody-here",
+        password=secret,
+        known_host_keys=sshd.known_hosts,
+    )
+    with pytest.raises(SourceUnavailable, match="refused") as info:
+        server.open()
+    assert secret not in str(info.value)
+    assert secret not in caplog.text
+    assert secret not in repr(server) and secret not in str(server.model_dump())
+
+
+def test_local_fetch_and_deliver(tmp_path: Path) -> None:
+    src = tmp_path / "in" / "leads_20261129.csv"
+    src.parent.mkdir()
+    src.write_text("a\n1\n")
+    loc = resolve_source(str(tmp_path / "in" / "leads_{date:%Y%m%d}.csv"), when=datetime(2026, 11, 29))
+    fetched = fetch(loc, tmp_path / "work")
+    assert fetched.path == src and not fetched.temporary and len(fetched.sha256) == 64
+    with pytest.raises(SourceUnavailable, match="does not exist"):
+        fetch(parse_location(str(tmp_path / "nope.csv")), tmp_path / "work")
+    final, size = deliver(src, str(tmp_path / "out"), name="x.csv")
+    assert Path(final.path).read_text() == "a\n1\n" and size == 4
+
+
+def test_migrations_create_every_table(engine: sa.Engine) -> None:
+    from contact_center.models import Base
+
+    tables = set(sa.inspect(engine).get_table_names())
+    assert {t.name for t in Base.metadata.sorted_tables} <= tables
