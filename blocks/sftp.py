@@ -53,7 +53,6 @@ class SftpServer(Block):
 
     _block_type_name = "SFTP Server"
     _block_type_slug = "sftp-server"
-    _logo_url = "https://images.ctfassets.net/gm98wzqotmnx/1jbV4lceHOjGgunX15lUwo/db88e184d727f721575aeb054a37e277/ssh.png?h=250"  # noqa: E501
     _description = "An SFTP server reached with paramiko; host keys are verified by default."
 
     host: str = Field(description="Host name or IP address of the SFTP server.")
@@ -152,9 +151,10 @@ class SftpSession:
     def __init__(self, server: SftpServer, transport: paramiko.Transport) -> None:
         self.server = server
         self._transport = transport
-        self._sftp = paramiko.SFTPClient.from_transport(transport)
-        if self._sftp is None:  # pragma: no cover - paramiko returns None only on failure
+        sftp = paramiko.SFTPClient.from_transport(transport)
+        if sftp is None:  # pragma: no cover - paramiko returns None only on failure
             raise SourceUnavailable(f"cannot open the SFTP channel on {server.address}")
+        self._sftp: paramiko.SFTPClient = sftp
 
     @classmethod
     def connect(cls, server: SftpServer) -> SftpSession:

@@ -8,6 +8,7 @@ process, so that a flow can call it on every run for free.
 from __future__ import annotations
 
 import threading
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -121,8 +122,7 @@ def sqlite_timestamp(value: Any) -> str | None:
     """
     if value is None:
         return None
-    from datetime import timezone
 
     if value.tzinfo is not None:
-        value = value.astimezone(timezone.utc).replace(tzinfo=None)
+        value = value.astimezone(UTC).replace(tzinfo=None)
     return str(value.strftime("%Y-%m-%d %H:%M:%S.%f"))

@@ -113,7 +113,8 @@ def test_local_fetch_and_deliver(tmp_path: Path) -> None:
     src = tmp_path / "in" / "leads_20261129.csv"
     src.parent.mkdir()
     src.write_text("a\n1\n")
-    loc = resolve_source(str(tmp_path / "in" / "leads_{date:%Y%m%d}.csv"), when=datetime(2026, 11, 29))
+    template = str(tmp_path / "in" / "leads_{date:%Y%m%d}.csv")
+    loc = resolve_source(template, when=datetime(2026, 11, 29))
     fetched = fetch(loc, tmp_path / "work")
     assert fetched.path == src and not fetched.temporary and len(fetched.sha256) == 64
     with pytest.raises(SourceUnavailable, match="does not exist"):

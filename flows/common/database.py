@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from prefect.exceptions import ObjectNotFound as PrefectObjectNotFound
 from sqlalchemy.engine import Engine
 
@@ -14,7 +16,7 @@ __all__ = ["contact_center_engine"]
 
 def _saved_block(name: str) -> ContactCenterDatabase | None:
     try:
-        return ContactCenterDatabase.load(name)  # type: ignore[no-any-return]
+        return cast(ContactCenterDatabase, ContactCenterDatabase.load(name))
     except (ValueError, PrefectObjectNotFound):
         return None
 

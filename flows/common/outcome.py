@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import cast
 from uuid import UUID
 
 from prefect import get_run_logger
@@ -84,7 +85,11 @@ def recording_outcome(outcome: Outcome) -> Iterator[Outcome]:
     record_outcome(outcome)
     if _in_flow_run():
         get_run_logger().info(
-            "%s · %s %s: %s", outcome.object_name, outcome.step, outcome.status, outcome.message or ""
+            "%s · %s %s: %s",
+            outcome.object_name,
+            outcome.step,
+            outcome.status,
+            outcome.message or "",
         )
 
 
@@ -132,8 +137,8 @@ class RunProgress:
         if not _in_flow_run():
             return
         if self._artifact_id is None:
-            self._artifact_id = create_progress_artifact(
-                progress=self.value, description=description
+            self._artifact_id = cast(
+                UUID, create_progress_artifact(progress=self.value, description=description)
             )
         else:
             update_progress_artifact(self._artifact_id, self.value, description=description)

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import IO
+from typing import IO, cast
 
 from prefect.exceptions import ObjectNotFound as PrefectObjectNotFound
 
@@ -76,7 +76,7 @@ def load_sftp_block(name: str) -> SftpServer:
         ObjectNotFound: no such block.
     """
     try:
-        return SftpServer.load(name)  # type: ignore[no-any-return]
+        return cast(SftpServer, SftpServer.load(name))
     except (ValueError, PrefectObjectNotFound):
         raise ObjectNotFound(
             f"no SFTP Server block named {name!r}; save one (see README, 'SFTP blocks')"
