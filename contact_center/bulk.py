@@ -1,0 +1,292 @@
+"""The fast bulk path into the contact-centre database, for both engines.
+
+Every bulk load in cctasks goes through here, so that each engine uses its fast
+path and the whole load stays in the caller's ONE transaction:
+
+- PostgreSQL: ``COPY ... FROM STDIN (FORMAT csv)`` through psycopg's
+  ``cursor.copy()``, fed in blocks of :data:`~contact_center.settings.COPY_BLOCK_BYTES`
+  by a writer thread, so that Python prepares the next block while the server
+  ingests this one.
+- SQLite: DB-API ``executemany`` on the same connection.
+
+Never the ORM, and never row by row. The functions take the SQLAlchemy
+``Connection`` of the caller's transaction and use its DB-API connection, so a
+failure anywhere rolls back everything the caller did, bulk rows included.
+
+Staging tables are temporary tables with plain columns and no index; build one
+with :func:`staging_table`, fill it with :func:`bulk_insert`, then move its rows
+with set-based SQL (SQLAlchemy Core on the returned ``Table``).
+
+Example:
+    ```python
+    with engine.begin() as conn, staging_table(conn, "keys", {"key": "text"}) as stg:
+        bulk_insert(conn, stg, ["key"], frame)
+        conn.execute(sa.insert(target).from_select(["key"], sa.select(stg.c.key)))
+    ```
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import uuid
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any, TypeAlias
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from contact_center.db import sqlite_timestamp
+from contact_center.exceptions import InvalidParameter
+from contact_center.settings import COPY_BLOCK_BYTES
+
+__all__ = [
+    "STAGING_TYPES",
+    "BulkRows",
+    "bulk_insert",
+    "check_identifier",
+    "driver_connection",
+    "is_postgresql",
+    "staging_table",
+]
+
+#: Column types a staging table may use (name -> SQLAlchemy type).
+STAGING_TYPES: dict[str, sa.types.TypeEngine[Any]] = {
+    "text": sa.Text(),
+    "integer": sa.Integer(),
+    "bigint": sa.BigInteger(),
+    "boolean": sa.Boolean(),
+    "float": sa.Float(),
+    "timestamp": sa.DateTime(timezone=True),
+}
+
+#: What :func:`bulk_insert` takes: a DataFrame, an Arrow table, or rows of values.
+BulkRows: TypeAlias = pd.DataFrame | pa.Table | Iterable[Sequence[Any]]
+
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+# Rows per executemany batch on SQLite: bounds the Python objects alive at once.
+_SQLITE_BATCH_ROWS = 20_000
+
+
+def check_identifier(name: str) -> str:
+    """Return ``name`` if it is a plain SQL identifier (letters, digits, underscore).
+
+    Raises:
+        InvalidParameter: anything else, so no user text reaches SQL as a name.
+    """
+    if not isinstance(name, str) or not _IDENTIFIER.match(name):
+        raise InvalidParameter(f"{name!r} is not a valid table or column name")
+    return name
+
+
+def is_postgresql(conn: Connection) -> bool:
+    """Whether ``conn`` is a PostgreSQL connection."""
+    return conn.dialect.name == "postgresql"
+
+
+def driver_connection(conn: Connection) -> Any:
+    """The DB-API connection under ``conn``, inside the same transaction."""
+    return conn.connection.driver_connection
+
+
+@contextmanager
+def staging_table(
+    conn: Connection,
+    name: str,
+    columns: Mapping[str, str] | Sequence[str],
+) -> Iterator[sa.Table]:
+    """Create a temporary staging table for the block; it is gone afterwards.
+
+    Args:
+        conn: the connection of the caller's transaction.
+        name: a base name; a unique suffix is added so runs never collide.
+        columns: column name -> type (a key of :data:`STAGING_TYPES`), or names only
+            (all ``text``).
+
+    Yields:
+        The table, to fill with :func:`bulk_insert` and read with SQLAlchemy Core.
+
+    On PostgreSQL the table is ``ON COMMIT DROP``, so it ends with the transaction
+    whatever happens; on SQLite (where temporary tables live as long as the
+    pooled connection) it is dropped when the block ends.
+    """
+    spec = dict(columns) if isinstance(columns, Mapping) else dict.fromkeys(columns, "text")
+    table_name = f"{check_identifier(name)}_{uuid.uuid4().hex[:12]}"
+    cols = []
+    for column, kind in spec.items():
+        if kind not in STAGING_TYPES:
+            raise InvalidParameter(
+                f"staging column {column!r} has the type {kind!r}; "
+                f"use one of {', '.join(STAGING_TYPES)}"
+            )
+        cols.append(sa.Column(check_identifier(column), STAGING_TYPES[kind]))
+    table = sa.Table(
+        table_name,
+        sa.MetaData(),
+        *cols,
+        prefixes=["TEMPORARY"],
+        postgresql_on_commit="DROP",
+    )
+    table.create(conn)
+    try:
+        yield table
+    finally:
+        if not is_postgresql(conn):
+            # SQLite keeps temp tables per connection; the pool would hand it on.
+            table.drop(conn, checkfirst=True)
+
+
+def _table_and_columns(
+    conn: Connection, table: str | sa.Table, columns: Sequence[str]
+) -> tuple[sa.TableClause | sa.Table, list[str]]:
+    names = [check_identifier(c) for c in columns]
+    if not names:
+        raise InvalidParameter("bulk_insert needs at least one column")
+    if isinstance(table, sa.Table):
+        missing = [c for c in names if c not in table.c]
+        if missing:
+            raise InvalidParameter(f"table {table.name!r} has no column {missing[0]!r}")
+        return table, names
+    return sa.table(check_identifier(table), *[sa.column(c) for c in names]), names
+
+
+def _as_arrow(rows: pd.DataFrame | pa.Table, columns: list[str]) -> pa.Table:
+    if isinstance(rows, pa.Table):
+        return rows.select(columns)
+    missing = [c for c in columns if c not in rows.columns]
+    if missing:
+        raise InvalidParameter(f"the rows to load have no column {missing[0]!r}")
+    return pa.Table.from_pandas(rows[columns], preserve_index=False)
+
+
+def bulk_insert(
+    conn: Connection,
+    table: str | sa.Table,
+    columns: Sequence[str],
+    rows: BulkRows,
+) -> int:
+    """Insert ``rows`` into ``table`` on the engine's fast path, in ``conn``'s transaction.
+
+    Args:
+        conn: the connection of the caller's transaction.
+        table: a table name (a plain identifier) or a ``Table`` (e.g. a staging table).
+        columns: the columns to fill, in the order of the values.
+        rows: a DataFrame or Arrow table holding those columns (missing values are
+            NULL, empty strings stay empty strings), or an iterable of value rows.
+
+    Returns:
+        The number of rows inserted.
+
+    Raises:
+        InvalidParameter: a table or column name that is not a plain identifier.
+        sqlalchemy.exc.DBAPIError: the database refused the rows (mapped by callers).
+    """
+    target, names = _table_and_columns(conn, table, columns)
+    if isinstance(rows, pd.DataFrame | pa.Table):
+        arrow = _as_arrow(rows, names)
+        if arrow.num_rows == 0:
+            return 0
+        if is_postgresql(conn):
+            return _copy_arrow(conn, target.name, names, arrow)
+        return _executemany(conn, target, names, _arrow_rows(arrow))
+    if is_postgresql(conn):
+        return _copy_rows(conn, target.name, names, rows)
+    return _executemany(conn, target, names, _batched(rows))
+
+
+# --- PostgreSQL: COPY -------------------------------------------------------------------
+
+
+def _copy_statement(table: str, columns: list[str], csv: bool = True) -> Any:
+    from psycopg import sql
+
+    # Rows go through psycopg's write_row, which speaks COPY's own text format.
+    text = "COPY {} ({}) FROM STDIN (FORMAT csv)" if csv else "COPY {} ({}) FROM STDIN"
+    return sql.SQL(text).format(
+        sql.Identifier(table), sql.SQL(", ").join(sql.Identifier(c) for c in columns)
+    )
+
+
+def _copy_arrow(conn: Connection, table: str, columns: list[str], arrow: pa.Table) -> int:
+    from psycopg.copy import QueuedLibpqWriter
+
+    buffer = io.BytesIO()
+    # pyarrow quotes every string and leaves nulls bare: in COPY's CSV format a bare
+    # empty field is NULL and "" is an empty string, exactly what we need.
+    pa_csv.write_csv(arrow, buffer, pa_csv.WriteOptions(include_header=False))
+    data = buffer.getbuffer()
+    with driver_connection(conn).cursor() as cursor:
+        with cursor.copy(_copy_statement(table, columns), writer=QueuedLibpqWriter(cursor)) as copy:
+            for start in range(0, len(data), COPY_BLOCK_BYTES):
+                copy.write(data[start : start + COPY_BLOCK_BYTES])
+    del data
+    return int(arrow.num_rows)
+
+
+def _copy_rows(
+    conn: Connection, table: str, columns: list[str], rows: Iterable[Sequence[Any]]
+) -> int:
+    count = 0
+    with driver_connection(conn).cursor() as cursor:
+        with cursor.copy(_copy_statement(table, columns, csv=False)) as copy:
+            for row in rows:
+                copy.write_row(row)
+                count += 1
+    return count
+
+
+# --- SQLite: executemany ----------------------------------------------------------------
+
+
+def _sqlite_values(column: pa.Array | pa.ChunkedArray) -> list[Any]:
+    values: list[Any] = column.to_pylist()
+    if pa.types.is_timestamp(column.type):
+        # Stored the way UTCDateTime stores them, so bulk rows compare with ORM rows.
+        return [sqlite_timestamp(v) for v in values]
+    return values
+
+
+def _arrow_rows(arrow: pa.Table) -> Iterator[list[tuple[Any, ...]]]:
+    for batch in arrow.to_batches(max_chunksize=_SQLITE_BATCH_ROWS):
+        yield list(zip(*(_sqlite_values(column) for column in batch.columns), strict=True))
+
+
+def _batched(rows: Iterable[Sequence[Any]]) -> Iterator[list[Sequence[Any]]]:
+    batch: list[Sequence[Any]] = []
+    for row in rows:
+        if any(isinstance(value, datetime) for value in row):
+            row = tuple(sqlite_timestamp(v) if isinstance(v, datetime) else v for v in row)
+        batch.append(row)
+        if len(batch) >= _SQLITE_BATCH_ROWS:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _executemany(
+    conn: Connection,
+    target: sa.TableClause | sa.Table,
+    columns: list[str],
+    batches: Iterable[Sequence[Sequence[Any]]],
+) -> int:
+    # Compiled by SQLAlchemy, so names are quoted by the dialect, never f-stringed.
+    statement = str(
+        sa.insert(target)
+        .values({c: sa.bindparam(c) for c in columns})
+        .compile(dialect=conn.dialect)
+    )
+    cursor = driver_connection(conn).cursor()
+    count = 0
+    try:
+        for batch in batches:
+            cursor.executemany(statement, batch)
+            count += len(batch)
+    finally:
+        cursor.close()
+    return count
