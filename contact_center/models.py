@@ -346,6 +346,8 @@ class ResultsExport(Base):
     bytes: Mapped[int] = mapped_column(BigInteger, default=0)
     flow_run_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     exported_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # pending: chosen and being delivered (a rerun resumes its window); delivered: done.
+    status: Mapped[str] = mapped_column(String(20), default="delivered", server_default="delivered")
 
 
 __all__ = [

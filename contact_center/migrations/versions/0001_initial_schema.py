@@ -209,6 +209,7 @@ def upgrade() -> None:
     sa.Column('bytes', sa.BigInteger(), nullable=False),
     sa.Column('flow_run_id', sa.String(length=64), nullable=True),
     sa.Column('exported_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('status', sa.String(length=20), server_default='delivered', nullable=False),
     sa.ForeignKeyConstraint(['campaign_id'], ['campaigns.id'], name=op.f('fk_results_exports_campaign_id_campaigns'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_results_exports'))
     )
