@@ -62,8 +62,10 @@ from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import Connection, Engine
 
+from contact_center.bulk import bulk_insert, is_postgresql
 from contact_center.campaigns import CampaignInfo, get_campaign
 from contact_center.campaigns import _transaction as transaction
+from contact_center.db import sqlite_timestamp
 from contact_center.exceptions import CampaignStateError, InvalidParameter
 from contact_center.models import (
     PHONE_FIELDS,
@@ -981,6 +983,7 @@ def _generated_row(
     excluded_ratio: float,
     out_of_quota_ratio: float,
     late_ratio: float,
+    timestamp: Callable[[datetime], Any],
 ) -> tuple[Any, ...]:
     phones = [p for p in record[3:] if p]
     phone = rng.choice(phones) if phones else None
@@ -1025,8 +1028,8 @@ def _generated_row(
         record.id,
         record.record_key,
         phone,
-        attempted_at,
-        min(attempted_at + delay, end),
+        timestamp(attempted_at),
+        timestamp(min(attempted_at + delay, end)),
         dialled,
         completed,
         rec_disp,
@@ -1100,7 +1103,6 @@ def generate_call_attempts(
     ):
         raise InvalidParameter("the ratios must be between 0 and 1 and sum to at most 1")
     rng = random.Random(seed)
-    insert = sa.insert(_attempts)
     with transaction(bind) as conn:
         campaign = get_campaign(conn, campaign_name)
         records = _campaign_records(conn, campaign.id, lists)
@@ -1109,6 +1111,10 @@ def generate_call_attempts(
                 f"campaign {campaign_name!r} has no records to attempt; "
                 "link a calling list with records first"
             )
+        # The bulk path bypasses SQLAlchemy's types: SQLite wants the models' text form.
+        timestamp: Callable[[datetime], Any] = (
+            (lambda value: value) if is_postgresql(conn) else sqlite_timestamp
+        )
         span = (end - start).total_seconds()
         batches = max(1, math.ceil(count / GENERATE_BATCH_ROWS))
         written = 0
@@ -1127,12 +1133,9 @@ def generate_call_attempts(
                     excluded_ratio,
                     out_of_quota_ratio,
                     late_ratio,
+                    timestamp,
                 )
                 for offset in offsets
             ]
-            if rows:
-                conn.execute(
-                    insert, [dict(zip(_GENERATED_COLUMNS, row, strict=True)) for row in rows]
-                )
-            written += len(rows)
+            written += bulk_insert(conn, "call_attempts", _GENERATED_COLUMNS, rows)
     return written
