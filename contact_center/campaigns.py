@@ -5,9 +5,9 @@ calls to create campaigns (:func:`ensure_campaign`, :func:`link_list`,
 :func:`link_exclusion_list`). No Prefect here: functions take a SQLAlchemy
 ``Connection`` (or an ``Engine``, for the seeding helpers) and plain values.
 
-A start or stop is one transaction: the campaign's row is locked (``FOR UPDATE`` on
-PostgreSQL; SQLite serialises writers), its state changed with a compare-and-set, and
-a ``campaign_events`` row written. Repeating a step changes nothing and records
+A start or stop is one transaction: a compare-and-set ``UPDATE`` of the campaign's
+state (which takes the write lock first, so concurrent triggers serialise) and a
+``campaign_events`` row. Repeating a step changes nothing and records
 "already running" / "already stopped". A holiday records "skipped (holiday)".
 """
 
@@ -85,6 +85,7 @@ _campaign_lists = cast(sa.Table, CampaignList.__table__)
 _exclusion_lists = cast(sa.Table, ExclusionList.__table__)
 _campaign_exclusions = cast(sa.Table, CampaignExclusionList.__table__)
 
+_OTHER_STATE = {"running": "stopped", "stopped": "running"}
 _CHANGED = {"start": RESULT_STARTED, "stop": RESULT_STOPPED}
 _UNCHANGED = {"start": RESULT_ALREADY_RUNNING, "stop": RESULT_ALREADY_STOPPED}
 
@@ -338,21 +339,13 @@ def _select_campaign(name: str) -> sa.Select[Any]:
     )
 
 
-def get_campaign(conn: Connection, name: str, *, for_update: bool = False) -> CampaignInfo:
+def get_campaign(conn: Connection, name: str) -> CampaignInfo:
     """The campaign called ``name``.
-
-    Args:
-        conn: a connection.
-        name: the campaign's name.
-        for_update: lock the row until the transaction ends (PostgreSQL).
 
     Raises:
         ObjectNotFound: there is no such campaign; the message names it.
     """
-    query = _select_campaign(name)
-    if for_update:
-        query = query.with_for_update()
-    row = conn.execute(query).first()
+    row = conn.execute(_select_campaign(name)).first()
     if row is None:
         raise ObjectNotFound(f"campaign {name!r} does not exist")
     return _row_to_info(row)
@@ -586,13 +579,20 @@ def _insert_event(
 
 
 def _last_change_undelivered(conn: Connection, campaign_id: int) -> bool:
-    """Whether the newest state change was never delivered to the dialler."""
+    """Whether the dialler missed the newest state change.
+
+    The newest event that changed the state or carried a notification tells: a later
+    repeat that delivered the (same) state makes up for a failed one.
+    """
     events = _events
     notified = conn.execute(
         sa.select(events.c.notified)
         .where(
             (events.c.campaign_id == campaign_id)
-            & events.c.result.in_([RESULT_STARTED, RESULT_STOPPED])
+            & (
+                events.c.result.in_([RESULT_STARTED, RESULT_STOPPED])
+                | events.c.notified.is_not(None)
+            )
         )
         .order_by(events.c.id.desc())
         .limit(1)
@@ -634,23 +634,21 @@ def apply_campaign_step(
     validate_source(source)
     occurred_at = now or utcnow()
     target = TARGET_STATE[step]
-    table = _campaigns
     with _transaction(conn) as tx:
-        info = get_campaign(tx, campaign, for_update=True)
-        changed = False
-        if info.state != target:
-            # Compare-and-set: on SQLite, where FOR UPDATE is a no-op, a concurrent
-            # trigger that got here first leaves rowcount 0 and we report its result.
-            changed = bool(
-                tx.execute(
-                    sa.update(table)
-                    .where((table.c.id == info.id) & (table.c.state == info.state))
-                    .values(state=target, updated_at=occurred_at)
-                ).rowcount
-            )
-            if not changed:
-                info = get_campaign(tx, campaign)
-        previous = info.state
+        # Write first: the UPDATE takes the row lock (PostgreSQL) or the write lock
+        # (SQLite) before anything is read, so two triggers at once serialise and the
+        # second one finds the state already changed. On SQLite, reading first would
+        # make the second writer fail with "database is locked" instead of waiting.
+        changed = bool(
+            tx.execute(
+                sa.update(_campaigns)
+                .where((_campaigns.c.name == campaign) & (_campaigns.c.state != target))
+                .values(state=target, updated_at=occurred_at)
+            ).rowcount
+        )
+        info = get_campaign(tx, campaign)
+        # There are two states, so a change came from the other one.
+        previous = _OTHER_STATE[target] if changed else target
         must_notify = notify and (changed or _last_change_undelivered(tx, info.id))
         result = _CHANGED[step] if changed else _UNCHANGED[step]
         event_id = _insert_event(

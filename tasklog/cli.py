@@ -62,6 +62,65 @@ def db_upgrade(
 
 # --- manual campaign control: campaign start|stop -----------------------------------
 
+campaign_app = typer.Typer(
+    help="Start or stop an outbound campaign by hand (recorded with source 'manual').",
+    no_args_is_help=True,
+)
+app.add_typer(campaign_app, name="campaign")
+
+
+def _campaign_step(
+    name: str, step: str, allow_empty: bool, notify_url: str | None, notify_token_block: str | None
+) -> None:
+    """Run the campaign-trigger flow in this process, so the task log shows it too."""
+    from contact_center.exceptions import CCTasksError
+    from flows.campaign_trigger import campaign_trigger
+
+    try:
+        outcome = campaign_trigger(
+            campaign=name,
+            step=step,
+            allow_empty=allow_empty,
+            notify_url=notify_url,
+            notify_token_block=notify_token_block,
+            source="manual",
+        )
+    except CCTasksError as exc:
+        raise fail(str(exc), code=1) from None
+    extra = outcome.extra
+    typer.echo(
+        f"campaign {name}: {outcome.message} (was {extra['previous_state']}, now {extra['state']})"
+    )
+
+
+_ALLOW_EMPTY = typer.Option(False, "--allow-empty", help="Start even with nothing to dial.")
+_NOTIFY_URL = typer.Option(None, "--notify-url", help="Tell the dialler at this webhook.")
+_NOTIFY_TOKEN = typer.Option(
+    None, "--notify-token-block", help="Secret block with the webhook's bearer token."
+)
+
+
+@campaign_app.command("start")
+def campaign_start(
+    name: str = typer.Argument(..., help="The campaign's name."),
+    allow_empty: bool = _ALLOW_EMPTY,
+    notify_url: str | None = _NOTIFY_URL,
+    notify_token_block: str | None = _NOTIFY_TOKEN,
+) -> None:
+    """Start a campaign now; its schedules stay as they are."""
+    _campaign_step(name, "start", allow_empty, notify_url, notify_token_block)
+
+
+@campaign_app.command("stop")
+def campaign_stop(
+    name: str = typer.Argument(..., help="The campaign's name."),
+    notify_url: str | None = _NOTIFY_URL,
+    notify_token_block: str | None = _NOTIFY_TOKEN,
+) -> None:
+    """Stop a campaign now; its schedules stay as they are."""
+    _campaign_step(name, "stop", False, notify_url, notify_token_block)
+
+
 
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -1,0 +1,319 @@
+"""The ``campaign-trigger`` flow: start or stop an outbound campaign (check -> apply).
+
+One deployment per campaign carries two schedules, slugs ``start`` and ``stop``, each
+with its own ``step`` parameter, as cron expressions in the campaign's time zone (see
+``docs/campaign-trigger.md``). A run:
+
+1. ``check_campaign``: the campaign exists; the run's *scheduled* date, in the
+   campaign's time zone, is not a skip date or holiday; a ``start`` finds at least one
+   enabled calling list with dialable records (unless ``allow_empty``).
+2. ``apply_step``: sets the state and writes the audit event in one transaction
+   (idempotent: "already running" / "already stopped"), or records "skipped (holiday)".
+3. ``notify_dialler`` (optional, the only network step, retried with backoff): a JSON
+   POST ``{campaign, step, time, state}`` to ``notify_url``. Its failure fails the run
+   but keeps the state change; the event stays ``notified = false``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+from prefect import flow, get_run_logger, task
+from prefect.blocks.system import Secret
+from prefect.exceptions import ObjectNotFound as PrefectObjectNotFound
+from prefect.runtime import flow_run as runtime_flow_run
+
+from contact_center.campaigns import (
+    CampaignInfo,
+    ListReadiness,
+    StepResult,
+    apply_campaign_step,
+    check_start,
+    get_campaign,
+    mark_notified,
+    notification_payload,
+    parse_holiday_region,
+    parse_skip_dates,
+    record_skip,
+    skip_reason,
+    validate_source,
+    validate_step,
+)
+from contact_center.exceptions import DeliveryFailed, InvalidParameter, ObjectNotFound
+from contact_center.outcome import Outcome
+from contact_center.settings import NETWORK_RETRIES, NETWORK_RETRY_DELAYS
+from flows.common import RunProgress, contact_center_engine, recording_outcome
+
+__all__ = [
+    "CampaignCheck",
+    "TriggerRequest",
+    "apply_step",
+    "campaign_trigger",
+    "check_campaign",
+    "notify_dialler",
+    "record_notification",
+    "validate_request",
+]
+
+NOTIFY_TIMEOUT_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class TriggerRequest:
+    """The flow's parameters, validated.
+
+    Attributes:
+        campaign: the campaign's name.
+        step: ``start`` or ``stop``.
+        source: ``schedule``, ``manual`` or ``api``.
+        allow_empty: start even with nothing to dial.
+        skip_dates: dates (in the campaign's time zone) on which the run changes nothing.
+        holiday_region: ``(country, subdivision)`` whose public holidays are skipped.
+        notify_url: the dialler's webhook, if any.
+        notify_token_block: the name of a ``Secret`` block with the webhook's bearer token.
+    """
+
+    campaign: str
+    step: str
+    source: str
+    allow_empty: bool
+    skip_dates: frozenset[Any]
+    holiday_region: tuple[str, str | None] | None
+    notify_url: str | None
+    notify_token_block: str | None
+
+
+@dataclass(frozen=True)
+class CampaignCheck:
+    """What ``check_campaign`` found.
+
+    Attributes:
+        campaign: the campaign as stored.
+        skip: why the run must change nothing (a skip date or holiday), or ``None``.
+        lists: the readiness of each linked list (checked for ``start`` only).
+    """
+
+    campaign: CampaignInfo
+    skip: str | None
+    lists: list[ListReadiness]
+
+
+def display_url(url: str) -> str:
+    """``url`` without user info or query, for messages and logs (they may hold secrets)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return f"{parts.scheme}://{host}{parts.path}"
+
+
+def _validate_notify_url(url: str | None) -> str | None:
+    if url is None or not url.strip():
+        return None
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidParameter(
+            f"notify_url must be an http:// or https:// URL, not {display_url(url)!r}"
+        )
+    return url.strip()
+
+
+def validate_request(
+    *,
+    campaign: str,
+    step: str,
+    source: str,
+    allow_empty: bool,
+    skip_dates: list[str] | None,
+    holidays: str | None,
+    notify_url: str | None,
+    notify_token_block: str | None,
+) -> TriggerRequest:
+    """Check the flow's parameters before anything runs.
+
+    Raises:
+        InvalidParameter: a parameter is not valid; the message names it.
+    """
+    if not isinstance(campaign, str) or not campaign.strip():
+        raise InvalidParameter("campaign must be a non-empty campaign name")
+    if not isinstance(allow_empty, bool):
+        raise InvalidParameter(f"allow_empty must be true or false, not {allow_empty!r}")
+    url = _validate_notify_url(notify_url)
+    if notify_token_block and url is None:
+        raise InvalidParameter("notify_token_block is set but notify_url is not")
+    return TriggerRequest(
+        campaign=campaign,
+        step=validate_step(step),
+        source=validate_source(source),
+        allow_empty=allow_empty,
+        skip_dates=parse_skip_dates(skip_dates),
+        holiday_region=parse_holiday_region(holidays),
+        notify_url=url,
+        notify_token_block=notify_token_block or None,
+    )
+
+
+def _load_token(block_name: str) -> str:
+    """The bearer token held by the ``Secret`` block ``block_name`` (never logged)."""
+    try:
+        value = Secret.load(block_name).get()  # type: ignore[union-attr]
+    except (ValueError, PrefectObjectNotFound) as exc:
+        raise ObjectNotFound(f"no Secret block named {block_name!r} (notify_token_block)") from exc
+    if not isinstance(value, str) or not value:
+        raise InvalidParameter(f"the Secret block {block_name!r} must hold a non-empty string")
+    return value
+
+
+@task
+def check_campaign(request: TriggerRequest, scheduled_at: datetime) -> CampaignCheck:
+    """Find the campaign; decide whether the run is skipped; check that a start can dial.
+
+    Raises:
+        ObjectNotFound: no such campaign.
+        CampaignStateError: a start with nothing to dial (and not ``allow_empty``).
+    """
+    with contact_center_engine().connect() as conn:
+        info = get_campaign(conn, request.campaign)
+        skip = skip_reason(
+            scheduled_at,
+            info.time_zone,
+            skip_dates=request.skip_dates,
+            holiday_region=request.holiday_region,
+        )
+        lists: list[ListReadiness] = []
+        if skip is None and request.step == "start":
+            lists = check_start(conn, request.campaign, allow_empty=request.allow_empty)
+    return CampaignCheck(campaign=info, skip=skip, lists=lists)
+
+
+@task
+def apply_step(
+    request: TriggerRequest, check: CampaignCheck, flow_run_id: str | None
+) -> StepResult:
+    """Set the campaign's state and write its audit event (or record the skip)."""
+    with contact_center_engine().connect() as conn:
+        if check.skip is not None:
+            return record_skip(
+                conn,
+                request.campaign,
+                request.step,
+                reason=check.skip,
+                source=request.source,
+                flow_run_id=flow_run_id,
+            )
+        return apply_campaign_step(
+            conn,
+            request.campaign,
+            request.step,
+            source=request.source,
+            flow_run_id=flow_run_id,
+            notify=request.notify_url is not None,
+        )
+
+
+@task(retries=NETWORK_RETRIES, retry_delay_seconds=[float(s) for s in NETWORK_RETRY_DELAYS])
+def notify_dialler(url: str, payload: dict[str, Any], token_block: str | None = None) -> int:
+    """POST ``payload`` as JSON to the dialler's ``url``; return the HTTP status.
+
+    The bearer token is read from its block here, so that it never becomes a task
+    parameter, a log line or a message.
+
+    Raises:
+        DeliveryFailed: no answer, or an answer other than 2xx; names the URL (without
+            user info or query) and the status.
+    """
+    headers = {"Authorization": f"Bearer {_load_token(token_block)}"} if token_block else {}
+    shown = display_url(url)
+    try:
+        response = httpx.post(url, json=payload, headers=headers, timeout=NOTIFY_TIMEOUT_SECONDS)
+    except httpx.HTTPError as exc:
+        raise DeliveryFailed(
+            f"dialler notification to {shown} failed: {type(exc).__name__}"
+        ) from exc
+    if not response.is_success:
+        raise DeliveryFailed(f"dialler notification to {shown} failed: HTTP {response.status_code}")
+    get_run_logger().info("dialler at %s acknowledged (HTTP %s)", shown, response.status_code)
+    return response.status_code
+
+
+@task
+def record_notification(event_id: int, delivered: bool) -> None:
+    """Mark the campaign event ``event_id`` as delivered to the dialler or not."""
+    with contact_center_engine().connect() as conn:
+        mark_notified(conn, event_id, delivered)
+
+
+def _scheduled_time() -> datetime:
+    """When this run was scheduled (the time a late run still belongs to)."""
+    return runtime_flow_run.scheduled_start_time  # type: ignore[no-any-return]
+
+
+@flow(name="campaign-trigger", flow_run_name="{campaign} · {step}")
+def campaign_trigger(
+    campaign: str,
+    step: str,
+    allow_empty: bool = False,
+    skip_dates: list[str] | None = None,
+    holidays: str | None = None,
+    notify_url: str | None = None,
+    notify_token_block: str | None = None,
+    source: str = "schedule",
+) -> Outcome:
+    """Start or stop an outbound campaign.
+
+    Args:
+        campaign: the campaign's name.
+        step: ``start`` or ``stop``.
+        allow_empty: start even when no enabled list has dialable records.
+        skip_dates: ISO dates (in the campaign's time zone) on which to change nothing.
+        holidays: a country (``US``) or country-subdivision (``US-NY``) code whose
+            public holidays are skipped, from the ``holidays`` package.
+        notify_url: the dialler's webhook; gets a JSON POST after the state changes.
+        notify_token_block: the name of a Prefect ``Secret`` block holding the
+            webhook's bearer token.
+        source: who asked: ``schedule`` (default), ``manual`` (the CLI) or ``api``.
+
+    Returns:
+        The run's outcome (also recorded as an artifact): the message is the result
+        (started, stopped, already running, already stopped, skipped (holiday)).
+    """
+    with recording_outcome(Outcome(object_name=campaign, step=step)) as outcome:
+        request = validate_request(
+            campaign=campaign,
+            step=step,
+            source=source,
+            allow_empty=allow_empty,
+            skip_dates=skip_dates,
+            holidays=holidays,
+            notify_url=notify_url,
+            notify_token_block=notify_token_block,
+        )
+        if request.notify_token_block:
+            _load_token(request.notify_token_block)  # a missing block fails before any change
+        progress = RunProgress({"check": 1, "apply": 1, "notify": 1 if request.notify_url else 0})
+        check = check_campaign(request, _scheduled_time())
+        progress.update("check", 1, 1)
+        result = apply_step(request, check, runtime_flow_run.id)
+        progress.update("apply", 1, 1, force=True)
+        outcome.status = "skipped" if check.skip else "completed"
+        outcome.message = f"{result.result}: {check.skip}" if check.skip else result.result
+        outcome.extra = {
+            "result": result.result,
+            "source": request.source,
+            "previous_state": result.previous_state,
+            "state": result.state,
+            "notified": None,
+        }
+        if result.notify and request.notify_url:
+            outcome.extra["notified"] = False
+            notify_dialler(
+                request.notify_url, notification_payload(result), request.notify_token_block
+            )
+            record_notification(result.event_id, True)
+            outcome.extra["notified"] = True
+        progress.finish()
+    return outcome
