@@ -1,0 +1,357 @@
+"""Loading and resetting exclusion lists in the contact-centre database.
+
+Each function works inside the caller's transaction (a SQLAlchemy ``Connection``
+from ``engine.begin()``), so that a failure anywhere leaves the list as it was.
+Keys reach the database through :mod:`contact_center.bulk` (COPY on PostgreSQL,
+``executemany`` on SQLite), never row by row:
+
+- a list with no keys yet takes the file's keys straight into ``exclusions``
+  (the 1M-key fast path: one COPY);
+- otherwise the keys go to a staging table, and three set-based statements renew
+  the keys already present, add the new ones and (``replace``) remove the rest.
+
+Rerunning the same file adds nothing: its keys are renewed. Every import and
+reset writes an ``exclusion_imports`` row with its counts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from contact_center.bulk import bulk_insert, is_postgresql, staging_table
+from contact_center.exceptions import DatabaseError, InvalidParameter, ObjectNotFound
+from contact_center.exclusions import validate_match_field
+from contact_center.models import Base, Exclusion, ExclusionImport, ExclusionList, UTCDateTime
+
+__all__ = [
+    "UPDATE_POLICIES",
+    "ExclusionListInfo",
+    "ImportRecord",
+    "LoadCounts",
+    "ensure_exclusion_list",
+    "get_exclusion_list",
+    "imported_file_names",
+    "load_exclusion_keys",
+    "mapped_database_errors",
+    "record_exclusion_import",
+    "reset_exclusion_list",
+]
+
+#: ``add``: new keys are added, present keys renewed; ``replace``: the list becomes
+#: exactly the file's keys.
+UPDATE_POLICIES = ("add", "replace")
+
+_exclusions = Base.metadata.tables[Exclusion.__tablename__]
+_lists = Base.metadata.tables[ExclusionList.__tablename__]
+_imports = Base.metadata.tables[ExclusionImport.__tablename__]
+
+
+@dataclass(frozen=True)
+class ExclusionListInfo:
+    """An exclusion list as stored.
+
+    Attributes:
+        id: its id.
+        name: its name (the flow's object).
+        match_field: the record field its keys match.
+        case_sensitive: whether keys keep their case.
+        active: whether it has any effect.
+    """
+
+    id: int
+    name: str
+    match_field: str
+    case_sensitive: bool
+    active: bool
+
+
+@dataclass(frozen=True)
+class LoadCounts:
+    """What a load or reset did to a list.
+
+    Attributes:
+        added: keys new to the list.
+        renewed: keys already present whose expiry was renewed.
+        removed: keys removed (``replace``, reset).
+    """
+
+    added: int = 0
+    renewed: int = 0
+    removed: int = 0
+
+
+@dataclass(frozen=True)
+class ImportRecord:
+    """The facts of one import or reset, for its ``exclusion_imports`` row.
+
+    Attributes:
+        step: ``import`` or ``reset``.
+        started_at: when the run started.
+        file_name: the file read, if any.
+        sha256: its checksum.
+        bytes: its size.
+        update_policy: ``add`` or ``replace`` (imports only).
+        keys_read: data rows read.
+        rejected: rows rejected.
+        duplicates: rows that repeated a key.
+        flow_run_id: the Prefect flow run, if any.
+    """
+
+    step: str
+    started_at: datetime
+    file_name: str | None = None
+    sha256: str | None = None
+    bytes: int = 0
+    update_policy: str | None = None
+    keys_read: int = 0
+    rejected: int = 0
+    duplicates: int = 0
+    flow_run_id: str | None = None
+
+
+@contextmanager
+def mapped_database_errors(what: str) -> Iterator[None]:
+    """Map SQLAlchemy errors raised in the block to ``DatabaseError`` naming ``what``."""
+    try:
+        yield
+    except sa.exc.DBAPIError as exc:
+        raise DatabaseError(f"{what} failed: {type(exc.orig).__name__}: {exc.orig}") from exc
+    except sa.exc.SQLAlchemyError as exc:
+        raise DatabaseError(f"{what} failed: {exc}") from exc
+
+
+def _info(row: Any) -> ExclusionListInfo:
+    return ExclusionListInfo(
+        id=int(row.id),
+        name=row.name,
+        match_field=row.match_field,
+        case_sensitive=bool(row.case_sensitive),
+        active=bool(row.active),
+    )
+
+
+def get_exclusion_list(conn: Connection, name: str) -> ExclusionListInfo:
+    """The exclusion list ``name``.
+
+    Raises:
+        ObjectNotFound: there is none.
+    """
+    row = conn.execute(sa.select(_lists).where(_lists.c.name == name)).one_or_none()
+    if row is None:
+        raise ObjectNotFound(f"no exclusion list named {name!r}")
+    return _info(row)
+
+
+def ensure_exclusion_list(
+    conn: Connection,
+    name: str,
+    *,
+    match_field: str,
+    case_sensitive: bool,
+    update_policy: str,
+) -> ExclusionListInfo:
+    """The exclusion list ``name``, created with these settings if it is new.
+
+    A ``replace`` may change an existing list's ``match_field`` and
+    ``case_sensitive`` (it rewrites every key). An ``add`` may not: keys folded one
+    way would silently stop matching, so a mismatch is refused.
+
+    Raises:
+        InvalidParameter: an ``add`` whose settings differ from the stored list's.
+    """
+    validate_match_field(match_field)
+    row = conn.execute(sa.select(_lists).where(_lists.c.name == name)).one_or_none()
+    if row is None:
+        new_id = conn.execute(
+            sa.insert(_lists)
+            .values(name=name, match_field=match_field, case_sensitive=case_sensitive)
+            .returning(_lists.c.id)
+        ).scalar_one()
+        return ExclusionListInfo(int(new_id), name, match_field, case_sensitive, True)
+    info = _info(row)
+    if (info.match_field, info.case_sensitive) == (match_field, case_sensitive):
+        return info
+    if update_policy != "replace":
+        raise InvalidParameter(
+            f"exclusion list {name!r} matches {info.match_field!r} with case_sensitive="
+            f"{str(info.case_sensitive).lower()}, but this run asks for {match_field!r} with "
+            f"case_sensitive={str(case_sensitive).lower()}; run once with update_policy "
+            "'replace' to change them"
+        )
+    conn.execute(
+        sa.update(_lists)
+        .where(_lists.c.id == info.id)
+        .values(match_field=match_field, case_sensitive=case_sensitive)
+    )
+    return ExclusionListInfo(info.id, name, match_field, case_sensitive, info.active)
+
+
+def imported_file_names(conn: Connection, list_id: int) -> set[str]:
+    """The names of the files already imported into the list (for glob sources)."""
+    rows = conn.execute(
+        sa.select(_imports.c.file_name).where(
+            _imports.c.exclusion_list_id == list_id,
+            _imports.c.step == "import",
+            _imports.c.file_name.is_not(None),
+        )
+    )
+    return {name for (name,) in rows}
+
+
+def _list_is_empty(conn: Connection, list_id: int) -> bool:
+    has_key = sa.exists().where(_exclusions.c.exclusion_list_id == list_id)
+    return not conn.execute(sa.select(has_key)).scalar_one()
+
+
+def _keys_table(keys: pd.DataFrame) -> pa.Table:
+    """Keys and expiries as Arrow columns with the types the bulk path expects."""
+    expires = pd.to_datetime(keys["expires_at"], utc=True).astype("datetime64[us, UTC]")
+    return pa.table(
+        {
+            "key_value": pa.Array.from_pandas(keys["key_value"]).cast(pa.string()),
+            "expires_at": pa.Array.from_pandas(expires).cast(pa.timestamp("us", tz="UTC")),
+        }
+    )
+
+
+def _insert_into_empty(conn: Connection, list_id: int, keys: pa.Table, now: datetime) -> int:
+    rows = keys.num_rows
+    table = keys.append_column(
+        "exclusion_list_id", pa.repeat(pa.scalar(list_id, pa.int32()), rows)
+    ).append_column("added_at", pa.repeat(pa.scalar(now, pa.timestamp("us", tz="UTC")), rows))
+    return bulk_insert(
+        conn, _exclusions.name, ["exclusion_list_id", "key_value", "added_at", "expires_at"], table
+    )
+
+
+def _merge_from_staging(
+    conn: Connection, list_id: int, keys: pa.Table, *, replace: bool, now: datetime
+) -> LoadCounts:
+    with staging_table(
+        conn, "exclusion_keys", {"key_value": "text", "expires_at": "timestamp"}
+    ) as stg:
+        bulk_insert(conn, stg, ["key_value", "expires_at"], keys)
+        if not is_postgresql(conn):
+            # SQLite has no hash join: without an index each lookup scans the stage.
+            sa.Index(f"{stg.name}_key", stg.c.key_value).create(conn)
+        in_list = _exclusions.c.exclusion_list_id == list_id
+        renewed = conn.execute(
+            sa.update(_exclusions)
+            .where(in_list, _exclusions.c.key_value == stg.c.key_value)
+            .values(expires_at=stg.c.expires_at, renewed_at=now)
+        ).rowcount
+        present = sa.exists().where(in_list, _exclusions.c.key_value == stg.c.key_value)
+        added = conn.execute(
+            sa.insert(_exclusions)
+            .from_select(
+                ["exclusion_list_id", "key_value", "added_at", "expires_at"],
+                sa.select(
+                    sa.literal(list_id, sa.Integer()),
+                    stg.c.key_value,
+                    sa.literal(now, UTCDateTime()),
+                    stg.c.expires_at,
+                ).where(~present),
+            )
+            # INSERT ... SELECT keeps its rowcount only when asked (SQLAlchemy 2).
+            .execution_options(preserve_rowcount=True)
+        ).rowcount
+        removed = 0
+        if replace:
+            in_file = sa.exists().where(stg.c.key_value == _exclusions.c.key_value)
+            removed = conn.execute(sa.delete(_exclusions).where(in_list, ~in_file)).rowcount
+    return LoadCounts(added=added, renewed=renewed, removed=removed)
+
+
+def load_exclusion_keys(
+    conn: Connection,
+    list_id: int,
+    keys: pd.DataFrame,
+    *,
+    update_policy: str,
+    now: datetime,
+) -> LoadCounts:
+    """Apply a file's distinct keys to a list, in the caller's transaction.
+
+    Args:
+        conn: the connection of the caller's transaction.
+        list_id: the exclusion list.
+        keys: distinct ``key_value`` (already trimmed and folded) and ``expires_at``
+            (aware, or missing for never), as from ``parse_exclusion_keys``.
+        update_policy: ``add`` or ``replace``.
+        now: the import time: ``added_at`` of new keys, ``renewed_at`` of present ones.
+
+    Returns:
+        Keys added, renewed and (``replace``) removed.
+
+    Raises:
+        InvalidParameter: an unknown policy.
+        sqlalchemy.exc.SQLAlchemyError: the database refused (wrap in
+            :func:`mapped_database_errors`).
+    """
+    if update_policy not in UPDATE_POLICIES:
+        raise InvalidParameter(
+            f"update_policy {update_policy!r} is not one of {', '.join(UPDATE_POLICIES)}"
+        )
+    now = now if now.tzinfo else now.replace(tzinfo=UTC)
+    table = _keys_table(keys)
+    if _list_is_empty(conn, list_id):
+        return LoadCounts(added=_insert_into_empty(conn, list_id, table, now))
+    if table.num_rows == 0:
+        if update_policy != "replace":
+            return LoadCounts()
+        removed = conn.execute(
+            sa.delete(_exclusions).where(_exclusions.c.exclusion_list_id == list_id)
+        ).rowcount
+        return LoadCounts(removed=removed)
+    return _merge_from_staging(conn, list_id, table, replace=update_policy == "replace", now=now)
+
+
+def reset_exclusion_list(conn: Connection, list_id: int) -> LoadCounts:
+    """Empty the list (the daily reset); returns the keys removed."""
+    removed = conn.execute(
+        sa.delete(_exclusions).where(_exclusions.c.exclusion_list_id == list_id)
+    ).rowcount
+    return LoadCounts(removed=removed)
+
+
+def record_exclusion_import(
+    conn: Connection,
+    list_id: int,
+    record: ImportRecord,
+    counts: LoadCounts,
+    *,
+    finished_at: datetime,
+) -> int:
+    """Write the ``exclusion_imports`` row of an import or reset; returns its id."""
+    return int(
+        conn.execute(
+            sa.insert(_imports)
+            .values(
+                exclusion_list_id=list_id,
+                step=record.step,
+                file_name=record.file_name,
+                sha256=record.sha256,
+                bytes=record.bytes,
+                update_policy=record.update_policy,
+                keys_read=record.keys_read,
+                added=counts.added,
+                renewed=counts.renewed,
+                removed=counts.removed,
+                rejected=record.rejected,
+                duplicates=record.duplicates,
+                flow_run_id=record.flow_run_id,
+                started_at=record.started_at,
+                finished_at=finished_at,
+            )
+            .returning(_imports.c.id)
+        ).scalar_one()
+    )
