@@ -31,6 +31,11 @@ PROGRESS_MIN_INTERVAL_SECONDS = 0.5
 DEFAULT_COUNTRY = "US"
 DEFAULT_EXCLUSION_EXPIRY_DAYS = 90
 
+# Reports: days start at midnight in the centre's zone; email goes through this block.
+DEFAULT_REPORT_TIME_ZONE = "America/New_York"
+DEFAULT_EMAIL_BLOCK = "cctasks-email"
+REPORT_FORMATS = ("csv", "xlsx", "html", "pdf")
+
 
 @dataclass(frozen=True)
 class Settings:
