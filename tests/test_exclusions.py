@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -195,49 +196,48 @@ def test_settings_change_needs_replace(engine: sa.Engine) -> None:
         )
 
 
-@pytest.fixture
-def failing_key(engine: sa.Engine) -> Iterator[str]:
-    """A trigger that makes the database refuse the key 'boom' (a real failure midway)."""
+@contextmanager
+def refusing_key(engine: sa.Engine) -> Iterator[str]:
+    """A trigger that makes the database refuse the key 'boom' on insert: a real failure."""
+    pg = engine.dialect.name == "postgresql"
     with engine.begin() as conn:
-        if engine.dialect.name == "postgresql":
+        if pg:
             conn.execute(
                 sa.text(
-                    "CREATE FUNCTION refuse_boom() RETURNS trigger LANGUAGE plpgsql AS $$ "
-                    "BEGIN IF NEW.key_value = 'boom' THEN RAISE EXCEPTION 'boom refused'; "
+                    "CREATE FUNCTION refuse_key() RETURNS trigger LANGUAGE plpgsql AS $$ "
+                    "BEGIN IF NEW.key_value = 'boom' THEN RAISE EXCEPTION 'key refused'; "
                     "END IF; RETURN NEW; END $$"
                 )
             )
             conn.execute(
                 sa.text(
-                    "CREATE TRIGGER refuse_boom BEFORE INSERT ON exclusions "
-                    "FOR EACH ROW EXECUTE FUNCTION refuse_boom()"
+                    "CREATE TRIGGER refuse_key BEFORE INSERT ON exclusions "
+                    "FOR EACH ROW EXECUTE FUNCTION refuse_key()"
                 )
             )
         else:
             conn.execute(
                 sa.text(
-                    "CREATE TRIGGER refuse_boom BEFORE INSERT ON exclusions "
-                    "WHEN NEW.key_value = 'boom' BEGIN SELECT RAISE(ABORT, 'boom refused'); END"
+                    "CREATE TRIGGER refuse_key BEFORE INSERT ON exclusions WHEN NEW.key_value = "
+                    "'boom' BEGIN SELECT RAISE(ABORT, 'key refused'); END"
                 )
             )
     try:
         yield "boom"
     finally:
         with engine.begin() as conn:
-            conn.execute(
-                sa.text("DROP TRIGGER IF EXISTS refuse_boom ON exclusions")
-                if engine.dialect.name == "postgresql"
-                else sa.text("DROP TRIGGER IF EXISTS refuse_boom")
-            )
-            if engine.dialect.name == "postgresql":
-                conn.execute(sa.text("DROP FUNCTION IF EXISTS refuse_boom()"))
+            if pg:
+                conn.execute(sa.text("DROP TRIGGER refuse_key ON exclusions"))
+                conn.execute(sa.text("DROP FUNCTION refuse_key()"))
+            else:
+                conn.execute(sa.text("DROP TRIGGER refuse_key"))
 
 
 @pytest.mark.parametrize("policy", ["add", "replace"])
-def test_failure_midway_changes_nothing(engine: sa.Engine, failing_key: str, policy: str) -> None:
+def test_failure_midway_changes_nothing(engine: sa.Engine, policy: str) -> None:
     list_id, _ = load(engine, "dnc", ["a", "b", "c"], "add", T0)
     before = stored(engine, list_id)
     # The renew (UPDATE) runs first and succeeds; the INSERT of the new keys then fails.
-    with pytest.raises(sa.exc.DBAPIError, match="boom refused"):
-        load(engine, "dnc", ["b", "new", failing_key], policy, T0 + timedelta(days=1))
+    with refusing_key(engine) as bad, pytest.raises(sa.exc.DBAPIError, match="key refused"):
+        load(engine, "dnc", ["b", "new", bad], policy, T0 + timedelta(days=1))
     assert stored(engine, list_id) == before

@@ -1,0 +1,489 @@
+"""The ``import-exclusions`` flow: load or reset a Do-Not-Call list (Record Exclusion type).
+
+``step: import`` (the default) runs fetch -> parse -> load:
+
+1. ``fetch_exclusion_file`` resolves the source (date templates from the run's
+   scheduled time; a glob skips files this list already imported) and fetches it;
+   the only step that retries.
+2. ``parse_exclusions`` reads the file in chunks (format, encoding and delimiter
+   detected unless given), finds the key column ignoring case and spaces, trims
+   the keys, folds them for a case-insensitive list, rejects blank keys
+   (``missing_key``) and counts repeated keys as duplicates.
+3. ``load_exclusions`` checks the ``min_rows`` gate and applies the keys with the
+   update policy in ONE transaction, with the ``exclusion_imports`` row; then the
+   source is kept, deleted or archived (``after_import``).
+
+``step: reset`` empties the list (the daily reset, on its own schedule).
+
+Expiry: ``expires_after_days`` from the import time (default 90), or the dates of
+an ``expiry_column``. Times come from :func:`contact_center.models.utcnow`; the
+domain functions take ``now`` so tests can set it.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run as runtime_flow_run
+
+from contact_center.exceptions import InvalidParameter, ObjectNotFound, QualityGateFailed
+from contact_center.exclusion_load import (
+    UPDATE_POLICIES,
+    ImportRecord,
+    LoadCounts,
+    ensure_exclusion_list,
+    get_exclusion_list,
+    imported_file_names,
+    load_exclusion_keys,
+    mapped_database_errors,
+    record_exclusion_import,
+    reset_exclusion_list,
+)
+from contact_center.exclusions import (
+    ParsedKeys,
+    merge_parsed,
+    parse_exclusion_keys,
+    validate_match_field,
+)
+from contact_center.files import FORMATS, match_column, read_table
+from contact_center.locations import parse_location
+from contact_center.models import utcnow
+from contact_center.outcome import Outcome
+from contact_center.settings import (
+    DEFAULT_EXCLUSION_EXPIRY_DAYS,
+    FETCH_RETRIES,
+    FETCH_RETRY_DELAYS,
+    get_settings,
+)
+from flows.common import (
+    FetchedFile,
+    RunProgress,
+    after_import,
+    contact_center_engine,
+    fetch,
+    recording_outcome,
+    resolve_source,
+    validate_after_import,
+)
+
+__all__ = [
+    "STEPS",
+    "ExclusionRequest",
+    "fetch_exclusion_file",
+    "import_exclusions",
+    "load_exclusions",
+    "parse_exclusions",
+    "reset_exclusions",
+    "tidy_source",
+    "validate_request",
+]
+
+#: The flow's steps: ``import`` a file, or ``reset`` (empty) the list.
+STEPS = ("import", "reset")
+
+
+@dataclass(frozen=True)
+class ExclusionRequest:
+    """The flow's parameters, validated (see :func:`import_exclusions`)."""
+
+    exclusion_list: str
+    step: str
+    source: str | None
+    key_column: str
+    update_policy: str
+    expires_after_days: int | None
+    expiry_column: str | None
+    case_sensitive: bool
+    match_field: str
+    min_rows: int
+    format: str
+    encoding: str | None
+    delimiter: str | None
+    sheet: str | None
+    after_import: str
+
+
+def _text(name: str, value: object, *, required: bool) -> str | None:
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidParameter(f"{name} must be a non-empty string, not {value!r}")
+    return value.strip()
+
+
+def _whole_number(name: str, value: object, *, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise InvalidParameter(f"{name} must be a whole number >= {minimum}, not {value!r}")
+    return value
+
+
+def validate_request(
+    *,
+    exclusion_list: str,
+    step: str,
+    source: str | None,
+    key_column: str,
+    update_policy: str,
+    expires_after_days: int | None,
+    expiry_column: str | None,
+    case_sensitive: bool,
+    match_field: str,
+    min_rows: int,
+    format: str,
+    encoding: str | None,
+    delimiter: str | None,
+    sheet: str | None,
+    after_import: str,
+) -> ExclusionRequest:
+    """Check the flow's parameters before anything runs.
+
+    Raises:
+        InvalidParameter: a parameter is not valid; the message names it.
+    """
+    name = _text("exclusion_list", exclusion_list, required=True)
+    if step not in STEPS:
+        raise InvalidParameter(f"step {step!r} is not one of {', '.join(STEPS)}")
+    if step == "import":
+        if source is None or not str(source).strip():
+            raise InvalidParameter("source is required for step 'import'")
+        parse_location(source)
+    if update_policy not in UPDATE_POLICIES:
+        raise InvalidParameter(
+            f"update_policy {update_policy!r} is not one of {', '.join(UPDATE_POLICIES)}"
+        )
+    if expires_after_days is not None:
+        _whole_number("expires_after_days", expires_after_days, minimum=1)
+    if not isinstance(case_sensitive, bool):
+        raise InvalidParameter(f"case_sensitive must be true or false, not {case_sensitive!r}")
+    if format not in FORMATS:
+        raise InvalidParameter(f"format {format!r} is not one of {', '.join(FORMATS)}")
+    if encoding is not None:
+        try:
+            codecs.lookup(encoding)
+        except LookupError:
+            raise InvalidParameter(f"unknown encoding {encoding!r}") from None
+    validate_after_import(after_import)
+    assert name is not None
+    return ExclusionRequest(
+        exclusion_list=name,
+        step=step,
+        source=source.strip() if source else None,
+        key_column=_text("key_column", key_column, required=True) or "",
+        update_policy=update_policy,
+        expires_after_days=expires_after_days,
+        expiry_column=_text("expiry_column", expiry_column, required=False),
+        case_sensitive=case_sensitive,
+        match_field=validate_match_field(match_field),
+        min_rows=_whole_number("min_rows", min_rows, minimum=0),
+        format=format,
+        encoding=encoding,
+        delimiter=delimiter,
+        sheet=_text("sheet", sheet, required=False),
+        after_import=after_import,
+    )
+
+
+# --- tasks ---------------------------------------------------------------------------
+
+
+@task(
+    retries=FETCH_RETRIES,
+    retry_delay_seconds=[float(s) for s in FETCH_RETRY_DELAYS],
+    cache_policy=NO_CACHE,
+)
+def fetch_exclusion_file(
+    request: ExclusionRequest, when: datetime, workdir: Path, progress: RunProgress
+) -> FetchedFile:
+    """Resolve the source (skipping files already imported, for a glob) and fetch it.
+
+    Raises:
+        SourceUnavailable: nothing to fetch, or the transfer failed (retried).
+    """
+    assert request.source is not None
+    engine = contact_center_engine()
+    with engine.connect() as conn, mapped_database_errors("reading the imported files"):
+        try:
+            exclude = imported_file_names(conn, get_exclusion_list(conn, request.exclusion_list).id)
+        except ObjectNotFound:
+            exclude = set()
+    location = resolve_source(request.source, when=when, exclude=exclude)
+    fetched = fetch(location, workdir, lambda done, total: progress.update("fetch", done, total))
+    get_run_logger().info("fetched %s (%s bytes)", location.text, fetched.size)
+    return fetched
+
+
+@task(cache_policy=NO_CACHE)
+def parse_exclusions(request: ExclusionRequest, fetched: FetchedFile, now: datetime) -> ParsedKeys:
+    """Read the file's keys: trimmed, folded if case-insensitive, blanks rejected, repeats counted.
+
+    Raises:
+        InvalidFile: the file cannot be read, is of the wrong shape, or lacks the key
+            (or expiry) column; the message names the file and column.
+    """
+    reader = read_table(
+        fetched.path,
+        name=fetched.name,
+        format=request.format,
+        delimiter=request.delimiter,
+        encoding=request.encoding,
+        sheet=request.sheet,
+    )
+    key_column = match_column(reader.header, request.key_column, file=fetched.name)
+    expiry_column = (
+        match_column(reader.header, request.expiry_column, file=fetched.name)
+        if request.expiry_column
+        else None
+    )
+    parts = [
+        parse_exclusion_keys(
+            chunk.frame,
+            key_column=key_column,
+            case_sensitive=request.case_sensitive,
+            now=now,
+            expires_after_days=request.expires_after_days,
+            expiry_column=expiry_column,
+            first_row=chunk.first_row,
+            file=fetched.name,
+        )
+        for chunk in reader
+    ]
+    parsed = merge_parsed(parts)
+    get_run_logger().info(
+        "%s: %s rows, %s distinct keys, %s duplicates, %s rejected",
+        fetched.name,
+        parsed.rows_read,
+        len(parsed.keys),
+        parsed.duplicates,
+        len(parsed.rejects),
+    )
+    return parsed
+
+
+@task(cache_policy=NO_CACHE)
+def load_exclusions(
+    request: ExclusionRequest,
+    parsed: ParsedKeys,
+    fetched: FetchedFile,
+    *,
+    started_at: datetime,
+    flow_run_id: str | None,
+) -> LoadCounts:
+    """Apply the keys with the update policy, in one transaction with its import row.
+
+    Raises:
+        QualityGateFailed: fewer distinct valid keys than ``min_rows``; nothing changed.
+        InvalidParameter: an ``add`` whose match_field/case_sensitive differ from the list's.
+        DatabaseError: the database refused; nothing changed.
+    """
+    if len(parsed.keys) < request.min_rows:
+        raise QualityGateFailed(
+            f"file {fetched.name!r} has {len(parsed.keys)} valid keys, fewer than min_rows="
+            f"{request.min_rows}; exclusion list {request.exclusion_list!r} is unchanged"
+        )
+    engine = contact_center_engine()
+    with mapped_database_errors(f"loading exclusion list {request.exclusion_list!r}"):
+        with engine.begin() as conn:
+            info = ensure_exclusion_list(
+                conn,
+                request.exclusion_list,
+                match_field=request.match_field,
+                case_sensitive=request.case_sensitive,
+                update_policy=request.update_policy,
+            )
+            counts = load_exclusion_keys(
+                conn, info.id, parsed.keys, update_policy=request.update_policy, now=started_at
+            )
+            record = ImportRecord(
+                step="import",
+                started_at=started_at,
+                file_name=fetched.name,
+                sha256=fetched.sha256,
+                bytes=fetched.size,
+                update_policy=request.update_policy,
+                keys_read=parsed.rows_read,
+                rejected=len(parsed.rejects),
+                duplicates=parsed.duplicates,
+                flow_run_id=flow_run_id,
+            )
+            record_exclusion_import(conn, info.id, record, counts, finished_at=utcnow())
+    return counts
+
+
+@task(cache_policy=NO_CACHE)
+def reset_exclusions(
+    request: ExclusionRequest, *, started_at: datetime, flow_run_id: str | None
+) -> LoadCounts | None:
+    """Empty the list and record the reset; ``None`` when there is no such list yet.
+
+    A reset scheduled before a new list's first import has nothing to empty; it is
+    reported as skipped rather than failed.
+    """
+    engine = contact_center_engine()
+    with mapped_database_errors(f"resetting exclusion list {request.exclusion_list!r}"):
+        with engine.begin() as conn:
+            try:
+                info = get_exclusion_list(conn, request.exclusion_list)
+            except ObjectNotFound:
+                return None
+            counts = reset_exclusion_list(conn, info.id)
+            record = ImportRecord(step="reset", started_at=started_at, flow_run_id=flow_run_id)
+            record_exclusion_import(conn, info.id, record, counts, finished_at=utcnow())
+    return counts
+
+
+@task(
+    retries=FETCH_RETRIES,
+    retry_delay_seconds=[float(s) for s in FETCH_RETRY_DELAYS],
+    cache_policy=NO_CACHE,
+)
+def tidy_source(fetched: FetchedFile, action: str) -> str:
+    """Keep, delete or archive the source once the load has committed."""
+    return after_import(fetched.location, action)
+
+
+# --- the flow ---------------------------------------------------------------------------
+
+
+def _write_rejects(list_name: str, parsed: ParsedKeys, started_at: datetime) -> Path | None:
+    """Write the rejected rows (row, reason, value) as a CSV under ``<home>/rejects``."""
+    if parsed.rejects.empty:
+        return None
+    folder = get_settings().home / "rejects"
+    folder.mkdir(parents=True, exist_ok=True)
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", list_name).strip("_") or "list"
+    path = folder / f"exclusions-{safe}-{started_at:%Y%m%dT%H%M%S%fZ}.csv"
+    parsed.rejects.to_csv(path, index=False)
+    return path
+
+
+def _scheduled_time() -> datetime:
+    """When this run was scheduled (date templates use it), or now outside a deployment."""
+    return runtime_flow_run.scheduled_start_time or utcnow()
+
+
+def _run_import(request: ExclusionRequest, outcome: Outcome, started_at: datetime) -> None:
+    progress = RunProgress({"fetch": 3, "parse": 3, "load": 4})
+    with tempfile.TemporaryDirectory(prefix="cctasks-exclusions-") as workdir:
+        fetched = fetch_exclusion_file(request, _scheduled_time(), Path(workdir), progress)
+        outcome.bytes = fetched.size
+        outcome.files = [fetched.location.text]
+        outcome.sha256 = fetched.sha256
+        try:
+            parsed = parse_exclusions(request, fetched, started_at)
+            progress.update("parse", 1, 1, force=True)
+            outcome.rows_read = parsed.rows_read
+            outcome.rejected = len(parsed.rejects)
+            outcome.rejects_by_reason = parsed.rejects_by_reason
+            outcome.extra = {
+                "duplicates": parsed.duplicates,
+                "update_policy": request.update_policy,
+            }
+            rejects_file = _write_rejects(request.exclusion_list, parsed, started_at)
+            if rejects_file is not None:
+                outcome.files.append(str(rejects_file))
+            counts = load_exclusions(
+                request,
+                parsed,
+                fetched,
+                started_at=started_at,
+                flow_run_id=runtime_flow_run.id,
+            )
+        finally:
+            fetched.cleanup()
+    outcome.loaded, outcome.updated, outcome.removed = counts.added, counts.renewed, counts.removed
+    outcome.extra["after_import"] = tidy_source(fetched, request.after_import)
+    outcome.message = (
+        f"{counts.added} added, {counts.renewed} renewed, {counts.removed} removed, "
+        f"{outcome.rejected} rejected, {parsed.duplicates} duplicates"
+    )
+    progress.finish()
+
+
+@flow(name="import-exclusions", flow_run_name="{exclusion_list} · {step}")
+def import_exclusions(
+    exclusion_list: str,
+    source: str | None = None,
+    step: str = "import",
+    key_column: str = "account",
+    update_policy: str = "add",
+    expires_after_days: int | None = DEFAULT_EXCLUSION_EXPIRY_DAYS,
+    expiry_column: str | None = None,
+    case_sensitive: bool = True,
+    match_field: str = "account",
+    min_rows: int = 1,
+    format: str = "auto",
+    encoding: str | None = None,
+    delimiter: str | None = None,
+    sheet: str | None = None,
+    after_import: str = "keep",
+) -> Outcome:
+    """Import a Do-Not-Call list of keys, or reset (empty) it.
+
+    Args:
+        exclusion_list: the exclusion list (created by its first import).
+        source: the file's location (required for ``import``): a path, ``file://``
+            URL or ``sftp://<block>/<path>``, with date templates and globs.
+        step: ``import`` (default) or ``reset`` (empty the list).
+        key_column: the file's key column; case and surrounding spaces are ignored.
+        update_policy: ``add`` (new keys added, present keys renewed) or ``replace``
+            (the list becomes exactly the file's keys).
+        expires_after_days: days from the import until a key expires (default 90);
+            null for never.
+        expiry_column: a column of ISO dates (``2026-12-31``) or datetimes to take
+            each key's expiry from; a blank cell falls back to ``expires_after_days``.
+        case_sensitive: whether keys keep their case (default true).
+        match_field: the record field the keys match (default ``account``).
+        min_rows: the fewest distinct valid keys a file must hold (default 1; 0
+            lets a ``replace`` with an empty file empty the list).
+        format: ``auto`` (default), ``csv``, ``xlsx`` or ``fixed``.
+        encoding: the text encoding; detected when not given.
+        delimiter: the delimiter; detected when not given.
+        sheet: the XLSX sheet; the first when not given.
+        after_import: ``keep`` (default), ``delete`` or ``archive:<folder>``.
+
+    Returns:
+        The run's outcome (also recorded as an artifact): rows_read (keys read),
+        loaded (added), updated (renewed), removed, rejected, extra.duplicates,
+        bytes and files.
+    """
+    with recording_outcome(Outcome(object_name=exclusion_list, step=step)) as outcome:
+        request = validate_request(
+            exclusion_list=exclusion_list,
+            step=step,
+            source=source,
+            key_column=key_column,
+            update_policy=update_policy,
+            expires_after_days=expires_after_days,
+            expiry_column=expiry_column,
+            case_sensitive=case_sensitive,
+            match_field=match_field,
+            min_rows=min_rows,
+            format=format,
+            encoding=encoding,
+            delimiter=delimiter,
+            sheet=sheet,
+            after_import=after_import,
+        )
+        started_at = utcnow()
+        if request.step == "reset":
+            counts = reset_exclusions(
+                request, started_at=started_at, flow_run_id=runtime_flow_run.id
+            )
+            if counts is None:
+                outcome.status = "skipped"
+                outcome.message = (
+                    f"no exclusion list named {exclusion_list!r} yet; nothing to reset"
+                )
+            else:
+                outcome.removed = counts.removed
+                outcome.message = f"{counts.removed} keys removed"
+        else:
+            _run_import(request, outcome, started_at)
+    return outcome
