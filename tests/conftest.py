@@ -12,15 +12,11 @@
 
 from __future__ import annotations
 
-import getpass
 import os
 import shutil
 import socket
-import subprocess
-import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -30,6 +26,7 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 
 import sqlalchemy as sa  # noqa: E402
+from sshd_server import Sshd, running_sshd, sshd_available  # noqa: E402, F401
 
 PG_ADMIN_URL = os.environ.get(
     "CCTASKS_TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -60,93 +57,14 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
 # --- SFTP ------------------------------------------------------------------------------
 
 
-@dataclass
-class Sshd:
-    """A running test sshd."""
-
-    host: str
-    port: int
-    username: str
-    private_key: str
-    known_hosts: str
-    home: Path
-    root: Path
-
-    def known_hosts_line(self) -> str:
-        """The host key as a known_hosts line."""
-        return self.known_hosts
-
-
-def _keygen(path: Path) -> None:
-    subprocess.run(
-        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)],
-        check=True,
-        capture_output=True,
-    )
-
-
 @pytest.fixture(scope="session")
 def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
     """A real OpenSSH sshd on loopback, its SFTP start folder a temporary ``home``."""
-    if not Path(SSHD).exists() or shutil.which("ssh-keygen") is None:
+    if not sshd_available():
         pytest.skip("OpenSSH server not installed (apt-get install -y openssh-server)")
-    root = tmp_path_factory.mktemp("sshd")
-    home = root / "home"
-    home.mkdir()
-    _keygen(root / "host_ed25519")
-    _keygen(root / "client_ed25519")
-    shutil.copy(root / "client_ed25519.pub", root / "authorized_keys")
-    Path("/run/sshd").mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    config = root / "sshd_config"
-    config.write_text(
-        "\n".join(
-            [
-                f"Port {port}",
-                "ListenAddress 127.0.0.1",
-                f"HostKey {root / 'host_ed25519'}",
-                f"PidFile {root / 'sshd.pid'}",
-                f"AuthorizedKeysFile {root / 'authorized_keys'}",
-                "StrictModes no",
-                "UsePAM no",
-                "PasswordAuthentication yes",
-                "PermitRootLogin prohibit-password",
-                "MaxStartups 100:30:200",
-                "MaxSessions 50",
-                f"ForceCommand internal-sftp -d {home}",
-                "Subsystem sftp internal-sftp",
-                "",
-            ]
-        )
-    )
-    proc = subprocess.Popen(
-        [SSHD, "-D", "-f", str(config), "-E", str(root / "sshd.log")],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"sshd exited: {(root / 'sshd.log').read_text()}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            break
-        except OSError:
-            time.sleep(0.1)
-    host_key = (root / "host_ed25519.pub").read_text().split()
-    try:
-        yield Sshd(
-            host="127.0.0.1",
-            port=port,
-            username=getpass.getuser(),
-            private_key=(root / "client_ed25519").read_text(),
-            known_hosts=f"[127.0.0.1]:{port} {host_key[0]} {host_key[1]}",
-            home=home,
-            root=root,
-        )
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    # The start-up lives in sshd_server.py so that the benchmarks start the same server.
+    with running_sshd(tmp_path_factory.mktemp("sshd")) as server:
+        yield server
 
 
 @pytest.fixture
