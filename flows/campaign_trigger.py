@@ -44,6 +44,7 @@ from contact_center.campaigns import (
     validate_step,
 )
 from contact_center.exceptions import DeliveryFailed, InvalidParameter, ObjectNotFound
+from contact_center.exclusion_load import mapped_database_errors
 from contact_center.outcome import Outcome
 from contact_center.settings import NETWORK_RETRIES, NETWORK_RETRY_DELAYS
 from flows.common import RunProgress, contact_center_engine, recording_outcome
@@ -176,7 +177,10 @@ def check_campaign(request: TriggerRequest, scheduled_at: datetime) -> CampaignC
         ObjectNotFound: no such campaign.
         CampaignStateError: a start with nothing to dial (and not ``allow_empty``).
     """
-    with contact_center_engine().connect() as conn:
+    with (
+        mapped_database_errors(f"checking campaign {request.campaign!r}"),
+        contact_center_engine().connect() as conn,
+    ):
         info = get_campaign(conn, request.campaign)
         skip = skip_reason(
             scheduled_at,
@@ -194,8 +198,15 @@ def check_campaign(request: TriggerRequest, scheduled_at: datetime) -> CampaignC
 def apply_step(
     request: TriggerRequest, check: CampaignCheck, flow_run_id: str | None
 ) -> StepResult:
-    """Set the campaign's state and write its audit event (or record the skip)."""
-    with contact_center_engine().connect() as conn:
+    """Set the campaign's state and write its audit event (or record the skip).
+
+    Raises:
+        DatabaseError: the database refused; the state is as it was.
+    """
+    with (
+        mapped_database_errors(f"{request.step} of campaign {request.campaign!r}"),
+        contact_center_engine().connect() as conn,
+    ):
         if check.skip is not None:
             return record_skip(
                 conn,
@@ -243,7 +254,10 @@ def notify_dialler(url: str, payload: dict[str, Any], token_block: str | None = 
 @task
 def record_notification(event_id: int, delivered: bool) -> None:
     """Mark the campaign event ``event_id`` as delivered to the dialler or not."""
-    with contact_center_engine().connect() as conn:
+    with (
+        mapped_database_errors(f"recording the notification of campaign event {event_id}"),
+        contact_center_engine().connect() as conn,
+    ):
         mark_notified(conn, event_id, delivered)
 
 

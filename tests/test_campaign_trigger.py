@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
@@ -22,14 +22,15 @@ from prefect.client.schemas.filters import (
     ArtifactFilterFlowRunId,
     ArtifactFilterKey,
 )
+from prefect.client.schemas.objects import State
 from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
-from prefect.states import State
 from test_campaigns import add_records
 from typer.testing import CliRunner
 
 from contact_center.campaigns import campaign_events, ensure_campaign, get_campaign, link_list
 from contact_center.exceptions import (
     CampaignStateError,
+    DatabaseError,
     DeliveryFailed,
     InvalidParameter,
     ObjectNotFound,
@@ -60,7 +61,7 @@ def campaign(engine: sa.Engine) -> str:
 
 def run(**parameters: Any) -> State:
     """Run the flow in-process; return its final state (never raises)."""
-    return campaign_trigger(**parameters, return_state=True)  # type: ignore[no-any-return]
+    return cast(State, campaign_trigger(**parameters, return_state=True))
 
 
 def recorded_outcome(state: State) -> Outcome:
@@ -76,7 +77,8 @@ def recorded_outcome(state: State) -> Outcome:
         )
     assert len(artifacts) == 1
     data = artifacts[0].data
-    rows = json.loads(data) if isinstance(data, str) else data
+    assert isinstance(data, str)  # a table artifact's data comes back as JSON text
+    rows: list[dict[str, Any]] = json.loads(data)
     return Outcome.from_row(rows[0])
 
 
@@ -195,6 +197,26 @@ def test_invalid_parameters_fail_before_anything_changes(
         assert campaign_events(conn, campaign) == []
 
 
+def test_a_refused_audit_write_leaves_the_state_as_it_was(
+    engine: sa.Engine, campaign: str
+) -> None:
+    # The state is changed first, then the event is written: if the event cannot be
+    # written, the whole step rolls back.
+    with engine.begin() as conn:
+        conn.execute(sa.text("ALTER TABLE campaign_events RENAME TO campaign_events_away"))
+    try:
+        final = run(campaign=campaign, step="start")
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sa.text("ALTER TABLE campaign_events_away RENAME TO campaign_events"))
+    assert final.is_failed()
+    with pytest.raises(DatabaseError, match="start of campaign 'Spring Sale' failed"):
+        final.result()
+    with engine.connect() as conn:
+        assert get_campaign(conn, campaign).state == "stopped"
+        assert campaign_events(conn, campaign) == []
+
+
 # --- the dialler webhook ------------------------------------------------------------------
 
 
@@ -246,7 +268,7 @@ def test_webhook_success_with_token_from_a_secret_block(
     engine: sa.Engine, campaign: str, dialler: Dialler, caplog: pytest.LogCaptureFixture
 ) -> None:
     token = "dialler-Token-s3cr3t"
-    Secret(value=token).save("dialler-token", overwrite=True)
+    Secret(value=token).save("dialler-token", overwrite=True)  # type: ignore[arg-type]
     final = run(
         campaign=campaign,
         step="start",

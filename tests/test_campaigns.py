@@ -103,7 +103,7 @@ def test_parse_skip_dates() -> None:
     with pytest.raises(InvalidParameter, match="'24/12/2026' is not an ISO date"):
         parse_skip_dates(["24/12/2026"])
     with pytest.raises(InvalidParameter, match="list of ISO dates"):
-        parse_skip_dates("2026-12-24")  # type: ignore[arg-type]
+        parse_skip_dates("2026-12-24")
 
 
 # --- database -----------------------------------------------------------------------------
