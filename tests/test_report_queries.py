@@ -19,6 +19,7 @@ from contact_center.exceptions import InvalidParameter, ObjectNotFound
 from contact_center.models import (
     CallAttempt,
     CallingList,
+    Campaign,
     Exclusion,
     ExclusionImport,
     ExclusionList,
@@ -31,6 +32,7 @@ NY = ZoneInfo("America/New_York")
 #: The run time of the seeded reports: the morning after the seeded period.
 NOW = datetime(2026, 3, 9, 12, 0, tzinfo=NY)
 PERIOD = "2026-03-07/2026-03-08"
+CAMPAIGNS = Campaign.__table__
 
 
 def local(text: str) -> datetime:
@@ -125,8 +127,8 @@ def seed(engine: sa.Engine) -> dict[str, Any]:
                  "loaded": 50, "started_at": local("2026-03-01T06:00")},
             ],
         )  # fmt: skip
-        spring = _id(conn, sa.table("campaigns", sa.column("id"), sa.column("name")), "Spring Sale")
-        renewals = _id(conn, sa.table("campaigns", sa.column("id"), sa.column("name")), "Renewals")
+        spring = _id(conn, CAMPAIGNS, "Spring Sale")
+        renewals = _id(conn, CAMPAIGNS, "Renewals")
 
         def attempt(campaign: int, when: str, key: str, **values: Any) -> dict[str, Any]:
             row = {
@@ -142,7 +144,7 @@ def seed(engine: sa.Engine) -> dict[str, Any]:
             sa.insert(CallAttempt.__table__),
             [
                 attempt(spring, "2026-03-07T10:00", "A001", agent="ann",
-                        call_disposition="Sale", completed=True),
+                        call_disposition="Connected", record_disposition="Sale", completed=True),
                 # 23:30 local on 03-07 is 04:30 UTC on 03-08: it counts on 03-07.
                 attempt(spring, "2026-03-07T23:30", "A003", call_disposition="No Answer"),
                 attempt(spring, "2026-03-08T00:30", "A004", call_disposition="Busy"),
@@ -258,3 +260,40 @@ def test_unknown_report_and_option() -> None:
         get_report("campaign-sumary")
     with pytest.raises(InvalidParameter, match="has no option 'colour'; its options: campaigns"):
         get_report("campaign-summary").check_options({"colour": "red"})
+
+
+def test_campaign_summary_agrees_with_generated_attempts(engine: sa.Engine) -> None:
+    """On the demo generator's data, the SQL matches a count over the raw rows in pandas."""
+    from contact_center.results import generate_call_attempts
+
+    seed(engine)
+    start, end = local("2026-03-06T00:00"), local("2026-03-10T00:00")
+    generate_call_attempts(engine, "Spring Sale", count=3000, seed=7, start=start, end=end)
+    data = run(engine, "campaign-summary", period="2026-03-07/2026-03-09", campaigns="Spring Sale")
+    table = CallAttempt.__table__
+    with engine.connect() as conn:
+        spring = _id(conn, CAMPAIGNS, "Spring Sale")
+        raw = pd.DataFrame(
+            conn.execute(sa.select(table).where(table.c.campaign_id == spring)).mappings().all()
+        )
+    raw["day"] = [t.astimezone(NY).date().isoformat() for t in raw["attempted_at"]]
+    raw = raw[raw["day"].isin(["2026-03-07", "2026-03-08", "2026-03-09"])]
+    dialled = raw[raw["is_call_attempt"].astype(bool)]
+    expected = (
+        pd.DataFrame(
+            {
+                "Attempts": dialled.groupby("day").size(),
+                "Connects": dialled[dialled["agent"].notna()].groupby("day").size(),
+                "Completed": dialled[dialled["completed"].astype(bool)].groupby("day").size(),
+                "Not dialled": raw[~raw["is_call_attempt"].astype(bool)].groupby("day").size(),
+            }
+        )
+        .fillna(0)
+        .astype(int)
+    )
+    daily = data.tables["Daily"].set_index("Day")
+    assert daily[expected.columns].to_dict() == expected.to_dict()
+    assert int(daily["Attempts"].sum()) > 1500
+    disposition = dialled["record_disposition"].fillna(dialled["call_disposition"])
+    assert int(daily["Sale"].sum()) == int((disposition == "Sale").sum()) > 0
+    assert "Connected" not in daily.columns  # connected calls show their outcome

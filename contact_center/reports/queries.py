@@ -108,7 +108,9 @@ def campaign_summary(query: ReportQuery) -> ReportContent:
     - *connects*: attempts that an agent took (``agent`` set);
     - *completed*: attempts that completed their record;
     - *completion rate*: completed / attempts, in per cent;
-    - one column per call disposition, counting attempts (``(none)`` for blanks).
+    - one column per disposition, counting attempts: the record disposition the
+      attempt set (Sale, Not Interested, ...), else its call disposition (No Answer,
+      Busy, ...), else ``(none)``.
 
     Options:
         campaigns: a campaign name or list of names (default: every campaign).
@@ -140,9 +142,9 @@ def campaign_summary(query: ReportQuery) -> ReportContent:
         .where(*in_period)
         .group_by(_campaigns.c.name, day)
     )
-    disposition = sa.func.coalesce(_attempts.c.call_disposition, NO_DISPOSITION).label(
-        "disposition"
-    )
+    disposition = sa.func.coalesce(
+        _attempts.c.record_disposition, _attempts.c.call_disposition, sa.literal(NO_DISPOSITION)
+    ).label("disposition")
     dispositions_stmt = (
         sa.select(_campaigns.c.name.label("campaign"), day, disposition, sa.func.count().label("n"))
         .select_from(joined)
