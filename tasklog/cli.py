@@ -58,6 +58,12 @@ def db_upgrade(
 
 # --- views: log, scheduled, run (tasklog) -------------------------------------------
 
+from tasklog.commands import log_command, run_command, scheduled_command  # noqa: E402
+
+app.command("log")(log_command)
+app.command("scheduled")(scheduled_command)
+app.command("run")(run_command)
+
 # --- the embedded stack: up (deployments) -------------------------------------------
 
 # --- manual campaign control: campaign start|stop -----------------------------------

@@ -65,6 +65,23 @@ def record_outcome(outcome: Outcome) -> None:
     )
 
 
+def _republish_task_log(outcome: Outcome, error: BaseException | None) -> None:
+    """Republish the ``task-log`` artifact (the UI's task log) as this run ends.
+
+    The task log is a view of the run history, not part of the run's work: a failure
+    to republish it is logged as a warning and must never fail a run or replace the
+    error that a failing run is raising.
+    """
+    if not _in_flow_run():
+        return
+    from tasklog.publish import publish_task_log  # the views package; only inside a run
+
+    try:
+        publish_task_log(outcome, error)
+    except Exception as exc:
+        get_run_logger().warning("task-log artifact not republished: %s", exc)
+
+
 @contextmanager
 def recording_outcome(outcome: Outcome) -> Iterator[Outcome]:
     """Record ``outcome`` when the block ends, whether it succeeds or fails.
@@ -79,10 +96,12 @@ def recording_outcome(outcome: Outcome) -> Iterator[Outcome]:
         outcome.status = "failed"
         outcome.message = f"{type(exc).__name__}: {exc}"
         record_outcome(outcome)
+        _republish_task_log(outcome, exc)
         raise
     if outcome.status == "running":
         outcome.status = "completed"
     record_outcome(outcome)
+    _republish_task_log(outcome, None)
     if _in_flow_run():
         get_run_logger().info(
             "%s · %s %s: %s",
