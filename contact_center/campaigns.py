@@ -62,6 +62,7 @@ __all__ = [
     "record_skip",
     "set_list_enabled",
     "skip_reason",
+    "transaction",
     "validate_source",
     "validate_step",
     "validate_time_zone",
@@ -316,8 +317,12 @@ def notification_payload(result: StepResult) -> dict[str, Any]:
 
 
 @contextmanager
-def _transaction(bind: Connection | Engine) -> Iterator[Connection]:
-    """A connection in a transaction: a new one for an engine, the caller's otherwise."""
+def transaction(bind: Connection | Engine) -> Iterator[Connection]:
+    """A connection in a transaction: a new one for an engine, the caller's otherwise.
+
+    With a connection already in a transaction, the caller commits; otherwise the
+    block's work is committed at its end, or rolled back if it raises.
+    """
     if isinstance(bind, Engine):
         with bind.begin() as conn:
             yield conn
@@ -326,6 +331,10 @@ def _transaction(bind: Connection | Engine) -> Iterator[Connection]:
     else:
         with bind.begin():
             yield bind
+
+
+# The earlier private name, still imported elsewhere.
+_transaction = transaction
 
 
 def _row_to_info(row: Any) -> CampaignInfo:
@@ -378,7 +387,7 @@ def ensure_campaign(
     if state is not None and state not in TARGET_STATE.values():
         raise InvalidParameter(f"state must be 'running' or 'stopped', not {state!r}")
     table = _campaigns
-    with _transaction(bind) as conn:
+    with transaction(bind) as conn:
         row = conn.execute(_select_campaign(name)).first()
         if row is None:
             conn.execute(
@@ -420,7 +429,7 @@ def link_list(
     Raises:
         ObjectNotFound: no such campaign.
     """
-    with _transaction(bind) as conn:
+    with transaction(bind) as conn:
         campaign_id = get_campaign(conn, campaign).id
         list_id = _ensure_named(conn, _calling_lists, list_name)
         links = _campaign_lists
@@ -441,7 +450,7 @@ def set_list_enabled(
     Raises:
         ObjectNotFound: no such campaign, or the list is not linked to it.
     """
-    with _transaction(bind) as conn:
+    with transaction(bind) as conn:
         campaign_id = get_campaign(conn, campaign).id
         links, lists = _campaign_lists, _calling_lists
         list_id = conn.execute(sa.select(lists.c.id).where(lists.c.name == list_name)).scalar()
@@ -462,7 +471,7 @@ def link_exclusion_list(bind: Connection | Engine, campaign: str, exclusion_list
     Raises:
         ObjectNotFound: no such campaign.
     """
-    with _transaction(bind) as conn:
+    with transaction(bind) as conn:
         campaign_id = get_campaign(conn, campaign).id
         list_id = _ensure_named(conn, _exclusion_lists, exclusion_list)
         links = _campaign_exclusions
@@ -634,7 +643,7 @@ def apply_campaign_step(
     validate_source(source)
     occurred_at = now or utcnow()
     target = TARGET_STATE[step]
-    with _transaction(conn) as tx:
+    with transaction(conn) as tx:
         # Write first: the UPDATE takes the row lock (PostgreSQL) or the write lock
         # (SQLite) before anything is read, so two triggers at once serialise and the
         # second one finds the state already changed. On SQLite, reading first would
@@ -691,7 +700,7 @@ def record_skip(
     validate_step(step)
     validate_source(source)
     occurred_at = now or utcnow()
-    with _transaction(conn) as tx:
+    with transaction(conn) as tx:
         info = get_campaign(tx, campaign)
         event_id = _insert_event(
             tx,
@@ -725,7 +734,7 @@ def mark_notified(
     values: dict[str, Any] = {"notified": delivered}
     if message is not None:
         values["message"] = message
-    with _transaction(conn) as tx:
+    with transaction(conn) as tx:
         tx.execute(sa.update(table).where(table.c.id == event_id).values(**values))
 
 

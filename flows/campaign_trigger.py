@@ -26,6 +26,7 @@ from prefect import flow, get_run_logger, task
 from prefect.blocks.system import Secret
 from prefect.exceptions import ObjectNotFound as PrefectObjectNotFound
 from prefect.runtime import flow_run as runtime_flow_run
+from prefect.states import Completed
 
 from contact_center.campaigns import (
     CampaignInfo,
@@ -292,8 +293,9 @@ def campaign_trigger(
         source: who asked: ``schedule`` (default), ``manual`` (the CLI) or ``api``.
 
     Returns:
-        The run's outcome (also recorded as an artifact): the message is the result
-        (started, stopped, already running, already stopped, skipped (holiday)).
+        The run's outcome (also recorded as an artifact). Its message, the result
+        (started, stopped, already running, already stopped, skipped (holiday): <why>),
+        is also the message of the run's Completed state, so Prefect's run view shows it.
     """
     with recording_outcome(Outcome(object_name=campaign, step=step)) as outcome:
         request = validate_request(
@@ -330,4 +332,5 @@ def campaign_trigger(
             record_notification(result.event_id, True)
             outcome.extra["notified"] = True
         progress.finish()
-    return outcome
+    # A returned State becomes the run's final state; callers still get its data.
+    return Completed(message=outcome.message, data=outcome)  # type: ignore[return-value]

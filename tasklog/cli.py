@@ -90,7 +90,8 @@ def _campaign_step(
             notify_url=notify_url,
             notify_token_block=notify_token_block,
             source="manual",
-        )
+            return_state=True,
+        ).result()
     except CCTasksError as exc:
         raise fail(str(exc), code=1) from None
     extra = outcome.extra

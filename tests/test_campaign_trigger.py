@@ -101,6 +101,7 @@ def test_start_stop_and_repeats_record_outcomes_and_audit(engine: sa.Engine, cam
     for step, result, previous, state in expected:
         final = run(campaign=campaign, step=step)
         assert final.is_completed(), final.message
+        assert final.message == result  # what Prefect's run view shows
         outcome = final.result()
         assert (outcome.object_name, outcome.step, outcome.status) == (campaign, step, "completed")
         assert outcome.message == result
