@@ -72,6 +72,7 @@ __all__ = [
 UPDATE_POLICIES = ("append", "update", "replace")
 FILE_FORMATS = ("auto", "csv", "xlsx", "fixed")
 AFTER_IMPORT_KINDS = ("keep", "delete", "archive")
+DELIMITER_NAMES = ("comma", "semicolon", "tab", "\\t", "pipe")
 
 #: The columns a parser's ``valid`` frame brings, in staging order.
 VALID_COLUMNS = ("record_key", *RECORD_FIELDS, "custom_fields")
@@ -160,8 +161,14 @@ class ImportOptions:
                 f"format {file_format!r} is not one of {', '.join(FILE_FORMATS)}"
             )
         delimiter = params.get("delimiter")
-        if delimiter is not None and (not isinstance(delimiter, str) or len(delimiter) != 1):
-            raise InvalidParameter(f"delimiter {delimiter!r} must be one character")
+        if delimiter is not None and (
+            not isinstance(delimiter, str)
+            or (len(delimiter) != 1 and delimiter.lower() not in DELIMITER_NAMES)
+        ):
+            raise InvalidParameter(
+                f"delimiter {delimiter!r} must be one character or one of "
+                + ", ".join(DELIMITER_NAMES)
+            )
         encoding = params.get("encoding")
         if encoding is not None:
             try:

@@ -7,9 +7,14 @@ these tests pin the load's own rules: policies, counts, gates, scrub, all or not
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -414,7 +419,7 @@ def test_key_field_must_match_the_list_unless_replacing(engine: sa.Engine) -> No
         ({"mapping": {"A": "phone1", "B": "phone1"}}, "more than one column to the field 'phone1'"),
         ({"mapping": ["account"]}, "must map file columns to list fields"),
         ({"format": "json"}, "format 'json'"),
-        ({"delimiter": ";;"}, "one character"),
+        ({"delimiter": ";;"}, "one character or one of comma"),
         ({"encoding": "klingon"}, "encoding 'klingon' is not known"),
         ({"widths": [3, 0]}, "positive integers"),
         ({"default_country": "XX"}, "default_country 'XX'"),
@@ -446,3 +451,70 @@ def test_parameter_defaults() -> None:
         list_name="L", source="x.csv", default_country="gb", scrub_exclusions=["a", "a", "b"]
     )
     assert gb.default_country == "GB" and gb.scrub_exclusions == ("a", "b")
+
+
+# --- a killed process --------------------------------------------------------------------
+
+_KILLED_LOAD = """
+import sys, time
+from pathlib import Path
+import pandas as pd
+from contact_center.db import create_db_engine
+from contact_center.list_load import ImportOptions, SourceFile, load_list_records
+from contact_center.models import RECORD_FIELDS
+
+url, marker = sys.argv[1], Path(sys.argv[2])
+
+class Parsed:
+    def __init__(self, start):
+        keys = [f"K{i:06d}" for i in range(start, start + 5000)]
+        frame = {"row": list(range(start + 2, start + 5002)), "record_key": keys}
+        frame.update({f: None for f in RECORD_FIELDS})
+        frame.update(account=keys, phone1=["+12127365000"] * 5000, custom_fields=None)
+        self.valid = pd.DataFrame(frame).astype({"record_key": "string", "account": "string"})
+        self.rejects = pd.DataFrame({"row": [], "reason": []})
+
+def chunks():
+    yield Parsed(0)
+    yield Parsed(5000)
+    marker.write_text("two chunks are in")
+    time.sleep(120)
+    yield Parsed(10000)
+
+options = ImportOptions.from_parameters(
+    list_name="Spring Leads", source="x.csv", update_policy="replace"
+)
+source = SourceFile("x.csv", "x.csv", "f" * 64, 1)
+load_list_records(create_db_engine(url), chunks(), options, source)
+"""
+
+
+def test_a_killed_process_leaves_the_list_unchanged(
+    engine: sa.Engine, db_url: str, tmp_path: Path
+) -> None:
+    load(engine, [chunk(keys(3))])
+    before = records(engine)
+    marker = tmp_path / "marker"
+    script = tmp_path / "killed_load.py"
+    script.write_text(_KILLED_LOAD)
+    child = subprocess.Popen(
+        [sys.executable, str(script), db_url, str(marker)],
+        cwd=Path(__file__).parent.parent,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not marker.exists():
+            assert child.poll() is None, child.communicate()[1].decode()
+            assert time.monotonic() < deadline, "the load never got to its third chunk"
+            time.sleep(0.1)
+    finally:
+        child.kill()
+        child.wait(timeout=30)
+    assert child.returncode == -signal.SIGKILL
+    assert records(engine) == before
+    with engine.connect() as conn:
+        assert conn.scalar(sa.select(sa.func.count()).select_from(ListImport)) == 1
+    # Nothing stays locked or half-written: the next import goes through.
+    assert load(engine, [chunk(keys(4))]).loaded == 1
