@@ -111,7 +111,7 @@ DEFAULT_FILE_NAME = "{campaign}_{start:%Y%m%d%H%M}_{end:%Y%m%d%H%M}.csv"
 #: A cell that starts with one of these is neutralised (OWASP's CSV-injection list).
 FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 #: Rows fetched per batch where the rows pass through Python (SQLite).
-EXPORT_BATCH_ROWS = 10_000
+EXPORT_BATCH_ROWS = 1_000
 #: Rows written per transaction batch by :func:`generate_call_attempts`.
 GENERATE_BATCH_ROWS = 50_000
 
@@ -609,6 +609,21 @@ def _copy_out(
     return rows
 
 
+def _has_cr(row: Sequence[Any]) -> bool:
+    return any(isinstance(cell, str) and "\r" in cell for cell in row)
+
+
+def _line_quoting_cr(row: Sequence[Any]) -> str:
+    """One CSV line that quotes cells holding a bare CR, as PostgreSQL's COPY does.
+
+    :mod:`csv` quotes only the characters of its line terminator, so the row goes
+    through a ``\r\n`` writer whose terminator is then replaced by ``\n``.
+    """
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\r\n").writerow(row)
+    return buffer.getvalue()[:-2] + "\n"
+
+
 def _write_rows(
     conn: Connection, query: sa.Select[Any], text: IO[str], progress: RowProgress | None
 ) -> int:
@@ -616,7 +631,14 @@ def _write_rows(
     rows = 0
     result = conn.execution_options(yield_per=EXPORT_BATCH_ROWS).execute(query)
     for batch in result.partitions():
-        writer.writerows(batch)
+        if any(_has_cr(row) for row in batch):
+            for row in batch:
+                if _has_cr(row):
+                    text.write(_line_quoting_cr(row))
+                else:
+                    writer.writerow(row)
+        else:
+            writer.writerows(batch)
         rows += len(batch)
         if progress is not None:
             progress(rows)
