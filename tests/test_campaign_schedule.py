@@ -40,6 +40,7 @@ from test_campaigns import add_records
 
 from contact_center.campaigns import campaign_events, ensure_campaign, get_campaign, link_list
 from flows.campaign_trigger import campaign_trigger
+from tasklog import scheduled, task_log
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "campaign-trigger.md"
@@ -234,15 +235,21 @@ def test_holiday_is_judged_by_the_runs_scheduled_date(
     ]
     with get_client(sync_client=True) as client:
         names = [client.read_flow_run(r.id).name for r in runs]
+        deployment_name = client.read_deployment(holiday_deployment).name
     assert names == ["Summer Sale · start", "Summer Sale · stop"] * 2
+    # The task log shows each trigger (the result text is in the run's state message).
+    rows = task_log(task=deployment_name, sort="start_time", descending=False)
+    assert [(r.object_name, r.type, r.step, r.result) for r in rows] == [
+        ("Summer Sale", "Campaign trigger", step, "completed") for _, step in plan
+    ]
 
 
 def test_manual_steps_leave_the_automation_alone(
     engine: sa.Engine, holiday_deployment: UUID
 ) -> None:
     later = datetime.now(UTC) + timedelta(days=1)
-    scheduled = schedule_runs(holiday_deployment, later, later + timedelta(days=7))
-    assert scheduled
+    scheduled_runs = schedule_runs(holiday_deployment, later, later + timedelta(days=7))
+    assert scheduled_runs
     campaign_trigger(campaign="Summer Sale", step="start", source="manual")
     campaign_trigger(campaign="Summer Sale", step="stop", source="manual")
     with engine.connect() as conn:
@@ -250,7 +257,20 @@ def test_manual_steps_leave_the_automation_alone(
     with get_client(sync_client=True) as client:
         deployment = client.read_deployment(holiday_deployment)
         schedules = client.read_deployment_schedules(holiday_deployment)
-        still = [client.read_flow_run(r.id) for r in scheduled]
+        still = [client.read_flow_run(r.id) for r in scheduled_runs]
     assert not deployment.paused
     assert sorted((s.slug, s.active) for s in schedules) == [("start", True), ("stop", True)]
     assert all(r.state is not None and r.state.is_scheduled() for r in still)
+    # The Scheduled view still lists the next start and stop, each with its step.
+    upcoming = [
+        row
+        for row in scheduled(horizon=timedelta(days=9))
+        # (were the scheduler service running, it could add runs outside the window)
+        if row.task_name == deployment.name
+        and row.start_time is not None
+        and later <= row.start_time <= later + timedelta(days=7)
+    ]
+    assert [(r.run_id, r.object_name, r.type, r.step) for r in upcoming] == [
+        (r.id, "Summer Sale", "Campaign trigger", r.parameters["step"]) for r in scheduled_runs
+    ]
+    assert {r.step for r in upcoming} == {"start", "stop"}
