@@ -1,0 +1,236 @@
+"""Bootstrap a Prefect server for cctasks: block types, default blocks, work pool, limits, deploy.
+
+Every step is idempotent, so ``cctasks up`` runs them on each start:
+
+- our block types are registered (SFTP server, contact-centre database, prefect-email's
+  email server);
+- the default blocks are created when missing: the contact-centre database
+  ``contact-center`` (the only one the demo uses), and an email server and an SFTP
+  server left *inactive*, i.e. holding example values that no deployment refers to,
+  ready to be edited in the UI. A block that exists is never overwritten, except the
+  database block when ``--database-url`` names a database explicitly;
+- the process work pool ``cctasks`` (``WORK_POOL_NAME``) is created with the process
+  worker's own job template (so the server does not look one up on the internet);
+- the global concurrency limits of :data:`CONCURRENCY_LIMITS` are set;
+- ``prefect deploy --all`` applies ``prefect.yaml``.
+
+Functions that talk to the server use Prefect's current settings: call them inside
+``prefect.settings.temporary_settings(updates={PREFECT_API_URL: ...})`` (see
+:mod:`deployments.stack`).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from prefect import get_client
+from prefect.blocks.core import Block
+from prefect.client.schemas.actions import WorkPoolCreate
+from prefect.exceptions import ObjectNotFound as PrefectObjectNotFound
+from prefect.workers.process import ProcessWorker
+from prefect_email import EmailServerCredentials
+from pydantic import SecretStr
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from blocks.database import ContactCenterDatabase
+from blocks.sftp import SftpServer
+from contact_center.exceptions import CCTasksError, InvalidParameter
+from contact_center.settings import DEFAULT_DATABASE_BLOCK, DEFAULT_EMAIL_BLOCK, WORK_POOL_NAME
+
+__all__ = [
+    "BLOCK_TYPES",
+    "CONCURRENCY_LIMITS",
+    "EXAMPLE_SFTP_BLOCK",
+    "WORK_POOL_CONCURRENCY",
+    "BootstrapError",
+    "database_block",
+    "deploy_all",
+    "ensure_concurrency_limits",
+    "ensure_default_blocks",
+    "ensure_work_pool",
+    "register_block_types",
+]
+
+#: The block types that cctasks deployments refer to.
+BLOCK_TYPES: tuple[type[Block], ...] = (SftpServer, ContactCenterDatabase, EmailServerCredentials)
+
+#: The example SFTP block: a partner's drop, to be pointed at a real server.
+EXAMPLE_SFTP_BLOCK = "partner-sftp"
+
+#: Flow runs the local worker takes at once: a laptop has few cores, and a run that
+#: waits here is Pending, not lost.
+WORK_POOL_CONCURRENCY = 4
+
+#: Global concurrency limits (name -> slots) for resources that several deployments
+#: share. Code takes a slot with ``prefect.concurrency.sync.concurrency(name)``; each
+#: deployment's own ``concurrency_limit`` (prefect.yaml) is a limit Prefect manages.
+CONCURRENCY_LIMITS: dict[str, int] = {
+    # Bulk loads into the contact-centre database: two at a time keep SQLite's single
+    # writer and a small PostgreSQL responsive for the views and reports.
+    "cctasks-database-loads": 2,
+    # Sessions to partner SFTP servers: partners often cap logins per account.
+    "cctasks-sftp-sessions": 4,
+}
+
+DEPLOY_TIMEOUT_SECONDS = 300
+
+
+class BootstrapError(CCTasksError):
+    """A bootstrap step failed (deploy, work pool, blocks); the message says which."""
+
+
+@dataclass(frozen=True)
+class BlocksReport:
+    """What :func:`ensure_default_blocks` did, block name -> ``created``/``kept``/``updated``."""
+
+    actions: dict[str, str]
+
+
+def register_block_types() -> None:
+    """Register the block types and schemas of :data:`BLOCK_TYPES` (idempotent)."""
+    for block_type in BLOCK_TYPES:
+        block_type.register_type_and_schema()
+
+
+def database_block(url: str) -> ContactCenterDatabase:
+    """A database block for ``url``, with any password moved into the secret field.
+
+    Raises:
+        InvalidParameter: ``url`` is not a SQLAlchemy URL.
+    """
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError) as exc:
+        raise InvalidParameter(f"--database-url is not a database URL: {exc}") from None
+    password = parsed.password
+    bare = parsed.set(password=None).render_as_string(hide_password=False)
+    return ContactCenterDatabase(
+        url=bare, password=SecretStr(str(password)) if password is not None else None
+    )
+
+
+def _block_exists(block_type: type[Block], name: str) -> bool:
+    try:
+        block_type.load(name)
+    except (ValueError, PrefectObjectNotFound):
+        return False
+    return True
+
+
+def ensure_default_blocks(database_url: str, *, database_explicit: bool) -> BlocksReport:
+    """Create the default blocks that are missing.
+
+    Args:
+        database_url: the contact-centre database for the ``contact-center`` block.
+        database_explicit: the user named the database (``--database-url``): update
+            the block to it even when it exists.
+    """
+    actions: dict[str, str] = {}
+    exists = _block_exists(ContactCenterDatabase, DEFAULT_DATABASE_BLOCK)
+    if not exists or database_explicit:
+        database_block(database_url).save(DEFAULT_DATABASE_BLOCK, overwrite=True)
+        actions[DEFAULT_DATABASE_BLOCK] = "updated" if exists else "created"
+    else:
+        actions[DEFAULT_DATABASE_BLOCK] = "kept"
+    examples: list[tuple[str, Block]] = [
+        (
+            DEFAULT_EMAIL_BLOCK,
+            # Inactive: no deployment sends email until a report gets `email_to`.
+            EmailServerCredentials(
+                smtp_server="smtp.example.com",
+                smtp_type="STARTTLS",
+                smtp_port=587,
+                username="cctasks@example.com",
+                password=SecretStr(""),
+            ),
+        ),
+        (
+            EXAMPLE_SFTP_BLOCK,
+            # Inactive: no deployment reads sftp://partner-sftp/... until you edit it.
+            SftpServer(host="sftp.example.com", port=22, username="cctasks"),
+        ),
+    ]
+    for name, block in examples:
+        if _block_exists(type(block), name):
+            actions[name] = "kept"
+        else:
+            block.save(name)
+            actions[name] = "created"
+    return BlocksReport(actions)
+
+
+def ensure_work_pool(name: str = WORK_POOL_NAME) -> bool:
+    """Create the process work pool ``name`` if it is missing.
+
+    Returns:
+        Whether it was created now.
+    """
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_work_pool(name)
+            return False
+        except PrefectObjectNotFound:
+            pass
+        client.create_work_pool(
+            WorkPoolCreate(
+                name=name,
+                type="process",
+                description="cctasks: flow runs as local processes (created by `cctasks up`).",
+                base_job_template=ProcessWorker.get_default_base_job_template(),
+                concurrency_limit=WORK_POOL_CONCURRENCY,
+            )
+        )
+        return True
+
+
+def ensure_concurrency_limits(limits: dict[str, int] | None = None) -> None:
+    """Create or update the global concurrency limits (name -> slots)."""
+    with get_client(sync_client=True) as client:
+        for name, slots in (CONCURRENCY_LIMITS if limits is None else limits).items():
+            client.upsert_global_concurrency_limit_by_name(name, slots)
+
+
+def deploy_all(project_dir: Path, env: dict[str, str], log_path: Path) -> None:
+    """Apply every deployment of ``project_dir/prefect.yaml`` (``prefect deploy --all``).
+
+    Re-deploying updates deployments in place, so this is idempotent. The work pool
+    must exist first. ``env`` must not carry ``CCTASKS_PROJECT_DIR``: Prefect fills
+    ``{{ $VAR }}`` placeholders of the pull step at deploy time when the variable is
+    set, and the pull step must keep its placeholder so that each worker resolves it
+    to its own checkout.
+
+    Raises:
+        BootstrapError: the deploy failed; the message holds the end of its output.
+    """
+    deploy_env = {k: v for k, v in env.items() if k != "CCTASKS_PROJECT_DIR"}
+    deploy_env["PREFECT_CLI_PROMPT"] = "false"
+    command = [sys.executable, "-m", "prefect", "--no-prompt", "deploy", "--all"]
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as log:
+        try:
+            result = subprocess.run(
+                command,
+                cwd=project_dir,
+                env=deploy_env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                timeout=DEPLOY_TIMEOUT_SECONDS,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            raise BootstrapError(
+                f"`prefect deploy --all` did not finish in {DEPLOY_TIMEOUT_SECONDS} s; "
+                f"see {log_path}"
+            ) from None
+    if result.returncode != 0:
+        lines = [line for line in log_path.read_text(errors="replace").splitlines() if line]
+        tail = "\n".join(lines[-3:])
+        raise BootstrapError(
+            f"`prefect deploy --all` failed (exit {result.returncode}) in {project_dir}:\n"
+            f"{tail}\n(full output: {log_path})"
+        )

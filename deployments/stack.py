@@ -1,0 +1,595 @@
+"""The embedded all-in-one stack behind ``make up`` / ``cctasks up``.
+
+One command, on one machine:
+
+1. checks that the port is free and that no other ``cctasks up`` uses this state folder;
+2. starts a Prefect server (state under ``<CCTASKS_HOME>/prefect``, SQLite unless
+   ``--prefect-database-url``) and waits for ``/api/health``;
+3. bootstraps it (:mod:`deployments.bootstrap`): block types, default blocks, the
+   process work pool, concurrency limits, ``prefect deploy --all``;
+4. starts a process worker that polls every 2 s, so ad-hoc runs start within seconds;
+5. seeds the demo contact centre (:mod:`deployments.demo`) unless ``--no-demo``;
+6. prints the UI address and three things to try, and waits.
+
+Ctrl-C or SIGTERM stops everything within about 10 s: the server and the worker run
+in sessions of their own and are stopped as process trees (the worker ignores the
+first SIGTERM, so it gets a second one, and whatever is left is killed), see
+:mod:`deployments.processes`. Every child gets ``PREFECT_SERVER_ANALYTICS_ENABLED=false``
+and ``DO_NOT_TRACK=1``, and the API and UI URLs follow ``--host``/``--port``.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shlex
+import signal
+import socket
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+from typing import IO, TYPE_CHECKING, Any
+
+import httpx
+from rich.console import Console
+
+from contact_center.db import safe_url
+from contact_center.exceptions import CCTasksError, InvalidParameter
+from contact_center.settings import WORK_POOL_NAME, get_settings
+from deployments.processes import Service, stop_services
+
+if TYPE_CHECKING:
+    from deployments.demo import RunReport
+
+__all__ = [
+    "DEFAULT_HOST",
+    "DEFAULT_PORT",
+    "WORKER_NAME",
+    "Stack",
+    "StackError",
+    "StackOptions",
+    "check_port_free",
+    "run_stack",
+    "stack_environment",
+]
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 4200
+WORKER_NAME = "cctasks-local"
+WORKER_QUERY_SECONDS = 2
+SERVER_START_TIMEOUT = 240.0  # a fresh SQLite start takes ~17 s, PostgreSQL or a busy machine more
+WORKER_START_TIMEOUT = 120.0
+STOP_GRACE_SECONDS = 7.0
+
+# Variables of the caller's environment that would point a child at another server,
+# profile or state folder; the stack sets its own.
+_REPLACED_VARIABLES = (
+    "PREFECT_API_URL",
+    "PREFECT_API_KEY",
+    "PREFECT_UI_API_URL",
+    "PREFECT_UI_URL",
+    "PREFECT_HOME",
+    "PREFECT_PROFILE",
+    "PREFECT_PROFILES_PATH",
+    "PREFECT_SERVER_API_HOST",
+    "PREFECT_SERVER_API_PORT",
+    "PREFECT_SERVER_ANALYTICS_ENABLED",
+    "DO_NOT_TRACK",
+    "PREFECT_WORKER_QUERY_SECONDS",
+    "CCTASKS_HOME",
+    "CCTASKS_PROJECT_DIR",
+)
+
+
+class StackError(CCTasksError):
+    """The embedded stack cannot start or stopped unexpectedly; the message says why."""
+
+
+class _Interrupted(BaseException):
+    """Ctrl-C or SIGTERM arrived: unwind to the clean shutdown."""
+
+
+def _default_project_dir() -> Path:
+    # The checkout that holds prefect.yaml; the package is installed in editable mode.
+    return Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class StackOptions:
+    """What ``cctasks up`` was asked for.
+
+    Attributes:
+        host: the address the server listens on.
+        port: its port.
+        home: the state folder (``CCTASKS_HOME``), absolute.
+        project_dir: the checkout holding ``prefect.yaml`` and the flows.
+        database_url: the contact-centre database given with ``--database-url``.
+        prefect_database_url: Prefect's own database (``--prefect-database-url``).
+        demo: seed the demo contact centre.
+    """
+
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    home: Path = Path(".cctasks").absolute()
+    project_dir: Path = _default_project_dir()
+    database_url: str | None = None
+    prefect_database_url: str | None = None
+    demo: bool = True
+
+    @classmethod
+    def create(
+        cls,
+        *,
+        host: str = DEFAULT_HOST,
+        port: int = DEFAULT_PORT,
+        database_url: str | None = None,
+        prefect_database_url: str | None = None,
+        demo: bool = True,
+        project_dir: Path | None = None,
+    ) -> StackOptions:
+        """Options with the state folder read from the settings (``CCTASKS_HOME``).
+
+        Raises:
+            InvalidParameter: a port outside 1-65535, a Prefect database URL that is
+                not async (``sqlite+aiosqlite`` or ``postgresql+asyncpg``), or no
+                ``prefect.yaml`` in the project folder.
+        """
+        if not 0 < port < 65536:
+            raise InvalidParameter(f"--port {port} is not a TCP port (1-65535)")
+        if prefect_database_url and not prefect_database_url.startswith(
+            ("sqlite+aiosqlite://", "postgresql+asyncpg://")
+        ):
+            raise InvalidParameter(
+                f"--prefect-database-url {safe_url(prefect_database_url)!r}: Prefect needs "
+                "an async driver, postgresql+asyncpg://... (or sqlite+aiosqlite://...)"
+            )
+        project = (project_dir or _default_project_dir()).resolve()
+        if not (project / "prefect.yaml").is_file():
+            raise InvalidParameter(
+                f"no prefect.yaml in {project}; run cctasks up from the checkout"
+            )
+        return cls(
+            host=host,
+            port=port,
+            home=get_settings().home,
+            project_dir=project,
+            database_url=database_url,
+            prefect_database_url=prefect_database_url,
+            demo=demo,
+        )
+
+    @property
+    def client_host(self) -> str:
+        """The address clients and browsers on this machine use to reach the server."""
+        if self.host in ("0.0.0.0", "", "::"):
+            return "127.0.0.1"
+        return f"[{self.host}]" if ":" in self.host else self.host
+
+    @property
+    def ui_url(self) -> str:
+        """The Prefect UI."""
+        return f"http://{self.client_host}:{self.port}"
+
+    @property
+    def api_url(self) -> str:
+        """The Prefect API."""
+        return f"{self.ui_url}/api"
+
+    @property
+    def prefect_home(self) -> Path:
+        """Prefect's state folder, inside ours."""
+        return self.home / "prefect"
+
+    @property
+    def logs(self) -> Path:
+        """Where the server's, worker's and deploy's output goes."""
+        return self.home / "logs"
+
+    @property
+    def contact_center_url(self) -> str:
+        """The contact-centre database: ``--database-url``, else the settings' URL."""
+        return self.database_url or get_settings().database_url
+
+
+def stack_environment(options: StackOptions, base: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of every child of the stack (server, deploy, worker and flow runs).
+
+    Args:
+        options: the stack's options.
+        base: the environment to start from (default: this process's).
+    """
+    env = {
+        key: value
+        for key, value in (os.environ if base is None else base).items()
+        if key not in _REPLACED_VARIABLES
+    }
+    env.update(
+        {
+            "PREFECT_HOME": str(options.prefect_home),
+            "PREFECT_API_URL": options.api_url,
+            # The UI takes its API address from here, not from `server start --port`.
+            "PREFECT_UI_API_URL": options.api_url,
+            "PREFECT_SERVER_API_HOST": options.host,
+            "PREFECT_SERVER_API_PORT": str(options.port),
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "DO_NOT_TRACK": "1",
+            "PREFECT_WORKER_QUERY_SECONDS": str(WORKER_QUERY_SECONDS),
+            "CCTASKS_HOME": str(options.home),
+            # The pull step of prefect.yaml resolves this at run time (see deploy_all).
+            "CCTASKS_PROJECT_DIR": str(options.project_dir),
+        }
+    )
+    if options.database_url:
+        env["CCTASKS_DATABASE_URL"] = options.database_url
+    if options.prefect_database_url:
+        env["PREFECT_API_DATABASE_CONNECTION_URL"] = options.prefect_database_url
+    return env
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Fail clearly when ``host:port`` cannot be listened on.
+
+    Raises:
+        StackError: the port is in use (or the address is not one of this machine's).
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        # As the server itself does: a port in TIME_WAIT after a restart is free.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise StackError(
+                f"port {port} on {host} is already in use ({exc.strerror}): another "
+                "`cctasks up` or Prefect server may be running; stop it, or choose "
+                "another port with `cctasks up --port PORT`"
+            ) from None
+
+
+@contextmanager
+def _state_lock(home: Path) -> Iterator[None]:
+    """Hold ``<home>/up.lock`` so that two stacks never share one state folder."""
+    home.mkdir(parents=True, exist_ok=True)
+    path = home / "up.lock"
+    handle: IO[str] = path.open("a+")
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "?"
+            raise StackError(
+                f"another `cctasks up` (pid {holder}) is using {home}; stop it first"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        yield
+    finally:
+        handle.close()
+
+
+class Stack:
+    """The server, the worker and the bootstrap of one ``cctasks up``."""
+
+    def __init__(self, options: StackOptions, console: Console | None = None) -> None:
+        self.options = options
+        self.console = console or Console(highlight=False, soft_wrap=True)
+        self.env = stack_environment(options)
+        python = sys.executable
+        self.server = Service(
+            name="server",
+            command=[python, "-m", "prefect", "server", "start",
+                     "--host", options.host, "--port", str(options.port), "--analytics-off"],
+            env=self.env,
+            log_path=options.logs / "server.log",
+            cwd=options.home,
+        )
+        self.worker = Service(
+            name="worker",
+            command=[python, "-m", "prefect", "worker", "start", "--pool", WORK_POOL_NAME,
+                     "--type", "process", "--name", WORKER_NAME],
+            env=self.env,
+            log_path=options.logs / "worker.log",
+            cwd=options.project_dir,
+            signals_to_stop=2,
+        )
+        self.started_at = time.monotonic()
+
+    # -- helpers -----------------------------------------------------------------------
+
+    def say(self, message: str) -> None:
+        """Print a line of progress."""
+        self.console.print(message)
+
+    @contextmanager
+    def prefect_settings(self) -> Iterator[None]:
+        """Point this process's Prefect client at the stack's server."""
+        from prefect.settings import (
+            PREFECT_API_URL,
+            PREFECT_HOME,
+            PREFECT_SERVER_ANALYTICS_ENABLED,
+            temporary_settings,
+        )
+
+        updates: dict[Any, Any] = {
+            PREFECT_API_URL: self.options.api_url,
+            PREFECT_HOME: self.options.prefect_home,
+            PREFECT_SERVER_ANALYTICS_ENABLED: False,
+        }
+        with temporary_settings(updates=updates):
+            yield
+
+    def _check_alive(self, service: Service) -> None:
+        code = service.exited()
+        if code is not None:
+            raise StackError(
+                f"the Prefect {service.name} exited (code {code}) during start-up; "
+                f"last lines of {service.log_path}:\n{service.log_tail()}"
+            )
+
+    # -- start -------------------------------------------------------------------------
+
+    def start_server(self) -> None:
+        """Start the Prefect server and wait until ``/api/health`` answers."""
+        check_port_free(self.options.host, self.options.port)
+        self.options.prefect_home.mkdir(parents=True, exist_ok=True)
+        self.say(f"Starting the Prefect server on {self.options.ui_url} ...")
+        began = time.monotonic()
+        self.server.start()
+        deadline = began + SERVER_START_TIMEOUT
+        with httpx.Client(timeout=2.0) as http:
+            while True:
+                self._check_alive(self.server)
+                try:
+                    if http.get(f"{self.options.api_url}/health").status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise StackError(
+                        f"the Prefect server did not answer {self.options.api_url}/health "
+                        f"within {SERVER_START_TIMEOUT:.0f} s; see {self.server.log_path}"
+                    )
+                time.sleep(0.25)
+        self.say(f"  server healthy after {time.monotonic() - began:.1f} s")
+
+    def bootstrap(self) -> None:
+        """Block types, default blocks, work pool, limits, then ``prefect deploy --all``."""
+        from deployments import bootstrap
+
+        began = time.monotonic()
+        with self.prefect_settings():
+            bootstrap.register_block_types()
+            blocks = bootstrap.ensure_default_blocks(
+                self.options.contact_center_url,
+                database_explicit=self.options.database_url is not None,
+            )
+            created = bootstrap.ensure_work_pool()
+            bootstrap.ensure_concurrency_limits()
+        self.say(
+            "  blocks: "
+            + ", ".join(f"{name} ({action})" for name, action in blocks.actions.items())
+            + f"; work pool {WORK_POOL_NAME} ({'created' if created else 'kept'})"
+        )
+        bootstrap.deploy_all(self.options.project_dir, self.env, self.options.logs / "deploy.log")
+        with self.prefect_settings():
+            names = self.deployment_names()
+        self.say(f"  deployed {len(names)} deployments from prefect.yaml "
+                 f"in {time.monotonic() - began:.1f} s")
+
+    def deployment_names(self) -> list[str]:
+        """``flow/deployment`` names of the deployments in the work pool."""
+        from prefect import get_client
+        from prefect.client.schemas.filters import WorkPoolFilter, WorkPoolFilterName
+
+        with get_client(sync_client=True) as client:
+            deployments = client.read_deployments(
+                work_pool_filter=WorkPoolFilter(name=WorkPoolFilterName(any_=[WORK_POOL_NAME]))
+            )
+            flows = {f.id: f.name for f in client.read_flows()}
+        return sorted(f"{flows.get(d.flow_id, '?')}/{d.name}" for d in deployments)
+
+    def start_worker(self) -> None:
+        """Start the worker and wait for its first heartbeat."""
+        from prefect import get_client
+
+        began = time.monotonic()
+        since = datetime.now(UTC)
+        self.worker.start()
+        deadline = began + WORKER_START_TIMEOUT
+        with self.prefect_settings(), get_client(sync_client=True) as client:
+            while True:
+                self._check_alive(self.worker)
+                workers = client.read_workers_for_work_pool(WORK_POOL_NAME)
+                beat = next(
+                    (w.last_heartbeat_time for w in workers
+                     if w.name == WORKER_NAME and w.last_heartbeat_time is not None),
+                    None,
+                )
+                if beat is not None and beat >= since:
+                    break
+                if time.monotonic() > deadline:
+                    raise StackError(
+                        f"the worker sent no heartbeat within {WORKER_START_TIMEOUT:.0f} s; "
+                        f"see {self.worker.log_path}"
+                    )
+                time.sleep(0.5)
+        self.say(f"  worker {WORKER_NAME} polling pool {WORK_POOL_NAME} "
+                 f"(started in {time.monotonic() - began:.1f} s)")
+
+    def seed_demo(self) -> None:
+        """Seed the demo contact centre (idempotent; see :mod:`deployments.demo.seed`)."""
+        from deployments import demo
+        from flows.common.database import contact_center_engine
+
+        self.say("Seeding the demo contact centre ...")
+        with self.prefect_settings():
+            engine = contact_center_engine()
+            written = demo.write_demo_files(self.options.home)
+            if written:
+                self.say(f"  wrote {len(written)} demo files under {self.options.home / 'drop'}")
+            demo.seed_campaigns(engine)
+            for stage in demo.FIRST_RUNS:
+                reports = demo.run_once(stage, on_done=self._report_run)
+                if not all(r.ok for r in reports):
+                    raise StackError("a demo import did not complete; see `cctasks log`")
+            added = demo.seed_results(engine)
+            if any(added.values()):
+                self.say("  results: " + ", ".join(f"{n} +{c}" for n, c in added.items()))
+            demo.run_once(demo.LATER_RUNS, on_done=self._report_run)
+
+    def _report_run(self, report: RunReport) -> None:
+        if report.state == "done before":
+            self.say(f"  {report.deployment}: ran before, not run again")
+        elif report.ok:
+            self.say(f"  [green]✓[/] {report.deployment}: completed in {report.seconds:.1f} s")
+        else:
+            self.say(f"  [red]✗[/] {report.deployment}: {report.state} {report.message}")
+
+    def write_env_file(self) -> Path:
+        """Write ``<home>/env``: ``. .cctasks/env`` points a shell at this stack."""
+        path = self.options.home / "env"
+        venv_bin = str(Path(sys.executable).parent)
+        lines = [
+            "# Written by `cctasks up`; `. .cctasks/env` points cctasks and prefect at it.",
+            f"export PREFECT_API_URL={shlex.quote(self.options.api_url)}",
+            f"export PREFECT_HOME={shlex.quote(str(self.options.prefect_home))}",
+            f"export CCTASKS_HOME={shlex.quote(str(self.options.home))}",
+            "export PREFECT_SERVER_ANALYTICS_ENABLED=false DO_NOT_TRACK=1",
+            f'export PATH={shlex.quote(venv_bin)}:"$PATH"',
+            "",
+        ]
+        path.write_text("\n".join(lines))
+        return path
+
+    def start(self) -> None:
+        """Bring the whole stack up (see the module docstring)."""
+        self.start_server()
+        self.bootstrap()
+        self.start_worker()
+        env_file = self.write_env_file()
+        if self.options.demo:
+            try:
+                self.seed_demo()
+            except CCTasksError as exc:
+                # The stack still works without a complete demo; say so plainly.
+                self.say(f"[yellow]demo seeding stopped:[/] {exc}")
+        self.banner(env_file)
+
+    def banner(self, env_file: Path) -> None:
+        """The UI address and three things to try."""
+        o = self.options
+        try:
+            shown_env = env_file.relative_to(Path.cwd())
+        except ValueError:
+            shown_env = env_file
+        self.say("")
+        self.say(f"[bold green]cctasks is up[/] in {time.monotonic() - self.started_at:.0f} s.")
+        self.say(f"  Prefect UI      [bold]{o.ui_url}[/]   "
+                 f"(deployments: {o.ui_url}/deployments, runs: {o.ui_url}/runs)")
+        self.say(f"  Prefect API     {o.api_url}")
+        self.say(f"  contact centre  {safe_url(o.contact_center_url)}")
+        self.say(f"  state and logs  {o.home}")
+        self.say("")
+        self.say(f"Try, in another terminal in this folder, after [bold]. {shown_env}[/]:")
+        for command, what in (
+            ("cctasks scheduled", "what runs next, and when"),
+            ("cctasks run spring-leads-import --watch", "import a calling list now"),
+            ("cctasks log", "what ran: sizes, results, errors"),
+        ):
+            self.say(f"  {command:<43} {what}")
+        self.say("")
+        self.say("Ctrl-C stops everything.")
+
+    # -- run and stop ------------------------------------------------------------------
+
+    def wait(self, poll_seconds: float = 0.5) -> int:
+        """Wait until a signal arrives (see :func:`run_stack`) or a service dies.
+
+        Returns:
+            1 when the server or the worker ended on its own.
+        """
+        while True:
+            for service in (self.server, self.worker):
+                code = service.exited()
+                if code is not None:
+                    self.console.print(
+                        f"[red]error:[/] the Prefect {service.name} exited (code {code}); "
+                        f"last lines of {service.log_path}:\n{service.log_tail()}",
+                        highlight=False,
+                    )
+                    return 1
+            time.sleep(poll_seconds)
+
+    def stop(self) -> float:
+        """Stop the worker and the server with everything they started.
+
+        Returns:
+            The seconds it took.
+        """
+        began = time.monotonic()
+        if "prefect.events.worker" in sys.modules:
+            from prefect.events.worker import EventsWorker
+
+            # Send this process's pending events (block saves, ...) while the server
+            # still listens: at exit, Prefect would retry them for seconds on a closed port.
+            EventsWorker.drain_all(timeout=3)
+        killed = stop_services([self.worker, self.server], grace_seconds=STOP_GRACE_SECONDS)
+        if killed:
+            self.say(f"  killed what was left of: {', '.join(killed)}")
+        return time.monotonic() - began
+
+
+def run_stack(options: StackOptions, console: Console | None = None) -> int:
+    """Run ``cctasks up`` until Ctrl-C or SIGTERM; always leave nothing running.
+
+    Returns:
+        The exit code: 0 after a requested stop, 1 when a service failed, 2 when the
+        stack could not start (e.g. the port is in use).
+    """
+    console = console or Console(highlight=False, soft_wrap=True)
+    stack = Stack(options, console)
+    stopping = False
+
+    def interrupt(signum: int, _frame: FrameType | None) -> None:
+        nonlocal stopping
+        if stopping:
+            return  # the stop under way is bounded; a second Ctrl-C changes nothing
+        stopping = True
+        raise _Interrupted(signal.Signals(signum).name)
+
+    previous: dict[int, Callable[[int, FrameType | None], Any] | int | None] = {
+        sig: signal.signal(sig, interrupt) for sig in (signal.SIGINT, signal.SIGTERM)
+    }
+    code = 0
+    try:
+        with _state_lock(options.home):
+            try:
+                stack.start()
+                code = stack.wait()
+            except _Interrupted as why:
+                console.print(f"\n{why.args[0]} received: stopping ...")
+            except CCTasksError as exc:
+                console.print(f"[bold red]error:[/] {exc}", highlight=False)
+                code = 2
+            finally:
+                stopping = True
+                seconds = stack.stop()
+                if stack.server.pid is not None:
+                    console.print(f"Stopped the server and the worker in {seconds:.1f} s.")
+    except CCTasksError as exc:  # the lock: another stack uses this folder
+        console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        code = 2
+    except _Interrupted:
+        code = 0
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return code
