@@ -324,6 +324,10 @@ def campaign_trigger(
             "state": result.state,
             "notified": None,
         }
+        if check.lists:
+            outcome.extra["dialable"] = {
+                item.list_name: item.dialable for item in check.lists if item.enabled
+            }
         if result.notify and request.notify_url:
             outcome.extra["notified"] = False
             notify_dialler(

@@ -105,6 +105,9 @@ def test_start_stop_and_repeats_record_outcomes_and_audit(engine: sa.Engine, cam
         outcome = final.result()
         assert (outcome.object_name, outcome.step, outcome.status) == (campaign, step, "completed")
         assert outcome.message == result
+        assert outcome.extra.pop("dialable", None) == (
+            {"Spring Leads": 2} if step == "start" else None
+        )
         assert outcome.extra == {
             "result": result,
             "source": "schedule",
@@ -150,6 +153,7 @@ def test_start_with_nothing_to_dial_fails_unless_allow_empty(engine: sa.Engine) 
         assert campaign_events(conn, "Empty") == []
     allowed = run(campaign="Empty", step="start", allow_empty=True)
     assert allowed.is_completed() and allowed.result().message == "started"
+    assert allowed.result().extra["dialable"] == {"No Leads": 0}
     # Stopping never needs anything to dial.
     assert run(campaign="Empty", step="stop").result().message == "stopped"
 
@@ -198,9 +202,7 @@ def test_invalid_parameters_fail_before_anything_changes(
         assert campaign_events(conn, campaign) == []
 
 
-def test_a_refused_audit_write_leaves_the_state_as_it_was(
-    engine: sa.Engine, campaign: str
-) -> None:
+def test_a_refused_audit_write_leaves_the_state_as_it_was(engine: sa.Engine, campaign: str) -> None:
     # The state is changed first, then the event is written: if the event cannot be
     # written, the whole step rolls back.
     with engine.begin() as conn:
