@@ -193,7 +193,7 @@ def upgrade() -> None:
     sa.Column('expires_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('import_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=True),
-    sa.ForeignKeyConstraint(['list_id'], ['calling_lists.id'], name=op.f('fk_list_records_list_id_calling_lists'), ondelete='CASCADE'),
+    # No foreign key on list_id: see ListRecord in contact_center/models.py.
     sa.PrimaryKeyConstraint('id', name=op.f('pk_list_records')),
     sa.UniqueConstraint('list_id', 'record_key', name=op.f('uq_list_records_list_id'))
     )
