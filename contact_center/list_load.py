@@ -40,7 +40,6 @@ from contact_center.bulk import bulk_insert, is_postgresql, staging_table
 from contact_center.db import safe_url
 from contact_center.exceptions import (
     DatabaseError,
-    InvalidFile,
     InvalidParameter,
     ObjectNotFound,
     QualityGateFailed,
@@ -410,7 +409,6 @@ def load_list_records(
     now: datetime | None = None,
     flow_run_id: str | None = None,
     on_chunk: Callable[[int], None] | None = None,
-    field_columns: Mapping[str, str] | None = None,
 ) -> LoadResult:
     """Load the parsed ``chunks`` of ``source`` into the list, in one transaction.
 
@@ -423,8 +421,6 @@ def load_list_records(
         now: the import time (expiries count from it); defaults to now.
         flow_run_id: the Prefect flow run, recorded in ``list_imports``.
         on_chunk: called with the rows read so far after each chunk (progress).
-        field_columns: field -> the file's column, so that messages name the column
-            as the file spells it.
 
     Returns:
         The committed counts.
@@ -432,14 +428,13 @@ def load_list_records(
     Raises:
         ObjectNotFound: a ``scrub_exclusions`` list does not exist.
         QualityGateFailed: ``min_rows`` or ``max_reject_ratio`` stopped the load.
-        InvalidFile: a value is longer than its field can hold (names row and column).
         DatabaseError: the database refused the load.
         InvalidParameter: ``key_field`` differs from the existing list's (except
             with ``replace``, which re-keys the list).
     """
     now = now or datetime.now(UTC)
     with _database_errors(engine, options.list_name, source.name), engine.begin() as conn:
-        run = _ListLoad(conn, options, source, now, flow_run_id, dict(field_columns or {}))
+        run = _ListLoad(conn, options, source, now, flow_run_id)
         return run.execute(chunks, on_chunk)
 
 
@@ -477,10 +472,8 @@ class _ListLoad:
         source: SourceFile,
         now: datetime,
         flow_run_id: str | None,
-        field_columns: dict[str, str],
     ) -> None:
         self.conn = conn
-        self.field_columns = field_columns
         self.options = options
         self.source = source
         self.now = now
@@ -610,7 +603,6 @@ class _ListLoad:
             counts = rejects["reason"].astype(str).value_counts()
             self.rejects.update({str(k): int(v) for k, v in counts.items()})
         self.invalid_phones += int(getattr(parsed, "invalid_phones", 0) or 0)
-        _check_lengths(valid, self.source.name, self.field_columns)
         return valid
 
     def _load_straight(
@@ -781,38 +773,3 @@ class _ListLoad:
         insert = sa.insert(_records).from_select(columns, select)
         # SQLAlchemy reports INSERT ... SELECT row counts only when asked to.
         return int(self.conn.execute(insert.execution_options(preserve_rowcount=True)).rowcount)
-
-
-def _column_limits() -> dict[str, int]:
-    limits = {}
-    for name in VALID_COLUMNS:
-        column = _records.c[name]
-        length = getattr(column.type, "length", None)
-        if length:
-            limits[name] = int(length)
-    return limits
-
-
-_LIMITS = _column_limits()
-
-
-def _check_lengths(valid: pd.DataFrame, file: str, field_columns: Mapping[str, str]) -> None:
-    """Fail clearly on a value longer than its field, instead of a database error.
-
-    PostgreSQL would refuse it mid-COPY with a message that names no row; SQLite
-    would store it. Either way the file is not what the mapping expects.
-    """
-    for name, limit in _LIMITS.items():
-        values = valid[name]
-        lengths = values.str.len()
-        too_long = lengths > limit
-        if bool(too_long.fillna(False).any()):
-            position = int(too_long.fillna(False).to_numpy().argmax())
-            row = int(valid["row"].iloc[position])
-            raise InvalidFile(
-                f"the {name} value has {int(lengths.iloc[position])} characters; "
-                f"the field holds at most {limit}",
-                file=file,
-                row=row,
-                column=field_columns.get(name, name),
-            )

@@ -311,17 +311,6 @@ def test_a_database_failure_midway_leaves_the_list_unchanged(
     assert load(engine, data).loaded == 2000  # and nothing was left locked or half-done
 
 
-def test_a_value_too_long_for_its_field_names_row_and_column(engine: sa.Engine) -> None:
-    bad = chunk([record("A1", 2), record("A2", 3, zip="9" * 41)])
-    with pytest.raises(
-        InvalidFile, match=r"file 'leads.csv', row 3, column 'ZIP Code': the zip value has 41"
-    ):
-        load_list_records(
-            engine, [bad], options(), source(), now=NOW, field_columns={"zip": "ZIP Code"}
-        )
-    assert records(engine) == {}
-
-
 # --- scrub --------------------------------------------------------------------------------
 
 

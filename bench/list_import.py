@@ -1,0 +1,500 @@
+"""Benchmark: the calling-list import vs ``sftp get`` + ``psql \\copy`` and sqlite3 ``.import``.
+
+Run: ``.venv/bin/python -m bench.list_import [--rows 1000000] [--small 100000] [--runs 3]``
+
+It starts its own sshd (the tests' :mod:`tests.sshd_server`), a throwaway PostgreSQL
+database and a temporary Prefect server, generates a list file (typical columns,
+mixed phone formats, about 5% bad rows: blank keys, repeated keys, no valid phone)
+and measures, interleaved run by run, medians of ``--runs``:
+
+- **import**: the flow ``import-calling-list`` (from the sshd into PostgreSQL, a
+  fresh list each run) against the reference: OpenSSH ``sftp get`` of the same file
+  plus ``psql \\copy`` of it into a table of the same shape (the file's columns as
+  text and a ``bigserial`` primary key); at ``--rows`` and at ``--small`` rows;
+- **peak RSS** of the process running the flow (each flow run is a child process,
+  so the figure is that run's own), and its baseline before the flow starts;
+- **update path**: the re-import (``force``) of the same file into the loaded list,
+  which finds every record unchanged, against the ``\\copy`` alone and sftp + ``\\copy``;
+- **SQLite**: the flow into a fresh SQLite file against ``sftp get`` + the sqlite3
+  CLI's ``.import`` into a table of the file's columns.
+
+The flow's time is the wall time of the call as a user sees it (Prefect's own
+start-up and end of run included); ``in-flow`` is the same less that overhead,
+read from the run's start and end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+
+from bench import common
+
+BLOCK_NAME = "bench-sftp"
+COLUMNS = [
+    "Account",
+    "First Name",
+    "Last Name",
+    "Phone",
+    "Mobile",
+    "ZIP",
+    "State",
+    "Priority",
+    "Email",
+    "Address",
+    "City",
+    "Plan",
+    "Notes",
+]
+MAPPING = {"Account": "account", "Phone": "phone1", "Mobile": "phone2", "ZIP": "zip"}
+
+# --- the list file ---------------------------------------------------------------------
+
+_FIRST = ["Ann", "José", "Zoë", "Mike", "Priya", "Chen", "Olga", "Sam", "Fatima", "Lars"]
+_LAST = ["Smith", "Muñoz", "O'Brien", "Nguyen", "Kowalski", "Okafor", "Dubois", "Lee"]
+_STATES = ["NY", "CA", "TX", "FL", "IL", "MA", "WA", "GA", "CO", "AZ"]
+_PLANS = ["gold", "silver", "bronze", ""]
+_NOTES = ["", "", "", "call after 5pm", 'said "call later", maybe', "spanish, please"]
+_JUNK = ["12345", "n/a", "555-0100", "000", "call me"]
+_STREETS = ["Main St", "Oak Avenue", "Maple Drive", "Elm Street, Apt 4", "Broadway", "Sunset Blvd"]
+_CITIES = ["New York", "Los Angeles", "Chicago", "Houston", "Phoenix", "San José", "Boston"]
+
+
+def _area_codes() -> np.ndarray:
+    import phonenumbers
+
+    areas = [
+        a
+        for a in range(200, 1000)
+        if phonenumbers.is_valid_number(phonenumbers.parse(f"+1{a}2345678"))
+    ]
+    return np.array(areas)
+
+
+def _phones(rng: np.random.Generator, n: int, areas: np.ndarray) -> list[str]:
+    """NANP numbers in the formats people type."""
+    area = rng.choice(areas, n)
+    exchange = rng.integers(200, 1000, n)
+    line = rng.integers(0, 10000, n)
+    style = rng.integers(0, 8, n)
+    formats = [
+        "{a}{e}{l:04d}",
+        "({a}) {e}-{l:04d}",
+        "{a}-{e}-{l:04d}",
+        "{a}.{e}.{l:04d}",
+        "+1 {a} {e} {l:04d}",
+        "1-{a}-{e}-{l:04d}",
+        "+1{a}{e}{l:04d}",
+        " {a} {e} {l:04d} ",
+    ]
+    return [
+        formats[s].format(a=a, e=e, l=x)
+        for s, a, e, x in zip(
+            style.tolist(), area.tolist(), exchange.tolist(), line.tolist(), strict=True
+        )
+    ]
+
+
+def generate_list(path: Path, rows: int, seed: int = 2026) -> dict[str, int]:
+    """Write a list file of ``rows`` data rows; return the bad rows made, by kind.
+
+    About 1.5% of rows have a blank account, 1.5% repeat an earlier account, and 2%
+    have only junk phones; a few more numbers fail phonenumbers' validity.
+    """
+    rng = np.random.default_rng(seed)
+    areas = _area_codes()
+    accounts = np.array([f"AC{i:08d}" for i in range(rows)], dtype=object)
+    roll = rng.random(rows)
+    blank = roll < 0.015
+    repeat = (roll >= 0.015) & (roll < 0.03) & (np.arange(rows) > 0)
+    junk = (roll >= 0.03) & (roll < 0.05)
+    repeat_idx = np.flatnonzero(repeat)
+    accounts[repeat_idx] = accounts[(rng.random(len(repeat_idx)) * repeat_idx).astype(int)]
+    accounts[blank] = ""
+    phone = np.array(_phones(rng, rows, areas), dtype=object)
+    mobile = np.array(_phones(rng, rows, areas), dtype=object)
+    mobile[rng.random(rows) < 0.6] = ""
+    phone[junk] = rng.choice(_JUNK, int(junk.sum()))
+    mobile[junk] = ""
+    first = rng.choice(_FIRST, rows)
+    last = rng.choice(_LAST, rows)
+    frame = pd.DataFrame(
+        {
+            "Account": accounts,
+            "First Name": first,
+            "Last Name": last,
+            "Phone": phone,
+            "Mobile": mobile,
+            "ZIP": [f"{z:05d}" for z in rng.integers(500, 99950, rows).tolist()],
+            "State": rng.choice(_STATES, rows),
+            "Priority": rng.integers(1, 6, rows).astype(str),
+            "Email": [
+                f"{f.lower()}.{x.lower()}{i}@example.com"
+                for i, (f, x) in enumerate(zip(first.tolist(), last.tolist(), strict=True))
+            ],
+            "Address": [
+                f"{n} {street}"
+                for n, street in zip(
+                    rng.integers(1, 9999, rows).tolist(),
+                    rng.choice(_STREETS, rows).tolist(),
+                    strict=True,
+                )
+            ],
+            "City": rng.choice(_CITIES, rows),
+            "Plan": rng.choice(_PLANS, rows),
+            "Notes": rng.choice(_NOTES, rows),
+        },
+        columns=COLUMNS,
+    )
+    frame.to_csv(path, index=False)
+    return {"blank": int(blank.sum()), "repeat": int(repeat.sum()), "junk": int(junk.sum())}
+
+
+# --- the references ----------------------------------------------------------------------
+
+
+def _ref_columns_sql() -> str:
+    return ", ".join(f'"{c}" text' for c in COLUMNS)
+
+
+def _quoted_columns() -> str:
+    return ", ".join(f'"{c}"' for c in COLUMNS)
+
+
+class References:
+    """OpenSSH ``sftp``, ``psql \\copy`` and the sqlite3 CLI on the same file."""
+
+    def __init__(self, sshd: Any, pg_url: sa.URL, workdir: Path) -> None:
+        self.sshd = sshd
+        self.pg_url = pg_url
+        self.workdir = workdir
+        self.key = workdir / "client_key"
+        self.key.write_text(sshd.private_key)
+        self.key.chmod(0o600)
+        self.known_hosts = workdir / "known_hosts"
+        self.known_hosts.write_text(sshd.known_hosts + "\n")
+        engine = sa.create_engine(pg_url)
+        with engine.begin() as conn:
+            conn.exec_driver_sql(
+                f"CREATE TABLE ref_list (id bigserial PRIMARY KEY, {_ref_columns_sql()})"
+            )
+        engine.dispose()
+
+    def sftp_get(self, remote: str) -> Path:
+        target = self.workdir / f"ref-{uuid.uuid4().hex[:6]}.csv"
+        batch = self.workdir / "batch"
+        batch.write_text(f"get {remote} {target}\n")
+        subprocess.run(
+            [
+                "sftp",
+                "-q",
+                "-b",
+                str(batch),
+                "-P",
+                str(self.sshd.port),
+                "-i",
+                str(self.key),
+                "-o",
+                f"UserKnownHostsFile={self.known_hosts}",
+                "-o",
+                "StrictHostKeyChecking=yes",
+                "-o",
+                "BatchMode=yes",
+                f"{self.sshd.username}@{self.sshd.host}",
+            ],
+            check=True,
+            capture_output=True,
+        )
+        return target
+
+    def psql_copy(self, local: Path) -> None:
+        url = self.pg_url.set(drivername="postgresql").render_as_string(hide_password=False)
+        subprocess.run(
+            ["psql", "-q", "-v", "ON_ERROR_STOP=1", url, "-c", "TRUNCATE ref_list"],
+            check=True,
+            capture_output=True,
+        )
+        started = time.perf_counter()
+        subprocess.run(
+            [
+                "psql",
+                "-q",
+                "-v",
+                "ON_ERROR_STOP=1",
+                url,
+                "-c",
+                f"\\copy ref_list ({_quoted_columns()}) FROM '{local}' "
+                "WITH (FORMAT csv, HEADER true)",
+            ],
+            check=True,
+            capture_output=True,
+        )
+        self.last_copy = time.perf_counter() - started
+
+    def sqlite_import(self, local: Path) -> None:
+        db = self.workdir / f"ref-{uuid.uuid4().hex[:6]}.db"
+        subprocess.run(
+            ["sqlite3", str(db), f"CREATE TABLE ref_list ({_ref_columns_sql()})"],
+            check=True,
+            capture_output=True,
+        )
+        started = time.perf_counter()
+        subprocess.run(
+            ["sqlite3", str(db), f".import --csv --skip 1 {local} ref_list"],
+            check=True,
+            capture_output=True,
+        )
+        self.last_import = time.perf_counter() - started
+        db.unlink()
+
+
+# --- the flow, in a child process -----------------------------------------------------------
+
+
+def run_flow(params: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
+    """Run the flow once in a child process (its own peak RSS); return its figures."""
+    return common.run_flow("bench.list_import", params, env)
+
+
+def _drop_list(url: str, list_name: str) -> None:
+    from contact_center.db import create_db_engine, ensure_schema
+
+    engine = ensure_schema(create_db_engine(url))
+    with engine.begin() as conn:
+        found = {"n": list_name}
+        # list_records has no foreign key to cascade from (see models.ListRecord).
+        conn.execute(
+            sa.text(
+                "DELETE FROM list_records WHERE list_id IN "
+                "(SELECT id FROM calling_lists WHERE name = :n)"
+            ),
+            found,
+        )
+        conn.execute(sa.text("DELETE FROM calling_lists WHERE name = :n"), found)
+    engine.dispose()
+
+
+def measure_import(
+    refs: References, rows: int, runs: int, env: dict[str, str], pg_url: str
+) -> dict[str, Any]:
+    """Interleave the reference and the flow (a fresh list each run); return the figures."""
+    names = ("ref", "copy", "flow", "in_flow", "peak", "baseline")
+    figures_by: dict[str, list[float]] = {name: [] for name in names}
+    outcome: dict[str, Any] = {}
+    list_name = f"Bench {rows}"
+    for run in range(runs):
+        started = time.perf_counter()
+        local = refs.sftp_get(f"leads_{rows}.csv")
+        refs.psql_copy(local)
+        figures_by["ref"].append(time.perf_counter() - started)
+        figures_by["copy"].append(refs.last_copy)
+        local.unlink()
+        _drop_list(pg_url, list_name)
+        figures = run_flow(_flow_params(rows, list_name), env)
+        figures_by["flow"].append(figures["seconds"])
+        figures_by["in_flow"].append(figures["in_flow"] or figures["seconds"])
+        figures_by["peak"].append(figures["peak_mb"])
+        figures_by["baseline"].append(figures["baseline_mb"])
+        outcome = figures["outcome"]
+        _report(
+            f"  run {run + 1}: reference {figures_by['ref'][-1]:.2f} s "
+            f"(\\copy {figures_by['copy'][-1]:.2f} s), flow {figures['seconds']:.2f} s "
+            f"(in-flow {figures_by['in_flow'][-1]:.2f} s), peak RSS {figures['peak_mb']:.0f} MB"
+        )
+    return {**figures_by, "outcome": outcome}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--small", type=int, default=100_000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        from flows.calling_list_import import import_calling_list
+
+        common.child_main(import_calling_list, json.loads(args.child))
+        return
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    for tool in ("sftp", "psql", "sqlite3"):
+        if shutil.which(tool) is None:
+            sys.exit(f"{tool} is not installed; the reference needs it")
+    from prefect.testing.utilities import prefect_test_harness
+
+    from tests.sshd_server import running_sshd, sshd_available
+
+    if not sshd_available():
+        sys.exit("OpenSSH server not installed (apt-get install -y openssh-server)")
+    with tempfile.TemporaryDirectory(prefix="cctasks-bench-") as tmp:
+        (Path(tmp) / "sshd").mkdir()
+        with (
+            running_sshd(Path(tmp) / "sshd") as sshd,
+            common.throwaway_postgres() as pg,
+            prefect_test_harness(server_startup_timeout=120),
+        ):
+            results = _run_all(args, Path(tmp), sshd, pg)
+    _print_results(args, results)
+
+
+def _report(line: str) -> None:
+    print(line, flush=True)
+
+
+def _setup(args: argparse.Namespace, tmp: Path, sshd: Any, pg: sa.URL) -> dict[str, str]:
+    """Generate the files on the sshd, save the SFTP block; return the flow's environment."""
+    from prefect.settings import PREFECT_API_URL
+
+    from blocks.sftp import SftpServer
+
+    _report(f"generating {args.rows:,} and {args.small:,} rows ...")
+    bad = generate_list(sshd.home / f"leads_{args.rows}.csv", args.rows)
+    generate_list(sshd.home / f"leads_{args.small}.csv", args.small)
+    size_mb = (sshd.home / f"leads_{args.rows}.csv").stat().st_size / 1e6
+    _report(f"  leads_{args.rows}.csv: {size_mb:.0f} MB; bad rows made: {bad}")
+    SftpServer(
+        host=sshd.host,
+        port=sshd.port,
+        username=sshd.username,
+        private_key=sshd.private_key,
+        known_host_keys=sshd.known_hosts,
+    ).save(BLOCK_NAME, overwrite=True)
+    env = dict(os.environ)
+    env.update(
+        PREFECT_API_URL=str(PREFECT_API_URL.value()),
+        CCTASKS_DATABASE_URL=pg.render_as_string(hide_password=False),
+        CCTASKS_HOME=str(tmp / "home"),
+    )
+    return env
+
+
+def _flow_params(rows: int, list_name: str) -> dict[str, Any]:
+    return {
+        "list_name": list_name,
+        "source": f"sftp://{BLOCK_NAME}/leads_{rows}.csv",
+        "mapping": MAPPING,
+        "update_policy": "update",
+        "force": True,
+    }
+
+
+def _run_all(args: argparse.Namespace, tmp: Path, sshd: Any, pg: sa.URL) -> dict[str, Any]:
+    env = _setup(args, tmp, sshd, pg)
+    pg_url = env["CCTASKS_DATABASE_URL"]
+    work = tmp / "work"
+    work.mkdir()
+    refs = References(sshd, pg, work)
+    results: dict[str, Any] = {}
+    _report(f"\nimport of {args.rows:,} rows into PostgreSQL ({args.runs} runs):")
+    results["full"] = measure_import(refs, args.rows, args.runs, env, pg_url)
+    _report(f"\nimport of {args.small:,} rows into PostgreSQL ({args.runs} runs):")
+    results["part"] = measure_import(refs, args.small, args.runs, env, pg_url)
+    _report(f"\nupdate path: re-import of the loaded {args.rows:,}-row list ({args.runs} runs):")
+    results["update"] = measure_update(args.rows, args.runs, env)
+    _report(f"\nSQLite: import of {args.rows:,} rows ({args.runs} runs):")
+    results["sqlite"] = measure_sqlite(refs, args.rows, args.runs, env, tmp)
+    return results
+
+
+def measure_update(rows: int, runs: int, env: dict[str, str]) -> dict[str, Any]:
+    """Re-import the loaded list (every record unchanged)."""
+    flow, in_flow, outcome = [], [], {}
+    for run in range(runs):
+        figures = run_flow(_flow_params(rows, f"Bench {rows}"), env)
+        flow.append(figures["seconds"])
+        in_flow.append(figures["in_flow"] or figures["seconds"])
+        outcome = figures["outcome"]
+        _report(f"  run {run + 1}: flow {flow[-1]:.2f} s (in-flow {in_flow[-1]:.2f} s)")
+    return {"flow": flow, "in_flow": in_flow, "outcome": outcome}
+
+
+def measure_sqlite(
+    refs: References, rows: int, runs: int, env: dict[str, str], tmp: Path
+) -> dict[str, Any]:
+    """sftp get + sqlite3 .import against the flow into a fresh SQLite file, interleaved."""
+    from contact_center.db import create_db_engine, ensure_schema
+
+    ref, imports, flow, in_flow = [], [], [], []
+    for run in range(runs):
+        started = time.perf_counter()
+        local = refs.sftp_get(f"leads_{rows}.csv")
+        refs.sqlite_import(local)
+        ref.append(time.perf_counter() - started)
+        imports.append(refs.last_import)
+        local.unlink()
+        db = tmp / f"cc-{run}.db"
+        ensure_schema(create_db_engine(f"sqlite:///{db}"))  # the migrations are not the load
+        params = _flow_params(rows, "Bench sqlite")
+        figures = run_flow(params, dict(env, CCTASKS_DATABASE_URL=f"sqlite:///{db}"))
+        flow.append(figures["seconds"])
+        in_flow.append(figures["in_flow"] or figures["seconds"])
+        _report(
+            f"  run {run + 1}: sftp + .import {ref[-1]:.2f} s (.import {imports[-1]:.2f} s), "
+            f"flow {flow[-1]:.2f} s (in-flow {in_flow[-1]:.2f} s)"
+        )
+        db.unlink()
+    return {"ref": ref, "import": imports, "flow": flow, "in_flow": in_flow}
+
+
+def _print_results(args: argparse.Namespace, results: dict[str, Any]) -> None:
+    full, part, upd, lite = results["full"], results["part"], results["update"], results["sqlite"]
+    med = statistics.median
+    o, u = full["outcome"], upd["outcome"]
+    _report("\n=== results (medians) ===")
+    _report(
+        f"import outcome: {o['rows_read']:,} read, {o['loaded']:,} loaded, "
+        f"{o['rejected']:,} rejected {o['rejects_by_reason']}, {o['bytes'] / 1e6:.0f} MB"
+    )
+    _report(f"reference sftp get + \\copy, {args.rows:,} rows: {common.fmt(full['ref'])}")
+    _report(f"  of which \\copy:                      {common.fmt(full['copy'])}")
+    _report(f"flow import, {args.rows:,} rows:           {common.fmt(full['flow'])}")
+    _report(f"  in-flow (run start to end):          {common.fmt(full['in_flow'])}")
+    _report(
+        f"  ratio flow / reference: {med(full['flow']) / med(full['ref']):.2f}x "
+        f"(in-flow {med(full['in_flow']) / med(full['ref']):.2f}x; target <= 1.6x, aim 1.3x)"
+    )
+    _report(
+        f"peak RSS of the flow process: {med(full['peak']):.0f} MB at {args.rows:,} rows, "
+        f"{med(part['peak']):.0f} MB at {args.small:,} rows (before the flow: "
+        f"{med(full['baseline']):.0f} MB; target < 1 GB and flat)"
+    )
+    _report(
+        f"ratio at {args.small:,} rows: {med(part['flow']) / med(part['ref']):.2f}x "
+        f"(flow {med(part['flow']):.2f} s, reference {med(part['ref']):.2f} s; "
+        f"in-flow {med(part['in_flow']) / med(part['ref']):.2f}x)"
+    )
+    _report(
+        f"update path ({u['unchanged']:,} unchanged, {u['updated']} updated, {u['loaded']} "
+        f"loaded): {common.fmt(upd['flow'])}"
+    )
+    _report(
+        f"  ratio vs \\copy alone: {med(upd['flow']) / med(full['copy']):.2f}x "
+        f"(in-flow {med(upd['in_flow']) / med(full['copy']):.2f}x; target <= 3x); "
+        f"vs sftp + \\copy: {med(upd['flow']) / med(full['ref']):.2f}x"
+    )
+    _report(f"SQLite: sftp get + .import {common.fmt(lite['ref'])}")
+    _report(f"  .import alone {common.fmt(lite['import'])}")
+    _report(
+        f"  flow {common.fmt(lite['flow'])}; ratio {med(lite['flow']) / med(lite['ref']):.2f}x "
+        f"(in-flow {med(lite['in_flow']) / med(lite['ref']):.2f}x; target <= 1.3x)"
+    )
+
+
+if __name__ == "__main__":
+    main()
