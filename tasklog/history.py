@@ -460,14 +460,13 @@ class _History:
         flow_name, label, object_name, task_name, step = self._describe(run)
         state_type = run.state.type.value if run.state else "FAILED"
         state_name = (run.state.name if run.state else None) or ""
-        start = run.start_time or run.expected_start_time
+        start = _plain(run.start_time or run.expected_start_time)
+        end = _plain(run.end_time)
         result = result_of(state_type)
-        duration = (
-            run.end_time - start if result == "completed" and run.end_time and start else None
-        )
+        duration = end - start if result == "completed" and end and start else None
         return TaskLogRow(
             start_time=start,
-            end_time=run.end_time,
+            end_time=end,
             object_name=object_name,
             task_name=task_name,
             duration=duration,
@@ -488,9 +487,9 @@ class _History:
         state_type = run.state.type.value if run.state else "SCHEDULED"
         started = state_type in ("RUNNING", "PAUSED", "CANCELLING")
         return ScheduledRow(
-            start_time=(run.start_time or run.expected_start_time)
-            if started
-            else run.expected_start_time,
+            start_time=_plain(
+                (run.start_time or run.expected_start_time) if started else run.expected_start_time
+            ),
             object_name=object_name,
             task_name=task_name,
             attempts=run.run_count,
@@ -516,6 +515,16 @@ class _History:
             return _text(value).casefold() == wanted
 
         return keep
+
+
+def _plain(value: datetime | None) -> datetime | None:
+    """A standard-library UTC datetime (Prefect's are pendulum-based on Python < 3.13)."""
+    if value is None:
+        return None
+    utc = value.astimezone(UTC)
+    return datetime(
+        utc.year, utc.month, utc.day, utc.hour, utc.minute, utc.second, utc.microsecond, UTC
+    )
 
 
 def _text(value: Any) -> str:

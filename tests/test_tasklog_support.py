@@ -182,7 +182,9 @@ def execute_next_run(fn: Any, deployment_id: UUID, timeout: float = 30) -> threa
                 ]
                 if runs:
                     with fast_flows():
-                        run_flow(fn, flow_run=runs[0], parameters=runs[0].parameters)
+                        run_flow(
+                            fn, flow_run=runs[0], parameters=runs[0].parameters, return_type="state"
+                        )
                     return
                 time.sleep(0.2)
 
