@@ -28,7 +28,7 @@ app = typer.Typer(
 db_app = typer.Typer(help="The contact-centre database.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # an error stays on one line
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
