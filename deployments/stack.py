@@ -104,19 +104,19 @@ class StackOptions:
     """What ``cctasks up`` was asked for.
 
     Attributes:
-        host: the address the server listens on.
-        port: its port.
         home: the state folder (``CCTASKS_HOME``), absolute.
         project_dir: the checkout holding ``prefect.yaml`` and the flows.
+        host: the address the server listens on.
+        port: its port.
         database_url: the contact-centre database given with ``--database-url``.
         prefect_database_url: Prefect's own database (``--prefect-database-url``).
         demo: seed the demo contact centre.
     """
 
+    home: Path
+    project_dir: Path
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
-    home: Path = Path(".cctasks").absolute()
-    project_dir: Path = _default_project_dir()
     database_url: str | None = None
     prefect_database_url: str | None = None
     demo: bool = True

@@ -25,7 +25,8 @@ import httpx
 from PIL import Image
 
 PROJECT = Path(__file__).resolve().parents[1]
-PAGES = {"ui-deployments.png": "/deployments", "ui-runs.png": "/runs"}
+#: file -> (page, window height): the runs page lists its runs below a chart.
+PAGES = {"ui-deployments.png": ("/deployments", 900), "ui-runs.png": ("/runs", 1200)}
 CHROMIUM_FLAGS = [
     "--headless",
     "--no-sandbox",
@@ -107,17 +108,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=PROJECT / "docs" / "images")
     parser.add_argument("--chromium", default=None, help="The Chromium binary.")
     parser.add_argument("--width", type=int, default=1440)
-    parser.add_argument("--height", type=int, default=900)
-    parser.add_argument("--wait-ms", type=int, default=15000, help="Render time per page.")
+    parser.add_argument("--height", type=int, default=None, help="Window height (per page).")
+    parser.add_argument("--wait-ms", type=int, default=40000, help="Render time per page.")
     args = parser.parse_args(argv)
     url = (args.url or default_url()).rstrip("/")
     check_server(url)
     chromium = find_chromium(args.chromium)
     args.out.mkdir(parents=True, exist_ok=True)
-    for name, page in PAGES.items():
+    for name, (page, height) in PAGES.items():
         target = args.out / name
         partial = target.with_name(f".{name}")
-        shoot(chromium, f"{url}{page}", partial, args.width, args.height, args.wait_ms)
+        shoot(chromium, f"{url}{page}", partial, args.width, args.height or height, args.wait_ms)
         colours = check_image(partial)
         partial.replace(target)
         print(f"{target.relative_to(PROJECT) if target.is_relative_to(PROJECT) else target}: "
