@@ -66,6 +66,45 @@ app.command("run")(run_command)
 
 # --- the embedded stack: up (deployments) -------------------------------------------
 
+
+@app.command("up")
+def up(
+    port: int = typer.Option(4200, "--port", help="Port of the Prefect server and UI."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address the server listens on."),
+    database_url: str | None = typer.Option(
+        None,
+        "--database-url",
+        help="Contact-centre database, e.g. postgresql+psycopg://user:pw@host/db "
+        "(default: SQLite under .cctasks/, or the saved block).",
+    ),
+    prefect_database_url: str | None = typer.Option(
+        None,
+        "--prefect-database-url",
+        help="Prefect's own database, e.g. postgresql+asyncpg://user:pw@host/prefect "
+        "(default: SQLite under .cctasks/prefect/).",
+    ),
+    demo: bool = typer.Option(True, "--demo/--no-demo", help="Seed the demo contact centre."),
+) -> None:
+    """Run the whole contact centre here: Prefect server, worker, deployments, demo data.
+
+    Ctrl-C stops everything; a second run reuses the state under .cctasks/.
+    """
+    from contact_center.exceptions import CCTasksError
+    from deployments.stack import StackOptions, run_stack
+
+    try:
+        options = StackOptions.create(
+            host=host,
+            port=port,
+            database_url=database_url,
+            prefect_database_url=prefect_database_url,
+            demo=demo,
+        )
+    except CCTasksError as exc:
+        raise fail(str(exc)) from None
+    raise typer.Exit(run_stack(options))
+
+
 # --- manual campaign control: campaign start|stop -----------------------------------
 
 campaign_app = typer.Typer(
@@ -126,7 +165,6 @@ def campaign_stop(
 ) -> None:
     """Stop a campaign now; its schedules stay as they are."""
     _campaign_step(name, "stop", False, notify_url, notify_token_block)
-
 
 
 if __name__ == "__main__":  # pragma: no cover
