@@ -31,7 +31,7 @@ import pyarrow.compute as pc
 from contact_center.exceptions import InvalidFile, InvalidParameter
 from contact_center.files import Chunk, match_column, normalise_header
 from contact_center.models import PHONE_FIELDS, RECORD_FIELDS, ListRecord
-from contact_center.phones import check_default_country, normalise_phones
+from contact_center.phones import check_default_country, normalise_phone_array
 from contact_center.settings import DEFAULT_COUNTRY
 
 __all__ = [
@@ -54,9 +54,8 @@ REJECT_REASONS = (MISSING_KEY, DUPLICATE_KEY, NO_VALID_PHONE)
 VALID_COLUMNS = ("row", "record_key", *RECORD_FIELDS, "custom_fields")
 
 _STR = pd.StringDtype("pyarrow", na_value=np.nan)
-# JSON needs these escaped; other control characters are rare and go through json.dumps.
-_JSON_ESCAPES = (("\\", "\\\\"), ('"', '\\"'), ("\n", "\\n"), ("\r", "\\r"), ("\t", "\\t"))
-_OTHER_CONTROL = r"[\x00-\x08\x0b\x0c\x0e-\x1f]"
+# Characters that a JSON string must escape.
+_NEEDS_ESCAPE = r'[\x00-\x1f"\\]'
 
 
 @dataclass(frozen=True)
@@ -215,98 +214,92 @@ class RecordParser:
             raise InvalidFile(f"the column {missing[0]!r} is missing", file=self.file)
         count = len(frame)
         rows = np.arange(chunk.first_row, chunk.first_row + count, dtype=np.int64)
+        # The work is done on Arrow arrays: pandas' per-column overheads add up.
         trimmed = {column: _trimmed(frame[column]) for column in frame.columns}
-        phones, phone_valid, phone_given = self._phones(trimmed)
+        phones, phone_valid, phone_given = self._phones(trimmed, count)
         key = self._key(trimmed, phones)
         reason = self._reasons(key, np.asarray(phone_valid.any(axis=1), dtype=bool))
-        keep = reason.isna().to_numpy()
+        keep = reason == ""
         valid = self._valid_frame(trimmed, phones, key, rows, keep)
-        rejects = frame.iloc[np.flatnonzero(~keep)].copy()
+        rejects = frame.iloc[np.flatnonzero(~keep)].reset_index(drop=True)
         rejects.columns = pd.Index(_reject_column_names(list(frame.columns)))
         rejects.insert(0, "row", rows[~keep])
-        rejects["reason"] = reason[~keep].astype(_STR)
-        rejects = rejects.reset_index(drop=True)
+        rejects["reason"] = pd.Series(reason[~keep], dtype=_STR)
         invalid = int((phone_given & ~phone_valid)[keep].sum())
         return ParsedChunk(valid=valid, rejects=rejects, invalid_phones=invalid)
 
     # --- steps ------------------------------------------------------------------------
 
     def _phones(
-        self, trimmed: dict[str, pd.Series]
-    ) -> tuple[dict[str, pd.Series], np.ndarray, np.ndarray]:
+        self, trimmed: dict[str, pa.Array], count: int
+    ) -> tuple[dict[str, pa.Array], np.ndarray, np.ndarray]:
         """E.164 per phone field (one vectorised call for all of them) and masks."""
         fields = list(self._phone_columns)
-        count = len(next(iter(trimmed.values()))) if trimmed else 0
         if not fields:
             return {}, np.zeros((count, 0), bool), np.zeros((count, 0), bool)
-        stacked = pd.concat(
-            [trimmed[self._phone_columns[f]] for f in fields], ignore_index=True
-        ).astype(_STR)
-        normalised = normalise_phones(stacked, self.default_country)
-        values = np.asarray(normalised.array, dtype=object).reshape(len(fields), count)
-        given = (stacked.fillna("") != "").to_numpy().reshape(len(fields), count).T
-        valid = normalised.notna().to_numpy().reshape(len(fields), count).T
-        phones = {f: pd.Series(values[i], dtype=_STR) for i, f in enumerate(fields)}
+        stacked = pa.concat_arrays([trimmed[self._phone_columns[f]] for f in fields])
+        normalised = normalise_phone_array(stacked, self.default_country)
+        given = np.asarray(pc.not_equal(stacked, "")).reshape(len(fields), count).T
+        valid = ~np.asarray(normalised.is_null()).reshape(len(fields), count).T
+        phones = {f: normalised.slice(i * count, count) for i, f in enumerate(fields)}
         return phones, valid, given
 
-    def _key(self, trimmed: dict[str, pd.Series], phones: dict[str, pd.Series]) -> pd.Series:
+    def _key(self, trimmed: dict[str, pa.Array], phones: dict[str, pa.Array]) -> pa.Array:
         """The record key: the key field's text; for a phone key, its E.164 when valid."""
-        raw = trimmed[self._key_column].fillna("")
+        raw = trimmed[self._key_column]
         if self.key_field in phones:
-            raw = phones[self.key_field].fillna(raw)
-        return raw.reset_index(drop=True)
+            return pc.coalesce(phones[self.key_field], raw)
+        return raw
 
-    def _reasons(self, key: pd.Series, has_phone: np.ndarray) -> pd.Series:
-        """The reject reason of each row (NA: the row is valid); updates the seen keys."""
-        blank = (key == "").to_numpy()
-        key_list = key.tolist()
+    def _reasons(self, key: pa.Array, has_phone: np.ndarray) -> np.ndarray:
+        """The reject reason of each row ("" when valid); remembers the keys it saw."""
+        blank = np.asarray(pc.equal(key, ""))
+        key_list = key.to_pylist()
         # The first row with a key decides, across chunks too.
         seen_before = np.fromiter(map(self._seen.__contains__, key_list), bool, len(key_list))
-        repeated = key.duplicated(keep="first").to_numpy() | seen_before
-        reason = np.full(len(key), None, dtype=object)
+        first = np.zeros(len(key_list), dtype=bool)
+        codes = np.asarray(pc.dictionary_encode(key).indices)
+        first[np.unique(codes, return_index=True)[1]] = True
+        repeated = ~first | seen_before
+        reason = np.full(len(key_list), "", dtype=object)
         reason[~has_phone] = NO_VALID_PHONE
         reason[repeated & ~blank] = DUPLICATE_KEY
         reason[blank] = MISSING_KEY
-        self._seen.update(k for k, b in zip(key_list, blank, strict=True) if not b)
-        return pd.Series(reason, dtype=object)
+        self._seen.update(key_list)
+        self._seen.discard("")
+        return reason
 
     def _valid_frame(
         self,
-        trimmed: dict[str, pd.Series],
-        phones: dict[str, pd.Series],
-        key: pd.Series,
+        trimmed: dict[str, pa.Array],
+        phones: dict[str, pa.Array],
+        key: pa.Array,
         rows: np.ndarray,
         keep: np.ndarray,
     ) -> pd.DataFrame:
-        columns: dict[str, object] = {"row": pd.array(rows[keep], dtype="int64")}
-        columns["record_key"] = _blank_to_na(key[keep])
+        count = len(rows)
+        none = pa.nulls(count, pa.string())
+        columns: dict[str, pa.Array] = {"row": pa.array(rows), "record_key": key}
         for field in RECORD_FIELDS:
             if field in phones:
-                columns[field] = phones[field][keep].reset_index(drop=True)
+                columns[field] = phones[field]
             elif field in self._field_columns:
-                values = trimmed[self._field_columns[field]].reset_index(drop=True)
-                columns[field] = _blank_to_na(values[keep])
+                columns[field] = _blank_to_null(trimmed[self._field_columns[field]])
             else:
-                columns[field] = pd.Series([np.nan] * int(keep.sum()), dtype=_STR)
-        custom = [c for c in trimmed if c not in self.mapping]
-        if custom:
-            kept = {c: trimmed[c].reset_index(drop=True)[keep] for c in custom}
-            columns["custom_fields"] = pd.Series(_json_objects(kept), dtype=_STR)
-        else:
-            columns["custom_fields"] = pd.Series([np.nan] * int(keep.sum()), dtype=_STR)
-        valid = pd.DataFrame(
-            {name: _reindexed(value) for name, value in columns.items()},
-            columns=list(VALID_COLUMNS),
-        )
-        self._check_lengths(valid)
+                columns[field] = none
+        custom = {c: values for c, values in trimmed.items() if c not in self.mapping}
+        columns["custom_fields"] = _json_objects(custom) if custom else none
+        table = pa.table(columns).filter(pa.array(keep))
+        self._check_lengths(table)
+        valid: pd.DataFrame = table.to_pandas(types_mapper=_str_only)
         return valid
 
-    def _check_lengths(self, valid: pd.DataFrame) -> None:
+    def _check_lengths(self, valid: pa.Table) -> None:
         """A value longer than its database column is a file error, named by row and column."""
         for field, limit in self._limits.items():
-            if field not in valid.columns or len(valid) == 0:
-                continue
-            lengths = valid[field].str.len().fillna(0).to_numpy()
+            if valid.num_rows == 0:
+                return
+            lengths = np.asarray(pc.fill_null(pc.utf8_length(valid[field]), 0))
             too_long = np.flatnonzero(lengths > limit)
             if len(too_long):
                 at = int(too_long[0])
@@ -315,7 +308,7 @@ class RecordParser:
                     f"the value is {int(lengths[at])} characters long; {field} takes at "
                     f"most {limit}",
                     file=self.file,
-                    row=int(valid["row"].iloc[at]),
+                    row=int(valid["row"][at].as_py()),
                     column=column,
                 )
 
@@ -323,18 +316,20 @@ class RecordParser:
 # --- helpers ---------------------------------------------------------------------------
 
 
-def _trimmed(values: pd.Series) -> pd.Series:
-    """Text without surrounding white space; NA becomes blank."""
-    return values.astype(_STR).fillna("").str.strip().reset_index(drop=True)
+def _trimmed(values: pd.Series) -> pa.Array:
+    """Text without surrounding white space, as an Arrow array; NA becomes blank."""
+    array = pa.array(values, type=pa.string(), from_pandas=True)
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    return pc.utf8_trim_whitespace(pc.fill_null(array, ""))
 
 
-def _blank_to_na(values: pd.Series) -> pd.Series:
-    out = values.reset_index(drop=True).astype(_STR)
-    return out.mask(out == "")
+def _blank_to_null(values: pa.Array) -> pa.Array:
+    return pc.if_else(pc.equal(values, ""), pa.scalar(None, pa.string()), values)
 
 
-def _reindexed(value: object) -> object:
-    return value.reset_index(drop=True) if isinstance(value, pd.Series) else value
+def _str_only(arrow_type: pa.DataType) -> pd.api.extensions.ExtensionDtype | None:
+    return _STR if pa.types.is_string(arrow_type) else None
 
 
 def _reject_column_names(columns: list[str]) -> list[str]:
@@ -343,7 +338,7 @@ def _reject_column_names(columns: list[str]) -> list[str]:
     return [f"{c} (file)" if normalise_header(c) in ours else c for c in columns]
 
 
-def _json_objects(columns: dict[str, pd.Series]) -> pa.Array:
+def _json_objects(columns: dict[str, pa.Array]) -> pa.Array:
     """One JSON object of text values per row, built over whole columns."""
     parts: list[pa.Array | str] = []
     for position, (name, values) in enumerate(columns.items()):
@@ -353,21 +348,18 @@ def _json_objects(columns: dict[str, pd.Series]) -> pa.Array:
     return pc.binary_join_element_wise(*parts, "")
 
 
-def _json_strings(values: pd.Series) -> pa.Array:
+def _json_strings(text: pa.Array) -> pa.Array:
     """Each value as a JSON string literal (quoted and escaped)."""
-    text = pa.array(values.fillna(""), type=pa.string(), from_pandas=True)
-    rare = np.asarray(pc.match_substring_regex(text, _OTHER_CONTROL).fill_null(False))
-    for raw, escaped in _JSON_ESCAPES:
-        text = pc.replace_substring(text, raw, escaped)
-    quoted = pc.binary_join_element_wise('"', text, '"', "")
-    if rare.any():
-        # Other control characters: json.dumps for these few rows.
-        originals = values.to_numpy(dtype=object)
-        fixed = quoted.to_pylist()
-        for index in np.flatnonzero(rare):
-            fixed[index] = json.dumps(originals[index], ensure_ascii=False)
-        quoted = pa.array(fixed, type=pa.string())
-    return quoted
+    special = np.asarray(pc.match_substring_regex(text, _NEEDS_ESCAPE).fill_null(False))
+    if special.any():
+        # Only the few values that need it go through json.dumps.
+        escaped = [
+            json.dumps(value, ensure_ascii=False)[1:-1]
+            for value in text.filter(pa.array(special)).to_pylist()
+        ]
+        mask = pa.array(special)
+        text = pc.replace_with_mask(text, mask, pa.array(escaped, type=pa.string()))
+    return pc.binary_join_element_wise('"', text, '"', "")
 
 
 def _field_limits() -> dict[str, int]:

@@ -45,7 +45,12 @@ from phonenumbers import COUNTRY_CODE_TO_REGION_CODE, SUPPORTED_REGIONS, PhoneMe
 from contact_center.exceptions import InvalidParameter
 from contact_center.settings import DEFAULT_COUNTRY
 
-__all__ = ["check_default_country", "normalise_phone", "normalise_phones"]
+__all__ = [
+    "check_default_country",
+    "normalise_phone",
+    "normalise_phone_array",
+    "normalise_phones",
+]
 
 # phonenumbers' limits (phonenumberutil: _MIN/_MAX_LENGTH_FOR_NSN, _MAX_INPUT_STRING_LENGTH).
 _MIN_NSN = 2
@@ -134,11 +139,8 @@ def normalise_phones(values: pd.Series, default_country: str = DEFAULT_COUNTRY) 
     Raises:
         InvalidParameter: ``default_country`` is not a known region.
     """
-    region = check_default_country(default_country)
     array = pa.array(values, type=pa.string(), from_pandas=True)
-    if isinstance(array, pa.ChunkedArray):
-        array = array.combine_chunks()
-    result = _normalise(array, region)
+    result = normalise_phone_array(array, default_country)
     return pd.Series(
         result.to_pandas(types_mapper=lambda _: _STR).array,
         index=values.index,
@@ -146,27 +148,23 @@ def normalise_phones(values: pd.Series, default_country: str = DEFAULT_COUNTRY) 
     )
 
 
+def normalise_phone_array(
+    values: pa.Array | pa.ChunkedArray, default_country: str = DEFAULT_COUNTRY
+) -> pa.Array:
+    """:func:`normalise_phones` for an Arrow string array: E.164 text or null per value.
+
+    Raises:
+        InvalidParameter: ``default_country`` is not a known region.
+    """
+    region = check_default_country(default_country)
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    if values.type != pa.string():
+        values = values.cast(pa.string())
+    return _normalise(values, region)
+
+
 _STR = pd.StringDtype("pyarrow", na_value=np.nan)
-
-
-# Byte classes for _Shape: digit, '+', other ASCII, space, non-ASCII (shifts into a uint64).
-_FIELD_LIMIT = 1 << 12
-_FIELD_SHIFTS = (0, 12, 24, 36, 48)
-
-
-def _byte_classes() -> np.ndarray:
-    digit, plus, other, space, non_ascii = (np.uint64(1) << np.uint64(s) for s in _FIELD_SHIFTS)
-    table = np.full(256, other, dtype=np.uint64)
-    table[0x30:0x3A] = digit
-    table[0x2B] = plus
-    table[0x20] = space
-    for separator in b"().-":
-        table[separator] = 0
-    table[0x80:] = other | non_ascii
-    return table
-
-
-_BYTE_CLASS = _byte_classes()
 
 
 # --- the fast path ---------------------------------------------------------------------
@@ -227,10 +225,7 @@ def _normalise(array: pa.StringArray, region: str) -> pa.Array:
 
 @dataclass(frozen=True)
 class _Shape:
-    """Per row: the fast shape? a leading ``+``? its ASCII digits; hopeless (no number)?
-
-    Computed on the UTF-8 bytes with numpy, because Arrow's regex replace is slow.
-    """
+    """Per row: the fast shape? a leading ``+``? its ASCII digits; hopeless (no number)?"""
 
     fast: np.ndarray
     plus: np.ndarray
@@ -240,6 +235,10 @@ class _Shape:
     @classmethod
     def of(cls, array: pa.StringArray) -> _Shape:
         count = len(array)
+        valid = ~np.asarray(array.is_null(), dtype=bool)
+        shape = _mask(pc.match_substring_regex(array, _FAST_SHAPE))
+        plus = shape & _mask(pc.starts_with(pc.utf8_ltrim(array, " "), "+"))
+        # The digits: kept from the UTF-8 bytes with numpy (Arrow's regex replace is slow).
         _, offsets_buffer, data_buffer = array.buffers()
         offsets = np.frombuffer(offsets_buffer, dtype=np.int32)[
             array.offset : array.offset + count + 1
@@ -247,36 +246,18 @@ class _Shape:
         data = np.frombuffer(data_buffer, dtype=np.uint8) if data_buffer else np.zeros(1, np.uint8)
         data = data[offsets[0] : offsets[-1]]
         offsets -= offsets[0]
-        valid = ~np.asarray(array.is_null(), dtype=bool)
         length = offsets[1:] - offsets[:-1]
-        # One pass: each byte adds to per-row counters packed in a uint64, 12 bits
-        # each; differences of the running sum at the row bounds give each row's
-        # counts, exact for rows shorter than 4096 bytes (longer ones go to the library).
-        running = np.concatenate((np.zeros(1, np.uint64), np.cumsum(_BYTE_CLASS[data])))
-        counts = running[offsets[1:]] - running[offsets[:-1]]
-        short = valid & (length < _FIELD_LIMIT)
-        digit_count, plus_count, other_count, _, non_ascii = (
-            ((counts >> np.uint64(shift)) & np.uint64(_FIELD_LIMIT - 1)).astype(np.int64)
-            for shift in _FIELD_SHIFTS
-        )
-        # A '+' counts only as the first character after leading spaces.
-        plus_ok = plus_count == 0
-        one_plus = short & (plus_count == 1)
-        if one_plus.any():
-            plus_at = np.flatnonzero(data == 0x2B)
-            owner = np.searchsorted(offsets, plus_at, side="right") - 1
-            keep = one_plus[owner]
-            plus_at, owner = plus_at[keep], owner[keep]
-            before = running[plus_at] - running[offsets[owner]]
-            spaces = (before >> np.uint64(_FIELD_SHIFTS[3])) & np.uint64(_FIELD_LIMIT - 1)
-            plus_ok[owner] = spaces.astype(np.int64) == plus_at - offsets[owner]
-        fast = short & (other_count == 0) & plus_ok & (digit_count >= 3) & (length <= _MAX_INPUT)
-        # phonenumbers needs two digits to see a number; in pure ASCII, only 0-9 are digits.
-        hopeless = ~valid | (short & (non_ascii == 0) & (digit_count < _MIN_NSN))
         is_digit = (data - np.uint8(0x30)) < 10
-        if not short.all():
-            exact = np.concatenate(([0], np.cumsum(is_digit.astype(np.int64))))
-            digit_count = exact[offsets[1:]] - exact[offsets[:-1]]
+        digit_count = np.zeros(count, dtype=np.int64)
+        filled = np.flatnonzero(length > 0)
+        if len(filled):
+            digit_count[filled] = np.add.reduceat(
+                is_digit.view(np.uint8), offsets[filled], dtype=np.int64
+            )
+        fast = shape & (digit_count >= 3) & (length <= _MAX_INPUT)
+        # phonenumbers needs two digits to see a number; in ASCII, only 0-9 are digits.
+        ascii_only = _mask(pc.string_is_ascii(array))
+        hopeless = ~valid | (ascii_only & (digit_count < _MIN_NSN))
         digit_offsets = np.concatenate(([0], np.cumsum(digit_count)))
         if digit_offsets[-1] >= 2**31:
             raise InvalidParameter("too many phone digits in one call; pass smaller chunks")
@@ -289,7 +270,7 @@ class _Shape:
                 pa.py_buffer(np.ascontiguousarray(data[is_digit])),
             ],
         )
-        return cls(fast=fast, plus=plus_count == 1, hopeless=hopeless, digits=digits)
+        return cls(fast=fast, plus=plus, hopeless=hopeless, digits=digits)
 
 
 _Pieces = Iterator[tuple[np.ndarray, pa.Array]]
@@ -590,6 +571,12 @@ def _full_match(numbers: pa.StringArray, pattern: str) -> np.ndarray:
 
 def _prefix_match(numbers: pa.StringArray, pattern: str) -> np.ndarray:
     """``re.match(pattern, number)`` (a match at the start) for each number."""
+    literals = _literals(pattern)
+    if literals is not None and len(numbers) >= _SMALL_ARRAY:
+        found = np.zeros(len(numbers), dtype=bool)
+        for literal in literals:
+            found |= _mask(pc.starts_with(numbers, literal))
+        return found
     if len(numbers) < _SMALL_ARRAY:
         match = _compiled(pattern).match
         return np.fromiter((match(n) is not None for n in numbers.to_pylist()), bool, len(numbers))
@@ -608,7 +595,26 @@ def _strip_prefix(numbers: pa.StringArray, pattern: str) -> pa.StringArray:
             found = match(number)
             rest.append(number[found.end() :] if found else number)
         return pa.array(rest, type=pa.string())
+    literals = _literals(pattern)
+    if literals is not None:
+        # Like re.match: the first alternative that is a prefix is the one removed.
+        rest = numbers
+        open_rows = np.ones(len(numbers), dtype=bool)
+        for literal in literals:
+            hit = open_rows & _mask(pc.starts_with(numbers, literal))
+            if hit.any():
+                cut = pc.utf8_slice_codeunits(numbers.filter(pa.array(hit)), len(literal))
+                rest = _replace_rows(rest, np.flatnonzero(hit), cut)
+                open_rows &= ~hit
+        return rest
     return pc.replace_substring_regex(numbers, f"^(?:{pattern})", "", max_replacements=1)
+
+
+@cache
+def _literals(pattern: str) -> tuple[str, ...] | None:
+    """The alternatives of a pattern made only of digit strings (``0|180020``), else None."""
+    parts = tuple(pattern.split("|"))
+    return parts if all(part.isascii() and part.isdigit() for part in parts) else None
 
 
 @cache
