@@ -33,7 +33,7 @@ from prefect.exceptions import ObjectNotFound as PrefectObjectNotFound
 from prefect.workers.process import ProcessWorker
 from prefect_email import EmailServerCredentials
 from pydantic import SecretStr
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from blocks.database import ContactCenterDatabase
@@ -107,7 +107,15 @@ def database_block(url: str) -> ContactCenterDatabase:
     except (ArgumentError, ValueError) as exc:
         raise InvalidParameter(f"--database-url is not a database URL: {exc}") from None
     password = parsed.password
-    bare = parsed.set(password=None).render_as_string(hide_password=False)
+    # URL.set(password=None) keeps the password; build the URL again without it.
+    bare = URL.create(
+        parsed.drivername,
+        username=parsed.username,
+        host=parsed.host,
+        port=parsed.port,
+        database=parsed.database,
+        query=parsed.query,
+    ).render_as_string(hide_password=False)
     return ContactCenterDatabase(
         url=bare, password=SecretStr(str(password)) if password is not None else None
     )

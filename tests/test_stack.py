@@ -30,6 +30,8 @@ import yaml
 from conftest import PG_ADMIN_URL, free_port
 
 from contact_center.db import create_db_engine
+from contact_center.exceptions import InvalidParameter
+from deployments.bootstrap import database_block
 from deployments.demo import CAMPAIGNS, DNC_LIST, FIRST_RUNS, LATER_RUNS, LISTS
 from deployments.demo.files import write_demo_files
 from deployments.processes import Service, stop_services
@@ -160,6 +162,18 @@ def test_stack_environment_follows_the_port(tmp_path: Path) -> None:
     assert env["CCTASKS_PROJECT_DIR"] == str(PROJECT)
     wildcard = StackOptions(host="0.0.0.0", port=4321, home=tmp_path, project_dir=PROJECT)
     assert wildcard.ui_url == "http://127.0.0.1:4321"
+
+
+def test_database_url_password_goes_into_the_secret_field(tmp_path: Path) -> None:
+    block = database_block("postgresql+psycopg://cctasks:s3cret@db.example.com:5432/cc")
+    assert block.url == "postgresql+psycopg://cctasks@db.example.com:5432/cc"
+    assert block.password is not None and block.password.get_secret_value() == "s3cret"
+    assert "s3cret" not in repr(block) and "s3cret" not in block.display_url
+    with pytest.raises(InvalidParameter, match="asyncpg") as refused:
+        StackOptions.create(prefect_database_url="postgresql://prefect:s3cret@db/prefect")
+    assert "s3cret" not in str(refused.value)
+    with pytest.raises(InvalidParameter, match="not a TCP port"):
+        StackOptions.create(port=70000)
 
 
 def test_stop_services_leaves_no_orphan(tmp_path: Path) -> None:
