@@ -10,7 +10,8 @@ Every cell comes back as text (``str``; an empty cell is ``""``, never NA).
 Row numbers are the ones a user can find in the file: for delimited text the
 header is row 1 and each record is one row (a quoted newline does not start a
 row; blank lines are skipped and not counted); for XLSX they are the sheet's
-own row numbers; for fixed-width they are line numbers (blank lines skipped).
+own row numbers; for fixed-width they count lines from the first one (blank lines
+after the header are skipped and not counted, as for delimited text).
 """
 
 from __future__ import annotations
@@ -252,16 +253,17 @@ class TableReader:
     # --- fixed-width ----------------------------------------------------------------
 
     def _fixed_chunks(self) -> Iterator[Chunk]:
+        # Skip physical lines up to and including the header (blank lines before it too).
+        header_line = (
+            _first_line_number(self.path, self.encoding or "utf-8") if self.has_header_row else 0
+        )
         reader = self._open_arrow(
-            read={"column_names": ["line"], "skip_rows": 1 if self.has_header_row else 0},
+            read={"column_names": ["line"], "skip_rows": header_line},
             delimiter=_FIXED_SEPARATOR,
             quote_char=False,
             escape_char=False,
         )
-        first = (
-            _first_line_number(self.path, self.encoding or "utf-8") if self.has_header_row else 0
-        )
-        yield from self._rechunk(reader, first_row=first + 1)
+        yield from self._rechunk(reader, first_row=header_line + 1)
 
     def _split_fixed(self, lines: pa.Array, first_row: int) -> pa.Table:
         assert self.widths is not None

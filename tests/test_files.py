@@ -302,6 +302,7 @@ def test_broken_xlsx_is_named(tmp_path: Path) -> None:
 
 def test_fixed_width_with_header_line(tmp_path: Path) -> None:
     text = (
+        "\r\n"  # a blank line before the header
         "ACCOUNT   PHONE       ZIP  \r\n"
         "A1        2127365000  02134\r\n"
         "\r\n"
@@ -313,9 +314,9 @@ def test_fixed_width_with_header_line(tmp_path: Path) -> None:
     assert reader.format == "fixed"
     assert reader.header == ["ACCOUNT", "PHONE", "ZIP"]
     assert rows_of(list(reader)) == [
-        {"_row": 2, "ACCOUNT": "A1", "PHONE": "2127365000", "ZIP": "02134"},
-        {"_row": 3, "ACCOUNT": "A2", "PHONE": "(212)7365001", "ZIP": "10001"},
-        {"_row": 4, "ACCOUNT": "A3", "PHONE": "2127365002", "ZIP": ""},
+        {"_row": 3, "ACCOUNT": "A1", "PHONE": "2127365000", "ZIP": "02134"},
+        {"_row": 4, "ACCOUNT": "A2", "PHONE": "(212)7365001", "ZIP": "10001"},
+        {"_row": 5, "ACCOUNT": "A3", "PHONE": "2127365002", "ZIP": ""},
     ]
 
 
