@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -51,10 +50,15 @@ def throwaway_postgres(prefix: str = "cctasks_bench") -> Iterator[sa.URL]:
         admin.dispose()
 
 
-def rss_mb() -> float:
-    """This process's resident memory now, in MB."""
+def rss_mb(field: str = "VmRSS") -> float:
+    """This process's resident memory now (``VmRSS``) or at its peak (``VmHWM``), in MB.
+
+    ``VmHWM`` is the peak of this program only. ``getrusage``'s ``ru_maxrss`` is not:
+    Linux carries the parent's size at ``fork`` over ``exec``, so a child started by a
+    big parent would report the parent's peak.
+    """
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
     return 0.0
 
@@ -71,7 +75,7 @@ def child_main(flow: Callable[..., Any], params: dict[str, Any]) -> None:
             {
                 "seconds": seconds,
                 "baseline_mb": baseline,
-                "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                "peak_mb": rss_mb("VmHWM"),
                 "outcome": outcome.to_dict(),
                 "flow_run_id": str(state.state_details.flow_run_id),
             },

@@ -60,7 +60,16 @@ COLUMNS = [
     "Plan",
     "Notes",
 ]
-MAPPING = {"Account": "account", "Phone": "phone1", "Mobile": "phone2", "ZIP": "zip"}
+MAPPING = {
+    "Account": "account",
+    "First Name": "first_name",
+    "Last Name": "last_name",
+    "Phone": "phone1",
+    "Mobile": "phone2",
+    "ZIP": "zip",
+    "State": "state",
+    "Priority": "priority",
+}  # Email, Address, City, Plan and Notes are custom fields
 
 # --- the list file ---------------------------------------------------------------------
 
