@@ -6,25 +6,29 @@
 :func:`normalise_phone` is that reference, one value at a time; it runs at about
 20k values a second, far too slow for a million-row list. So:
 
-1. The work is done once per *unique* value.
-2. A **fast path** decides the common shape — an optional leading ``+``, then ASCII
+1. A **fast path** decides the common shape — an optional leading ``+``, then ASCII
    digits and the separators ``space ( ) - .`` — for every country whose metadata
    needs no national-prefix *transform rule*. It is a step-by-step transcription of
-   phonenumbers' own ``parse`` for that shape (country code from ``+``, the default
-   country's code written without ``+``, national-prefix stripping, the possible-length
-   test) and of ``is_valid_number`` (region choice among the regions of a calling code,
-   the number-type patterns with their possible lengths). Every regular expression in
-   it is phonenumbers' own metadata pattern, run by Arrow (RE2, which phonenumbers'
-   C++ sibling also uses) over whole arrays. Why the shape is safe: the library's
-   extension patterns all need a letter, ``#``, ``,`` or ``;``, its "second number"
-   cut needs ``/`` or ``\\``, its alpha conversion needs three letters, so none of
-   them can fire on it.
-3. Everything else — letters, extensions, an international dialling prefix such as
-   ``011``/``00``, a ``+`` followed by an unknown code, fewer than three digits, a
-   country with a transform rule (e.g. AR, BR, JP) — goes to phonenumbers itself.
+   phonenumbers' own ``parse`` for that shape (the country code after ``+`` or after
+   the default country's international prefix, e.g. ``011`` from the US; the default
+   country's code written without ``+``; national-prefix stripping; the
+   possible-length test) and of ``is_valid_number`` (the region among the regions of
+   a calling code, then the number-type patterns with their possible lengths). Every
+   pattern in it is phonenumbers' own metadata, run over whole arrays by Arrow's RE2
+   (which phonenumbers' C++ sibling uses too; both pick the leftmost-first match) or,
+   for small arrays, by Python's ``re``. Why the shape is safe: the library's
+   extension patterns all need a letter, ``#``, ``,`` or ``;``; its "second number"
+   cut needs ``/`` or ``\\``; its alpha conversion needs three letters: none of them
+   can fire on it.
+2. A value with fewer than two digits, in pure ASCII, cannot be a number for the
+   library either (its viability check needs two digits): NA at once.
+3. Everything else — letters, extensions, non-ASCII digits, a ``+`` followed by an
+   unknown code, a country with a transform rule (e.g. AR, BR, JP), a calling code
+   with only a handful of numbers in the call — goes to phonenumbers itself, once
+   per *unique* value.
 
 ``tests/test_phones.py`` checks the equality on a large generated sample of mixed
-formats and countries.
+formats and countries, and for several default countries.
 """
 
 from __future__ import annotations
