@@ -201,7 +201,9 @@ def main() -> None:
         ]
         results = [(name, _median(fn, repeat), repeat) for name, fn, repeat in cases]
     reference = results[0][1]
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"\nmedians on a history of {args.runs_in_history} runs (same server, same run)")
+    print(f"machine: {os.cpu_count()} cores, load average {load} (1, 5, 15 min)")
     print(f"{'query':<44} {'median':>9} {'vs reference':>13}")
     for name, median, repeat in results:
         print(f"{name:<44} {median * 1000:>7.0f} ms {median / reference:>12.1f}x  (n={repeat})")

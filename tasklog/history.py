@@ -599,10 +599,11 @@ def _branches(
             )
         return branches
     if object_name:
-        # Our flow-run names are templated "{object} · {step}", so a name match finds the
-        # runs; runs of deployments for the object are added for those that crashed or
-        # were cancelled before they were named. The check on the parameter is exact.
-        branches = [_Branch(name_like=object_name, keep=keep)]
+        # Our flow-run names are templated "{object} · {step}", so a name match on
+        # "{object} · " finds the runs; runs of deployments for the object are added
+        # for those that crashed or were cancelled before they were named. The check
+        # on the parameter is exact.
+        branches = [_Branch(name_like=f"{object_name} · ", keep=keep)]
         names = query.flow_names or list(FLOW_TYPES)
         ids = [
             d.id
