@@ -74,9 +74,9 @@ def _republish_task_log(outcome: Outcome, error: BaseException | None) -> None:
     """
     if not _in_flow_run():
         return
-    from tasklog.publish import publish_task_log  # the views package; only inside a run
-
     try:
+        from tasklog.publish import publish_task_log  # the views package; only in a run
+
         publish_task_log(outcome, error)
     except Exception as exc:
         get_run_logger().warning("task-log artifact not republished: %s", exc)
