@@ -39,6 +39,7 @@ from typing import Any, TypeAlias, TypeVar
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -174,6 +175,8 @@ def bulk_insert(
     table: str | sa.Table,
     columns: Sequence[str],
     rows: BulkRows,
+    *,
+    constants: Mapping[str, Any] | None = None,
 ) -> int:
     """Insert ``rows`` into ``table`` on the engine's fast path, in ``conn``'s transaction.
 
@@ -183,25 +186,55 @@ def bulk_insert(
         columns: the columns to fill, in the order of the values.
         rows: a DataFrame or Arrow table holding those columns (missing values are
             NULL, empty strings stay empty strings), or an iterable of value rows.
+        constants: column -> one value for every row (an int, a string, an aware
+            datetime or None), e.g. the list's id; cheaper than a repeated column.
 
     Returns:
         The number of rows inserted.
 
     Raises:
-        InvalidParameter: a table or column name that is not a plain identifier.
+        InvalidParameter: a table or column name that is not a plain identifier, or a
+            constant of another type.
         sqlalchemy.exc.DBAPIError: the database refused the rows (mapped by callers).
     """
-    target, names = _table_and_columns(conn, table, columns)
+    fixed = _check_constants(constants or {})
+    target, names = _table_and_columns(conn, table, [*columns, *fixed])
+    names = names[: len(columns)]
     if isinstance(rows, pd.DataFrame | pa.Table):
         arrow = _as_arrow(rows, names)
         if arrow.num_rows == 0:
             return 0
         if is_postgresql(conn):
-            return _copy_arrow(conn, target.name, names, arrow)
-        return _executemany(conn, target, names, _arrow_rows(arrow))
+            for name, value in fixed.items():
+                arrow = arrow.append_column(name, _repeated(value, arrow.num_rows))
+            return _copy_arrow(conn, target.name, [*names, *fixed], arrow)
+        return _executemany(conn, target, names, _arrow_rows(arrow), fixed)
     if is_postgresql(conn):
-        return _copy_rows(conn, target.name, names, rows)
-    return _executemany(conn, target, names, _batched(rows))
+        if fixed:
+            extra = tuple(fixed.values())
+            rows = (tuple(row) + extra for row in rows)
+        return _copy_rows(conn, target.name, [*names, *fixed], rows)
+    return _executemany(conn, target, names, _batched(rows), fixed)
+
+
+def _check_constants(constants: Mapping[str, Any]) -> dict[str, Any]:
+    for name, value in constants.items():
+        check_identifier(name)
+        if isinstance(value, datetime) and value.tzinfo is None:
+            raise InvalidParameter(f"constant {name!r} must be an aware datetime")
+        if value is not None and not isinstance(value, int | str | datetime):
+            raise InvalidParameter(
+                f"constant {name!r} is a {type(value).__name__}; use an int, text or datetime"
+            )
+    return dict(constants)
+
+
+def _repeated(value: Any, count: int) -> pa.Array:
+    if value is None:
+        return pa.nulls(count)
+    if isinstance(value, datetime):
+        return pa.repeat(pa.scalar(value, pa.timestamp("us", tz="UTC")), count)
+    return pa.repeat(value, count)
 
 
 # --- PostgreSQL: COPY -------------------------------------------------------------------
@@ -248,11 +281,13 @@ def _copy_rows(
 # --- SQLite: executemany ----------------------------------------------------------------
 
 
-def _sqlite_values(column: pa.Array | pa.ChunkedArray) -> list[Any]:
-    values: list[Any] = column.to_pylist()
+def _sqlite_values(column: pa.ChunkedArray | pa.Array) -> list[Any]:
     if pa.types.is_timestamp(column.type):
-        # Stored the way UTCDateTime stores them, so bulk rows compare with ORM rows.
-        return [sqlite_timestamp(v) for v in values]
+        # Stored the way UTCDateTime stores them (naive UTC text), so bulk rows compare
+        # with ORM rows; formatted by Arrow, not once per value in Python.
+        utc = column.cast(pa.timestamp("us", tz="UTC"))  # naive values are UTC already
+        column = pc.strftime(utc, format="%Y-%m-%d %H:%M:%S")  # %S carries the microseconds
+    values: list[Any] = column.to_pylist()
     return values
 
 
@@ -279,13 +314,22 @@ def _executemany(
     target: sa.TableClause | sa.Table,
     columns: list[str],
     batches: Iterable[Sequence[Sequence[Any]]],
+    constants: Mapping[str, Any],
 ) -> int:
-    # Compiled by SQLAlchemy, so names are quoted by the dialect, never f-stringed.
-    statement = str(
-        sa.insert(target)
-        .values({c: sa.bindparam(c) for c in columns})
-        .compile(dialect=conn.dialect)
-    )
+    # Compiled by SQLAlchemy, so names are quoted by the dialect, never f-stringed;
+    # constants are rendered once as literals by the dialect instead of bound per row.
+    values: dict[str, Any] = {c: sa.bindparam(c) for c in columns}
+    for name, value in constants.items():
+        if isinstance(value, datetime):
+            value = sqlite_timestamp(value)
+        values[name] = sa.literal_column(
+            str(
+                sa.literal(value).compile(
+                    dialect=conn.dialect, compile_kwargs={"literal_binds": True}
+                )
+            )
+        )
+    statement = str(sa.insert(target).values(values).compile(dialect=conn.dialect))
     cursor = driver_connection(conn).cursor()
     count = 0
     try:

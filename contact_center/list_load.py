@@ -609,33 +609,22 @@ class _ListLoad:
         self, chunks: Iterable[ParsedRows], on_chunk: Callable[[int], None] | None
     ) -> None:
         """An empty list and no scrub: every valid row is new, so COPY it in directly."""
-        columns = ["list_id", *VALID_COLUMNS, "expires_at", "import_id", "updated_at"]
+        constants = {
+            "list_id": self.result.list_id,
+            "import_id": self.result.import_id,
+            "updated_at": self.now,
+        }
+        if self.expires_at is not None:
+            constants["expires_at"] = self.expires_at
         for parsed in chunks:
             valid = self._take(parsed)
             if len(valid):
-                bulk_insert(self.conn, "list_records", columns, self._record_rows(valid))
+                rows = _text_columns(valid, VALID_COLUMNS)
+                bulk_insert(self.conn, "list_records", rows.column_names, rows, constants=constants)
             if on_chunk:
                 on_chunk(self.rows_read)
         self._check_gates(self.valid_rows)
         self._finish_counts(loaded=self.valid_rows)
-
-    def _record_rows(self, valid: pd.DataFrame) -> pa.Table:
-        n = len(valid)
-        table = pa.Table.from_pandas(valid[list(VALID_COLUMNS)], preserve_index=False)
-        # The parser hands text; make sure of it, so the COPY CSV quotes every value.
-        table = table.cast(pa.schema([(c, pa.string()) for c in VALID_COLUMNS]))
-        stamp = pa.timestamp("us", tz="UTC")
-        expires = (
-            pa.repeat(pa.scalar(self.expires_at, stamp), n)
-            if self.expires_at is not None
-            else pa.nulls(n, stamp)
-        )
-        return (
-            table.add_column(0, "list_id", pa.repeat(pa.scalar(self.result.list_id, pa.int64()), n))
-            .append_column("expires_at", expires)
-            .append_column("import_id", pa.repeat(pa.scalar(self.result.import_id, pa.int64()), n))
-            .append_column("updated_at", pa.repeat(pa.scalar(self.now, stamp), n))
-        )
 
     def _load_staged(
         self,
@@ -647,11 +636,8 @@ class _ListLoad:
             for parsed in chunks:
                 valid = self._take(parsed)
                 if len(valid):
-                    frame = valid[["row", *VALID_COLUMNS]]
-                    table = pa.Table.from_pandas(frame, preserve_index=False).cast(
-                        pa.schema([("row", pa.int64())] + [(c, pa.string()) for c in VALID_COLUMNS])
-                    )
-                    bulk_insert(self.conn, stg, list(_STAGING_COLUMNS), table)
+                    rows = _text_columns(valid, VALID_COLUMNS, keep=("row",))
+                    bulk_insert(self.conn, stg, rows.column_names, rows)
                 if on_chunk:
                     on_chunk(self.rows_read)
             excluded = 0
@@ -773,3 +759,22 @@ class _ListLoad:
         insert = sa.insert(_records).from_select(columns, select)
         # SQLAlchemy reports INSERT ... SELECT row counts only when asked to.
         return int(self.conn.execute(insert.execution_options(preserve_rowcount=True)).rowcount)
+
+
+def _text_columns(
+    valid: pd.DataFrame, columns: Iterable[str], keep: tuple[str, ...] = ()
+) -> pa.Table:
+    """The chunk's columns as Arrow text, without the columns that are all NULL.
+
+    An all-NULL column needs no bytes: its database column (nullable, no default)
+    is NULL anyway. A file that fills 8 of 23 fields so sends a third of the columns.
+    """
+    fields = [*keep, *columns]
+    table = pa.Table.from_pandas(valid[fields], preserve_index=False)
+    kept = [
+        name
+        for name in fields
+        if name == "record_key" or name in keep or table.column(name).null_count < table.num_rows
+    ]
+    schema = pa.schema([(name, pa.int64() if name == "row" else pa.string()) for name in kept])
+    return table.select(kept).cast(schema)

@@ -83,3 +83,38 @@ def test_names_are_whitelisted(engine: sa.Engine) -> None:
         with pytest.raises(InvalidParameter, match="type 'json'"):
             with staging_table(conn, "bad", {"a": "json"}):
                 pass
+
+
+def test_constants_fill_every_row(engine: sa.Engine) -> None:
+    from datetime import UTC, datetime
+
+    from contact_center.models import CallingList
+
+    now = datetime(2026, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)
+    names = pd.DataFrame({"name": ["a", "b", "it's"]})
+    constants = {"key_field": "account", "created_at": now, "updated_at": now}
+    with engine.begin() as conn:
+        assert bulk_insert(conn, "calling_lists", ["name"], names, constants=constants) == 3
+        assert bulk_insert(conn, "calling_lists", ["name"], [("c",)], constants=constants) == 1
+        rows = conn.execute(
+            sa.select(CallingList.name, CallingList.key_field, CallingList.created_at).order_by(
+                CallingList.name
+            )
+        ).all()
+    assert [tuple(r) for r in rows] == [
+        ("a", "account", now),
+        ("b", "account", now),
+        ("c", "account", now),
+        ("it's", "account", now),
+    ]
+    with engine.begin() as conn:
+        with pytest.raises(InvalidParameter, match="aware"):
+            bulk_insert(
+                conn,
+                "calling_lists",
+                ["name"],
+                names,
+                constants={"created_at": now.replace(tzinfo=None)},
+            )
+        with pytest.raises(InvalidParameter, match="not a valid"):
+            bulk_insert(conn, "calling_lists", ["name"], names, constants={"x; --": 1})
