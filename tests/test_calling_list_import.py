@@ -274,11 +274,11 @@ def test_database_failure_midway_leaves_no_trace(
 
     real = list_load.bulk_insert
 
-    def failing_bulk_insert(conn: Any, table: Any, columns: Any, data: Any) -> int:
+    def failing_bulk_insert(conn: Any, table: Any, columns: Any, data: Any, **kw: Any) -> int:
         calls.append(len(data))
         if len(calls) == 2:
             raise sa.exc.OperationalError("COPY", {}, Exception("connection lost (injected)"))
-        return real(conn, table, columns, data)
+        return real(conn, table, columns, data, **kw)
 
     monkeypatch.setattr(list_load, "bulk_insert", failing_bulk_insert)
     state = run(source=f"sftp://{sftp_block}/midway/leads.csv")
