@@ -28,6 +28,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from contact_center.bulk import bulk_insert, is_postgresql, staging_table
+from contact_center.db import sqlite_timestamp
 from contact_center.exceptions import DatabaseError, InvalidParameter, ObjectNotFound
 from contact_center.exclusions import validate_match_field
 from contact_center.models import Base, Exclusion, ExclusionImport, ExclusionList, UTCDateTime
@@ -212,22 +213,44 @@ def _list_is_empty(conn: Connection, list_id: int) -> bool:
     return not conn.execute(sa.select(has_key)).scalar_one()
 
 
-def _keys_table(keys: pd.DataFrame) -> pa.Table:
-    """Keys and expiries as Arrow columns with the types the bulk path expects."""
+def _timestamp_text(values: pa.Array, *, postgresql: bool) -> pa.Array:
+    """Timestamps as the text each engine takes, formatted once per distinct value.
+
+    Arrow's CSV writer formats timestamps slowly (microseconds each, seconds for a
+    million), and an import's expiries take few distinct values: format those and
+    map them back. PostgreSQL gets ISO text with the offset; SQLite the text the
+    models store (:func:`contact_center.db.sqlite_timestamp`).
+    """
+    encoded = values.dictionary_encode()
+    distinct = encoded.dictionary.to_pylist()
+    texts = [v.isoformat(sep=" ") if postgresql else sqlite_timestamp(v) for v in distinct]
+    return pa.DictionaryArray.from_arrays(encoded.indices, pa.array(texts, pa.string())).cast(
+        pa.string()
+    )
+
+
+def _keys_table(keys: pd.DataFrame, *, postgresql: bool) -> pa.Table:
+    """Keys and expiries (as text) in Arrow, ready for the bulk path."""
     expires = pd.to_datetime(keys["expires_at"], utc=True).astype("datetime64[us, UTC]")
+    stamps = pa.Array.from_pandas(expires).cast(pa.timestamp("us", tz="UTC"))
     return pa.table(
         {
             "key_value": pa.Array.from_pandas(keys["key_value"]).cast(pa.string()),
-            "expires_at": pa.Array.from_pandas(expires).cast(pa.timestamp("us", tz="UTC")),
+            "expires_at": _timestamp_text(stamps, postgresql=postgresql),
         }
     )
 
 
 def _insert_into_empty(conn: Connection, list_id: int, keys: pa.Table, now: datetime) -> int:
     rows = keys.num_rows
-    table = keys.append_column(
-        "exclusion_list_id", pa.repeat(pa.scalar(list_id, pa.int32()), rows)
-    ).append_column("added_at", pa.repeat(pa.scalar(now, pa.timestamp("us", tz="UTC")), rows))
+    added_at = pa.repeat(pa.scalar(now, pa.timestamp("us", tz="UTC")), rows)
+    # In key order the unique index grows at its right edge: about a quarter faster
+    # than random order on PostgreSQL.
+    table = (
+        keys.sort_by("key_value")
+        .append_column("exclusion_list_id", pa.repeat(pa.scalar(list_id, pa.int32()), rows))
+        .append_column("added_at", _timestamp_text(added_at, postgresql=is_postgresql(conn)))
+    )
     return bulk_insert(
         conn, _exclusions.name, ["exclusion_list_id", "key_value", "added_at", "expires_at"], table
     )
@@ -302,7 +325,7 @@ def load_exclusion_keys(
             f"update_policy {update_policy!r} is not one of {', '.join(UPDATE_POLICIES)}"
         )
     now = now if now.tzinfo else now.replace(tzinfo=UTC)
-    table = _keys_table(keys)
+    table = _keys_table(keys, postgresql=is_postgresql(conn))
     if _list_is_empty(conn, list_id):
         return LoadCounts(added=_insert_into_empty(conn, list_id, table, now))
     if table.num_rows == 0:

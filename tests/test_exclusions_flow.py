@@ -261,15 +261,28 @@ def test_invalid_parameters(params: dict[str, Any], match: str) -> None:
         import_exclusions(**kwargs)
 
 
-def test_reset_of_unknown_list_and_run_names(engine: sa.Engine, drop: Any) -> None:
+def test_reset_of_unknown_list_is_skipped(engine: sa.Engine) -> None:
     outcome = import_exclusions("Nope", step="reset")
     assert outcome.status == "skipped" and "no exclusion list named 'Nope'" in outcome.message
     assert imports_of(engine) == []
-    state = import_exclusions("VIP DNC", source=drop("v.csv", "account\n7\n"), return_state=True)
+
+
+def test_runs_in_the_task_log_with_their_step(engine: sa.Engine, drop: Any) -> None:
+    from tasklog.history import task_log
+
+    name = f"VIP DNC {engine.dialect.name}"  # the Prefect server is shared by the session
+    content = "account\n" + "\n".join(str(k) for k in range(1000, 2000)) + "\n"
+    imported = import_exclusions(name, source=drop("v.csv", content), return_state=True)
+    reset = import_exclusions(name, step="reset", return_state=True)
     with get_client(sync_client=True) as client:
-        run = client.read_flow_run(state.state_details.flow_run_id)
-    assert run.name == "VIP DNC · import"
-    assert run.parameters["exclusion_list"] == "VIP DNC"
+        runs = [client.read_flow_run(s.state_details.flow_run_id) for s in (imported, reset)]
+    assert [r.name for r in runs] == [f"{name} · import", f"{name} · reset"]
+    rows = task_log(object_name=name, sort="start_time", descending=False)
+    assert [(r.type, r.step, r.result) for r in rows] == [
+        ("Import exclusions by account", "import", "completed"),
+        ("Import exclusions by account", "reset", "completed"),
+    ]
+    assert rows[0].size_kb == pytest.approx(len(content) / 1024, abs=0.1)
 
 
 # --- the daily reset's schedule across DST ------------------------------------------------
