@@ -35,6 +35,8 @@ DEFAULT_EXCLUSION_EXPIRY_DAYS = 90
 DEFAULT_REPORT_TIME_ZONE = "America/New_York"
 DEFAULT_EMAIL_BLOCK = "cctasks-email"
 REPORT_FORMATS = ("csv", "xlsx", "html", "pdf")
+# prefect-email opens SMTP without a socket timeout: a stalled server fails the try.
+EMAIL_TIMEOUT_SECONDS = 300
 
 
 @dataclass(frozen=True)

@@ -87,7 +87,7 @@ def seed(engine: sa.Engine) -> dict[str, Any]:
             "C002": _record(conn, c, "C002"),
         }
         exclusions = [
-            (dnc, "A002", "2026-06-01T00:00"),
+            (dnc, "A002", "2099-01-01T00:00"),
             (dnc, "A003", "2026-03-08T12:00"),  # expires inside the period
             (dnc, "A006", None),
             (dnc, "Z999", "2026-03-09T00:00"),  # the first instant after the period

@@ -280,13 +280,21 @@ class _ReportPdf(FPDF):
         self.set_text_color(0, 0, 0)
 
 
-def _pdf_widths(frame: pd.DataFrame, rows: list[list[str]]) -> tuple[float, ...]:
-    """Relative column widths: content length, clamped so no column starves or hogs."""
+def _pdf_widths(pdf: _ReportPdf, frame: pd.DataFrame, rows: list[list[str]]) -> list[float]:
+    """Column widths in mm: the widest value or header word (in bold), capped at 70 mm.
+
+    Headers wrap between words only; values wrap only when the table is wider than
+    the page and fpdf2 scales it down. The current font is the body font.
+    """
+    family, size = pdf.font_family, pdf.font_size_pt
+    pdf.set_font(family, "B", size)
+    words = [pdf.get_string_width(max(str(c).split() or [""], key=len)) for c in frame.columns]
+    pdf.set_font(family, "", size)
     widths = []
-    for number, column in enumerate(frame.columns):
-        longest = max([len(str(column))] + [len(row[number]) for row in rows[:500]])
-        widths.append(float(min(max(longest, 4), 40)))
-    return tuple(widths)
+    for number, word in enumerate(words):
+        longest = max([word] + [pdf.get_string_width(row[number]) for row in rows[:500]])
+        widths.append(min(longest, 70.0) + 5.0)
+    return widths
 
 
 def _pdf_table(pdf: _ReportPdf, frame: pd.DataFrame) -> None:
@@ -301,13 +309,15 @@ def _pdf_table(pdf: _ReportPdf, frame: pd.DataFrame) -> None:
     ]
     size = 8 if len(frame.columns) <= 10 else 6.5
     pdf.set_font(_PDF_FONT, size=size)
+    widths = _pdf_widths(pdf, frame, text)
     with pdf.table(
-        col_widths=_pdf_widths(frame, text),
+        col_widths=tuple(widths),
         text_align=tuple("RIGHT" if n else "LEFT" for n in numeric),
         headings_style=FontFace(emphasis="BOLD", fill_color=(240, 243, 246)),
         line_height=size * 0.55,
         padding=0.8,
-        width=pdf.epw,
+        width=min(sum(widths), pdf.epw),
+        align="LEFT",
     ) as table:
         heading = table.row()
         for column in frame.columns:
