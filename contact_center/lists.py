@@ -221,14 +221,26 @@ class RecordParser:
         reason = self._reasons(key, np.asarray(phone_valid.any(axis=1), dtype=bool))
         keep = reason == ""
         valid = self._valid_frame(trimmed, phones, key, rows, keep)
-        rejects = frame.iloc[np.flatnonzero(~keep)].reset_index(drop=True)
-        rejects.columns = pd.Index(_reject_column_names(list(frame.columns)))
-        rejects.insert(0, "row", rows[~keep])
-        rejects["reason"] = pd.Series(reason[~keep], dtype=_STR)
+        rejects = self._rejects(frame, rows, reason, keep)
         invalid = int((phone_given & ~phone_valid)[keep].sum())
         return ParsedChunk(valid=valid, rejects=rejects, invalid_phones=invalid)
 
     # --- steps ------------------------------------------------------------------------
+
+    @staticmethod
+    def _rejects(
+        frame: pd.DataFrame, rows: np.ndarray, reason: np.ndarray, keep: np.ndarray
+    ) -> pd.DataFrame:
+        """The rejected rows as they are in the file, with ``row`` and ``reason``."""
+        drop = pa.array(~keep)
+        columns = {"row": pa.array(rows).filter(drop)}
+        names = _reject_column_names(list(frame.columns))
+        for name, column in zip(names, frame.columns, strict=True):
+            original = pa.array(frame[column], type=pa.string(), from_pandas=True)
+            columns[name] = original.filter(drop)
+        columns["reason"] = pa.array(reason[~keep].tolist(), type=pa.string())
+        rejects: pd.DataFrame = pa.table(columns).to_pandas(types_mapper=_str_only)
+        return rejects
 
     def _phones(
         self, trimmed: dict[str, pa.Array], count: int
@@ -238,8 +250,14 @@ class RecordParser:
         if not fields:
             return {}, np.zeros((count, 0), bool), np.zeros((count, 0), bool)
         stacked = pa.concat_arrays([trimmed[self._phone_columns[f]] for f in fields])
-        normalised = normalise_phone_array(stacked, self.default_country)
-        given = np.asarray(pc.not_equal(stacked, "")).reshape(len(fields), count).T
+        filled = pc.not_equal(stacked, "")
+        # Blank cells (most of phone2..phone10, usually) need no work.
+        normalised = pc.replace_with_mask(
+            pa.nulls(len(stacked), pa.string()),
+            filled,
+            normalise_phone_array(stacked.filter(filled), self.default_country),
+        )
+        given = np.asarray(filled).reshape(len(fields), count).T
         valid = ~np.asarray(normalised.is_null()).reshape(len(fields), count).T
         phones = {f: normalised.slice(i * count, count) for i, f in enumerate(fields)}
         return phones, valid, given

@@ -23,9 +23,11 @@
 2. A value with fewer than two digits, in pure ASCII, cannot be a number for the
    library either (its viability check needs two digits): NA at once.
 3. Everything else — letters, extensions, non-ASCII digits, a ``+`` followed by an
-   unknown code, a country with a transform rule (e.g. AR, BR, JP), a calling code
-   with only a handful of numbers in the call — goes to phonenumbers itself, once
-   per *unique* value.
+   unknown code, a country with a transform rule (e.g. AR, BR, JP) — goes to
+   phonenumbers itself, once per *unique* value.
+
+The fast path runs over arrays for large groups of numbers (one calling code) and
+value by value, with the same steps and Python's ``re``, for small ones.
 
 ``tests/test_phones.py`` checks the equality on a large generated sample of mixed
 formats and countries, and for several default countries.
@@ -65,11 +67,9 @@ _FAST_SHAPE = r"^ *\+?[0-9 ().\-]+$"
 _LEADING_PLUS = r"^ *\+"
 _NON_DIGITS = r"[^0-9]"
 _NON_GEO_REGION = "001"
-# Below this many values a calling code's numbers go to the library: the arrays'
-# fixed costs would exceed its ~50 us a value.
-_MIN_GROUP = 8
-# Below this many values a pattern runs in Python's re (phonenumbers' own engine);
-# above, in Arrow's RE2, whose compile of a large pattern costs about 1 ms.
+# Below this many values the same steps run value by value with Python's re
+# (phonenumbers' own engine): Arrow's fixed costs (an RE2 compile of a large pattern
+# is about 1 ms) would exceed the work.
 _SMALL_ARRAY = 256
 
 
@@ -197,7 +197,9 @@ class _Results:
         if not self.rows:
             return pa.nulls(count, type=pa.string())
         rows = np.concatenate(self.rows)
-        values = pa.concat_arrays([v.cast(pa.string()) for v in self.values])
+        values = pa.concat_arrays(
+            [v if v.type == pa.string() else v.cast(pa.string()) for v in self.values]
+        )
         position = np.full(count, -1, dtype=np.int64)
         position[rows] = np.arange(len(rows))
         return values.take(pa.array(position, mask=position < 0))
@@ -314,8 +316,8 @@ def _with_plus(rows: np.ndarray, number: pa.StringArray, *, after_idd: bool = Fa
                 yield rows[group], pa.nulls(len(group), pa.string())
             continue  # after a '+', the library retries without it: its way
         meta = _region_rules(int(code), _main_region(int(code)))
-        if meta is None or not meta.can_parse or len(group) < _MIN_GROUP:
-            continue  # a handful of values is cheaper through the library
+        if meta is None or not meta.can_parse:
+            continue
         national = pc.utf8_slice_codeunits(number.take(pa.array(group)), int(width[group[0]]))
         yield rows[group], _finish(int(code), national, meta)
 
@@ -357,6 +359,10 @@ def _without_plus(rows: np.ndarray, number: pa.StringArray, region: str) -> _Pie
 
 def _finish(code: int, national: pa.StringArray, meta: _Rules) -> pa.Array:
     """The rest of ``parse`` (national prefix, lengths), then ``is_valid_number``: E.164 or null."""
+    if len(national) < _SMALL_ARRAY:
+        return pa.array(
+            [_finish_one(code, number, meta) for number in national.to_pylist()], pa.string()
+        )
     long_enough = _lengths(national) >= _MIN_NSN
     potential = meta.strip_national_prefix(national)
     keep_prefix = _KEEPS_PREFIX[meta.length_test(potential)]
@@ -399,6 +405,36 @@ def _is_valid(code: int, nsn: pa.StringArray) -> np.ndarray:
     return valid
 
 
+def _finish_one(code: int, national: str, meta: _Rules) -> str | None:
+    """:func:`_finish` for one value (the same steps, for small groups)."""
+    if len(national) < _MIN_NSN:
+        return None
+    potential = meta.strip_national_prefix_one(national)
+    if not _KEEPS_PREFIX[meta.length_table[min(len(potential), _MAX_INPUT)]]:
+        national = potential
+    if not _MIN_NSN <= len(national) <= _MAX_NSN:
+        return None
+    return f"+{code}{national}" if _is_valid_one(code, national) else None
+
+
+def _is_valid_one(code: int, nsn: str) -> bool:
+    """:func:`_is_valid` for one number."""
+    regions = COUNTRY_CODE_TO_REGION_CODE.get(code, ())
+    if len(regions) == 1:
+        meta = _region_rules(code, regions[0])
+        return meta is not None and meta.type_known_one(nsn)
+    for region in regions:
+        meta = _region_rules(code, region)
+        if meta is None:
+            continue
+        if meta.leading_digits is not None:
+            if _compiled(meta.leading_digits).match(nsn):
+                return meta.type_known_one(nsn)
+        elif meta.type_known_one(nsn):
+            return True
+    return False
+
+
 # --- compiled metadata ---------------------------------------------------------------------
 
 
@@ -408,6 +444,14 @@ class _Desc:
 
     allowed: np.ndarray  # allowed[length]: the length is possible (all True: no list)
     pattern: str | None
+
+    def matches_one(self, number: str) -> bool:
+        """``_is_number_matching_desc`` for one number."""
+        return (
+            self.pattern is not None
+            and bool(self.allowed[min(len(number), _MAX_INPUT)])
+            and _compiled(self.pattern).fullmatch(number) is not None
+        )
 
     def matches(self, numbers: pa.StringArray, length: np.ndarray) -> np.ndarray:
         """``_is_number_matching_desc`` over an array."""
@@ -466,6 +510,23 @@ class _Rules:
         keep = self.general_match(original) & ~self.general_match(rest)
         rest = pc.if_else(pa.array(keep), original, rest)
         return _replace_rows(numbers, rows, rest)
+
+    def strip_national_prefix_one(self, number: str) -> str:
+        """:meth:`strip_national_prefix` for one number."""
+        if self.national_prefix is None or not number:
+            return number
+        found = _compiled(self.national_prefix).match(number)
+        if not found:
+            return number
+        rest = number[found.end() :]
+        general = _compiled(self.general.pattern) if self.general.pattern else None
+        if general and general.fullmatch(number) and not general.fullmatch(rest):
+            return number
+        return rest
+
+    def type_known_one(self, nsn: str) -> bool:
+        """:meth:`type_known` for one number."""
+        return self.general.matches_one(nsn) and any(d.matches_one(nsn) for d in self.types)
 
     def type_known(self, nsn: pa.StringArray) -> np.ndarray:
         """``_number_type_helper(nsn) != UNKNOWN``: general, then any number type."""
