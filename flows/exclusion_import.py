@@ -23,7 +23,6 @@ domain functions take ``now`` so tests can set it.
 from __future__ import annotations
 
 import codecs
-import re
 import tempfile
 from dataclasses import dataclass
 from datetime import datetime
@@ -60,8 +59,8 @@ from contact_center.settings import (
     DEFAULT_EXCLUSION_EXPIRY_DAYS,
     FETCH_RETRIES,
     FETCH_RETRY_DELAYS,
-    get_settings,
 )
+from flows.calling_list_import import RejectsFile
 from flows.common import (
     FetchedFile,
     RunProgress,
@@ -351,18 +350,6 @@ def tidy_source(fetched: FetchedFile, action: str) -> str:
 # --- the flow ---------------------------------------------------------------------------
 
 
-def _write_rejects(list_name: str, parsed: ParsedKeys, started_at: datetime) -> Path | None:
-    """Write the rejected rows (row, reason, value) as a CSV under ``<home>/rejects``."""
-    if parsed.rejects.empty:
-        return None
-    folder = get_settings().home / "rejects"
-    folder.mkdir(parents=True, exist_ok=True)
-    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", list_name).strip("_") or "list"
-    path = folder / f"exclusions-{safe}-{started_at:%Y%m%dT%H%M%S%fZ}.csv"
-    parsed.rejects.to_csv(path, index=False)
-    return path
-
-
 def _scheduled_time() -> datetime:
     """When this run was scheduled (date templates use it), or now outside a deployment."""
     return runtime_flow_run.scheduled_start_time or utcnow()
@@ -375,6 +362,7 @@ def _run_import(request: ExclusionRequest, outcome: Outcome, started_at: datetim
         outcome.bytes = fetched.size
         outcome.files = [fetched.location.text]
         outcome.sha256 = fetched.sha256
+        rejects = RejectsFile.for_run(request.exclusion_list, runtime_flow_run.id)
         try:
             parsed = parse_exclusions(request, fetched, started_at)
             progress.update("parse", 1, 1, force=True)
@@ -385,9 +373,7 @@ def _run_import(request: ExclusionRequest, outcome: Outcome, started_at: datetim
                 "duplicates": parsed.duplicates,
                 "update_policy": request.update_policy,
             }
-            rejects_file = _write_rejects(request.exclusion_list, parsed, started_at)
-            if rejects_file is not None:
-                outcome.files.append(str(rejects_file))
+            rejects.add(parsed.rejects)
             counts = load_exclusions(
                 request,
                 parsed,
@@ -397,6 +383,7 @@ def _run_import(request: ExclusionRequest, outcome: Outcome, started_at: datetim
             )
         finally:
             fetched.cleanup()
+            rejects.report(outcome)
     outcome.loaded, outcome.updated, outcome.removed = counts.added, counts.renewed, counts.removed
     outcome.extra["after_import"] = tidy_source(fetched, request.after_import)
     outcome.message = (

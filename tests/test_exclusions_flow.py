@@ -93,7 +93,7 @@ def test_add_then_replace_with_counts(engine: sa.Engine, drop: Any) -> None:
     assert outcome.bytes == len((drop.folder / "dnc_1.csv").read_bytes())
     assert outcome.files[0] == first and outcome.sha256
     rejects = Path(outcome.files[1]).read_text()
-    assert rejects.splitlines() == ["row,reason,value", "5,missing_key,"]
+    assert rejects.splitlines() == ["value,row,reason", ",5,missing_key"]
     assert keys_in(engine, "Global DNC") == ["1001", "1002", "1003"]
 
     second = drop("dnc_2.csv", "account\n1003\n1004\n")
@@ -239,6 +239,31 @@ def test_glob_takes_new_files_and_after_import(
     assert outcome.files[0].endswith("dnc_20260302.csv") and outcome.loaded == 1
     assert not (drop.folder / "dnc_20260302.csv").exists()
     assert keys_in(engine, "dnc") == ["1", "2"]
+
+
+def test_list_import_scrubs_with_the_imported_exclusions(engine: sa.Engine, drop: Any) -> None:
+    """The two flows together: the list import's scrub sees what this flow loaded."""
+    from flows.calling_list_import import import_calling_list
+
+    leads = drop(
+        "leads.csv",
+        "account,phone1\nA1,2127365000\nA2,2127365001\nA3,2127365002\nA4,2127365003\n",
+    )
+    # "a1" (folded) is current; "A4" expired yesterday, so it has no effect.
+    dnc = drop("dnc.csv", "Account,Until\nA1,\nA4,2000-01-01\n")
+    import_exclusions("dnc", source=dnc, case_sensitive=False, expiry_column="until")
+    outcome = import_calling_list("Leads", source=leads, scrub_exclusions=["dnc"])
+    assert (outcome.loaded, outcome.excluded) == (3, 1)
+    records = ListRecord.__table__
+    with engine.connect() as conn:
+        loaded = sorted(conn.execute(sa.select(records.c.record_key)).scalars())
+    assert loaded == ["A2", "A3", "A4"]
+    # After the daily reset nothing is scrubbed any more.
+    import_exclusions("dnc", step="reset")
+    outcome = import_calling_list("Leads", source=leads, scrub_exclusions=["dnc"], force=True)
+    assert outcome.excluded == 0
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(records)).scalar_one() == 4
 
 
 @pytest.mark.parametrize(
