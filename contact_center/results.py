@@ -65,7 +65,7 @@ from sqlalchemy.engine import Connection, Engine
 from contact_center.bulk import bulk_insert, is_postgresql
 from contact_center.campaigns import CampaignInfo, get_campaign, transaction
 from contact_center.db import sqlite_timestamp
-from contact_center.exceptions import CampaignStateError, InvalidParameter
+from contact_center.exceptions import CampaignStateError, DatabaseError, InvalidParameter
 from contact_center.models import (
     PHONE_FIELDS,
     RECORD_FIELDS,
@@ -608,16 +608,24 @@ def _copy_out(
     statement = f"COPY ({compiled}) TO STDOUT WITH (FORMAT csv)"
     dbapi = conn.connection.driver_connection
     assert dbapi is not None
+    import psycopg
+
     rows = 0
-    with dbapi.cursor() as cursor:
-        cursor.execute("SET LOCAL client_encoding TO 'UTF8'")
-        with cursor.copy(statement, compiled.params) as copy:
-            # Each block of COPY OUT is one row, whatever newlines its cells hold.
-            for block in copy:
-                target.write(block)
-                rows += 1
-                if progress is not None and rows % EXPORT_BATCH_ROWS == 0:
-                    progress(rows)
+    try:
+        with dbapi.cursor() as cursor:
+            cursor.execute("SET LOCAL client_encoding TO 'UTF8'")
+            with cursor.copy(statement, compiled.params) as copy:
+                # Each block of COPY OUT is one row, whatever newlines its cells hold.
+                for block in copy:
+                    target.write(block)
+                    rows += 1
+                    if progress is not None and rows % EXPORT_BATCH_ROWS == 0:
+                        progress(rows)
+    except psycopg.Error as exc:
+        # The raw cursor bypasses SQLAlchemy, so its errors are mapped here.
+        raise DatabaseError(
+            f"the export query failed after {rows} rows: {type(exc).__name__}: {exc}"
+        ) from exc
     if progress is not None:
         progress(rows)
     return rows

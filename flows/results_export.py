@@ -454,7 +454,9 @@ def export_campaign_results(
             delivered: str | None = None
             size = 0
             if rendered.path is not None:
-                target = render_path(destination.strip(), run_time)
+                # The window's end, not the run's time: a resumed window goes to the
+                # same folder as the interrupted run's file, even across a month end.
+                target = render_path(destination.strip(), window.end)
                 delivered, size = deliver_export(rendered, target, plan.file_name, progress)
                 outcome.files = [delivered]
                 outcome.bytes = size

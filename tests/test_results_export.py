@@ -249,6 +249,25 @@ def test_first_since_limits_the_first_export(
     assert sorted(attempt_ids(final_files(tmp_path / "out"))) == seeded["ids"][3:]
 
 
+def test_destination_template_uses_the_window_end(
+    engine: sa.Engine, seeded: dict[str, Any], tmp_path: Path
+) -> None:
+    list_id = seeded["list_id"]
+    (old,) = add_attempts(
+        engine,
+        list_id,
+        [{"record_key": "A1", "recorded_at": datetime(2026, 10, 1, 12, tzinfo=UTC)}],
+    )
+    outcome = export_campaign_results(
+        CAMPAIGN,
+        str(tmp_path / "out" / "{date:%Y-%m}"),
+        since="2026-10-01T00:00/2026-10-02T00:00",
+    )
+    files = final_files(tmp_path / "out" / "2026-10")
+    assert list(files) == ["Spring Sale_202610010000_202610020000.csv"]
+    assert attempt_ids(files) == [old] and outcome.rows_read == 1
+
+
 @pytest.mark.parametrize("skip_empty", [True, False])
 def test_empty_window(engine: sa.Engine, tmp_path: Path, skip_empty: bool) -> None:
     seed_list(engine, RECORDS)
