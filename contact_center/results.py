@@ -117,10 +117,8 @@ GENERATE_BATCH_ROWS = 50_000
 # The record's standard fields, shared by both formats (custom fields come last).
 _RECORD_COLUMNS = ("campaign", "list", "record_key", *RECORD_FIELDS)
 
-#: The columns of the ``detailed`` format, in order (custom fields follow).
-DETAILED_COLUMNS: tuple[str, ...] = (
-    *_RECORD_COLUMNS,
-    "attempt_id",
+# A result row's own fields, as stored in ``call_attempts`` and written by ``detailed``.
+_ATTEMPT_FIELDS = (
     "phone",
     "attempted_at",
     "recorded_at",
@@ -136,6 +134,9 @@ DETAILED_COLUMNS: tuple[str, ...] = (
     "action_applied",
     "agent",
 )
+
+#: The columns of the ``detailed`` format, in order (custom fields follow).
+DETAILED_COLUMNS: tuple[str, ...] = (*_RECORD_COLUMNS, "attempt_id", *_ATTEMPT_FIELDS)
 
 #: The columns of the ``simple`` format, in order (custom fields follow).
 SIMPLE_COLUMNS: tuple[str, ...] = (
@@ -977,26 +978,7 @@ _AGENTS = tuple(
         ("hana", "sato"),
     )
 )
-_GENERATED_COLUMNS = (
-    "campaign_id",
-    "list_id",
-    "record_id",
-    "record_key",
-    "phone",
-    "attempted_at",
-    "recorded_at",
-    "is_call_attempt",
-    "completed",
-    "record_disposition",
-    "record_disposition_code",
-    "call_disposition",
-    "call_disposition_code",
-    "out_of_quota",
-    "call_note",
-    "global_interaction_id",
-    "action_applied",
-    "agent",
-)
+_GENERATED_COLUMNS = ("campaign_id", "list_id", "record_id", "record_key", *_ATTEMPT_FIELDS)
 
 
 def _campaign_records(conn: Connection, campaign_id: int, lists: Sequence[str] | None) -> list[Any]:

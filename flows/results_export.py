@@ -31,13 +31,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
-import sqlalchemy as sa
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run as runtime_flow_run
 
 from contact_center.db import safe_url
-from contact_center.exceptions import DatabaseError, DeliveryFailed, InvalidParameter
+from contact_center.exceptions import DeliveryFailed, InvalidParameter
+from contact_center.exclusion_load import mapped_database_errors
 from contact_center.locations import has_glob, parse_location, render_path
 from contact_center.outcome import Outcome
 from contact_center.results import (
@@ -174,16 +174,6 @@ def validate_request(
     )
 
 
-@contextmanager
-def _database_errors(action: str) -> Iterator[None]:
-    """Map SQLAlchemy errors to :class:`DatabaseError`, naming what was being done."""
-    try:
-        yield
-    except sa.exc.SQLAlchemyError as exc:
-        detail = exc.orig if isinstance(exc, sa.exc.DBAPIError) else exc
-        raise DatabaseError(f"{action}: {type(detail).__name__}: {detail}") from exc
-
-
 def _file_name(request: ExportRequest, window: ExportWindow) -> str:
     return render_file_name(
         request.file_name,
@@ -206,7 +196,7 @@ def select_results(
         DatabaseError: the database refused a query.
     """
     engine = contact_center_engine()
-    with _database_errors(f"cannot plan the export of {request.campaign!r}"):
+    with mapped_database_errors(f"planning the export of {request.campaign!r}"):
         campaign, window = plan_export(
             engine,
             campaign=request.campaign,
@@ -295,10 +285,10 @@ def render_export(
         neutralise_formulas=request.neutralise_formulas,
     )
     columns = header(plan.format, plan.custom_keys, neutralise_formulas=request.neutralise_formulas)
-    reading = f"cannot read the results of {plan.campaign.name!r} from {safe_url(engine.url)}"
+    reading = f"reading the results of {plan.campaign.name!r} from {safe_url(engine.url)}"
     try:
         with (
-            _database_errors(reading),
+            mapped_database_errors(reading),
             engine.connect() as conn,
             _output(path, request.gzip, plan.file_name.removesuffix(".gz")) as target,
         ):
@@ -355,7 +345,7 @@ def record_export(
     Returns:
         The ``results_exports`` row's id.
     """
-    with _database_errors(f"cannot record the export of {plan.campaign.name!r}"):
+    with mapped_database_errors(f"recording the export of {plan.campaign.name!r}"):
         return complete_export(
             contact_center_engine(),
             campaign_id=plan.campaign.id,
