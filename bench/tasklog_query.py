@@ -50,10 +50,12 @@ from prefect.client.schemas.sorting import FlowRunSort  # noqa: E402
 from prefect.server import models, schemas  # noqa: E402
 from prefect.server.database import provide_database_interface  # noqa: E402
 from prefect.testing.utilities import prefect_test_harness  # noqa: E402
+from sqlalchemy.exc import OperationalError  # noqa: E402
 
 from contact_center.settings import OUTCOME_ARTIFACT_KEY  # noqa: E402
 from tasklog import FLOW_TYPES, scheduled, task_log  # noqa: E402
 
+BATCH = 200
 FINISHED = [StateType.COMPLETED, StateType.FAILED, StateType.CRASHED, StateType.CANCELLED]
 
 
@@ -81,53 +83,67 @@ async def _make_history(total: int, flow_ids: dict[str, UUID], seed: int = 7) ->
     """``total`` finished runs over the last 60 days, with their outcome artifacts.
 
     Written through Prefect's server model layer (the code behind its API), in
-    transactions of 500, because the API stamps start and end times with the time of
+    transactions of 200, because the API stamps start and end times with the time of
     the request and this history must span weeks with real durations.
     """
     rng = random.Random(seed)
-    names = list(FLOWS)
     db = provide_database_interface()
+    for first in range(0, total, BATCH):
+        for attempt in range(30):
+            try:
+                await _write_batch(db, rng, flow_ids, first, min(first + BATCH, total), total)
+                break
+            except OperationalError as exc:
+                # The server's own services write to the same SQLite file now and then.
+                if "locked" not in str(exc) or attempt == 29:
+                    raise
+                await asyncio.sleep(0.5)
+        if (first + BATCH) % 5000 == 0:
+            print(f"  {first + BATCH} runs written", flush=True)
+
+
+async def _write_batch(
+    db: Any, rng: random.Random, flow_ids: dict[str, UUID], first: int, stop: int, total: int
+) -> None:
+    names = list(FLOWS)
     now = datetime.now(UTC)
     span = timedelta(days=60)
-    for first in range(0, total, 500):
-        async with db.session_context(begin_transaction=True) as session:
-            for index in range(first, min(first + 500, total)):
-                flow_name = names[index % len(names)]
-                ftype = FLOW_TYPES.get(flow_name)
-                obj = f"Object {index % 250}"
-                params: dict[str, Any] = {ftype.object_param: obj} if ftype else {"x": index}
-                if flow_name == "campaign-trigger":
-                    params["step"] = rng.choice(["start", "stop"])
-                step = params.get("step") or (ftype.default_step if ftype else "run")
-                start = now - span + span * (index / total)
-                end = start + timedelta(seconds=rng.uniform(2, 5400))
-                run = await models.flow_runs.create_flow_run(  # type: ignore[attr-defined]
+    async with db.session_context(begin_transaction=True) as session:
+        for index in range(first, stop):
+            flow_name = names[index % len(names)]
+            ftype = FLOW_TYPES.get(flow_name)
+            obj = f"Object {index % 250}"
+            params: dict[str, Any] = {ftype.object_param: obj} if ftype else {"x": index}
+            if flow_name == "campaign-trigger":
+                params["step"] = rng.choice(["start", "stop"])
+            step = params.get("step") or (ftype.default_step if ftype else "run")
+            start = now - span + span * (index / total)
+            end = start + timedelta(seconds=rng.uniform(2, 5400))
+            run = await models.flow_runs.create_flow_run(  # type: ignore[attr-defined]
+                session=session,
+                flow_run=schemas.core.FlowRun(
+                    flow_id=flow_ids[flow_name],
+                    name=f"{obj} · {step}",
+                    parameters=params,
+                    state=schemas.states.Running(timestamp=start),
+                ),
+            )
+            await models.flow_runs.set_flow_run_state(
+                session=session,
+                flow_run_id=run.id,
+                state=_final_state(rng.random(), end),
+                force=True,
+            )
+            if ftype:
+                await models.artifacts.create_artifact(
                     session=session,
-                    flow_run=schemas.core.FlowRun(
-                        flow_id=flow_ids[flow_name],
-                        name=f"{obj} · {step}",
-                        parameters=params,
-                        state=schemas.states.Running(timestamp=start),
+                    artifact=schemas.core.Artifact(
+                        key=OUTCOME_ARTIFACT_KEY,
+                        type="table",
+                        data=f'[{{"bytes": {rng.randint(0, 50_000_000)}}}]',
+                        flow_run_id=run.id,
                     ),
                 )
-                await models.flow_runs.set_flow_run_state(
-                    session=session,
-                    flow_run_id=run.id,
-                    state=_final_state(rng.random(), end),
-                    force=True,
-                )
-                if ftype:
-                    await models.artifacts.create_artifact(
-                        session=session,
-                        artifact=schemas.core.Artifact(
-                            key=OUTCOME_ARTIFACT_KEY,
-                            type="table",
-                            data=f'[{{"bytes": {rng.randint(0, 50_000_000)}}}]',
-                            flow_run_id=run.id,
-                        ),
-                    )
-        if (first + 500) % 5000 == 0:
-            print(f"  {first + 500} runs written", flush=True)
 
 
 def _create_flows() -> dict[str, UUID]:
