@@ -349,6 +349,30 @@ def test_simple_format_one_row_per_record(engine: sa.Engine, results: dict[str, 
         assert count_rows(conn, format="detailed", **window) == 5
 
 
+def test_custom_columns_come_from_the_lists_of_the_window(
+    engine: sa.Engine, results: dict[str, Any]
+) -> None:
+    # A record never attempted still brings its keys; a list with no results does not.
+    with engine.begin() as conn:
+        conn.execute(
+            sa.insert(ListRecord).values(
+                list_id=results["list_id"], record_key="A9", custom_fields={"zone": "east"}
+            )
+        )
+    other = seed_list(
+        engine, [{"account": "B1", "custom_fields": {"other": "x"}}], list_name="Other Leads"
+    )
+    assert other != results["list_id"]
+    with engine.connect() as conn:
+        campaign_id = get_campaign(conn, CAMPAIGN).id
+        window = {"campaign_id": campaign_id, "start": T0, "end": T0 + timedelta(hours=1)}
+        assert custom_keys(conn, **window) == ["balance", "note", "phone", "tier", "zone"]
+        before = {"campaign_id": campaign_id, "start": T0 - timedelta(days=9), "end": T0}
+        assert custom_keys(conn, **before) == ["balance", "note", "phone", "tier", "zone"]
+        empty = {"campaign_id": campaign_id, "start": T0 - timedelta(days=1), "end": T0}
+        assert custom_keys(conn, **empty) == []
+
+
 def test_neutralisation_can_be_turned_off(engine: sa.Engine, results: dict[str, Any]) -> None:
     rows = export_rows(
         engine, format="detailed", start=T0, end=T0 + timedelta(hours=1), neutralise_formulas=False
