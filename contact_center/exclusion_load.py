@@ -213,17 +213,21 @@ def _list_is_empty(conn: Connection, list_id: int) -> bool:
     return not conn.execute(sa.select(has_key)).scalar_one()
 
 
+def _as_timestamp_text(value: datetime, *, postgresql: bool) -> str:
+    """A timestamp as the text each engine takes: ISO with the offset, or SQLite's form."""
+    return value.isoformat(sep=" ") if postgresql else str(sqlite_timestamp(value))
+
+
 def _timestamp_text(values: pa.Array, *, postgresql: bool) -> pa.Array:
-    """Timestamps as the text each engine takes, formatted once per distinct value.
+    """Timestamps as text (see :func:`_as_timestamp_text`), formatted once per distinct value.
 
     Arrow's CSV writer formats timestamps slowly (microseconds each, seconds for a
     million), and an import's expiries take few distinct values: format those and
-    map them back. PostgreSQL gets ISO text with the offset; SQLite the text the
-    models store (:func:`contact_center.db.sqlite_timestamp`).
+    map them back.
     """
     encoded = values.dictionary_encode()
     distinct = encoded.dictionary.to_pylist()
-    texts = [v.isoformat(sep=" ") if postgresql else sqlite_timestamp(v) for v in distinct]
+    texts = [_as_timestamp_text(v, postgresql=postgresql) for v in distinct]
     return pa.DictionaryArray.from_arrays(encoded.indices, pa.array(texts, pa.string())).cast(
         pa.string()
     )
@@ -242,17 +246,15 @@ def _keys_table(keys: pd.DataFrame, *, postgresql: bool) -> pa.Table:
 
 
 def _insert_into_empty(conn: Connection, list_id: int, keys: pa.Table, now: datetime) -> int:
-    rows = keys.num_rows
-    added_at = pa.repeat(pa.scalar(now, pa.timestamp("us", tz="UTC")), rows)
     # In key order the unique index grows at its right edge: about a quarter faster
     # than random order on PostgreSQL.
-    table = (
-        keys.sort_by("key_value")
-        .append_column("exclusion_list_id", pa.repeat(pa.scalar(list_id, pa.int32()), rows))
-        .append_column("added_at", _timestamp_text(added_at, postgresql=is_postgresql(conn)))
-    )
+    added_at = _as_timestamp_text(now, postgresql=is_postgresql(conn))
     return bulk_insert(
-        conn, _exclusions.name, ["exclusion_list_id", "key_value", "added_at", "expires_at"], table
+        conn,
+        _exclusions.name,
+        ["key_value", "expires_at"],
+        keys.sort_by("key_value"),
+        constants={"exclusion_list_id": list_id, "added_at": added_at},
     )
 
 

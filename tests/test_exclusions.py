@@ -138,6 +138,9 @@ def test_add_policy_adds_and_renews(engine: sa.Engine) -> None:
     list_id, counts = load(engine, "dnc", ["a", "b", "c"], "add", T0)
     assert counts == LoadCounts(added=3)
     assert stored(engine, list_id)["a"] == (T0 + timedelta(days=30), None)
+    with engine.connect() as conn:
+        added = conn.execute(sa.select(Exclusion.__table__.c.added_at)).scalars().all()
+    assert added == [T0] * 3
     later = T0 + timedelta(days=5)
     _, counts = load(engine, "dnc", ["b", "c", "d"], "add", later)
     assert counts == LoadCounts(added=1, renewed=2)
