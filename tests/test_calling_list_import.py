@@ -393,3 +393,25 @@ def test_password_never_appears(sshd: Any, engine: sa.Engine) -> None:
     for artifact in artifacts(state):
         assert secret not in json.dumps(artifact.data, default=str)
         assert secret not in (artifact.description or "")
+
+
+def test_date_template_local_xlsx_and_auto_mapping(tmp_path: Path, engine: sa.Engine) -> None:
+    from datetime import UTC, datetime
+
+    from openpyxl import Workbook
+
+    book = Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.append(["Account", "Phone1", "ZIP", "Tier"])
+    sheet.append(["X1", 2127365000, "02134", "gold"])  # a numeric phone cell, a text ZIP
+    sheet.append(["X2", "+44 20 7183 8750", "10001", None])
+    today = datetime.now(UTC).strftime("%Y%m%d")  # an ad-hoc run is scheduled now
+    book.save(tmp_path / f"leads_{today}.xlsx")
+    state = run(source=str(tmp_path / "leads_{date:%Y%m%d}.xlsx"), mapping=None)
+    assert state.is_completed(), state.message
+    outcome = state.result()
+    assert outcome.loaded == 2 and outcome.extra["format"] == "xlsx"
+    got = records(engine)
+    assert got["X1"]["phone1"] == "+12127365000" and got["X1"]["zip"] == "02134"
+    assert got["X1"]["custom"] == {"Tier": "gold"} and got["X2"]["phone1"] == "+442071838750"
