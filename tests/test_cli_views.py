@@ -255,7 +255,10 @@ def test_run_watch_follows_a_run_to_completion() -> None:
     deployment_id = deploy(export_campaign_results, name, {"campaign": campaign})
     worker = execute_next_run(export_campaign_results, deployment_id)
     result = cctasks(
-        "run", name, "--param", "nbytes=3072", "--watch", "--interval", "0.2", "--timeout", "60"
+        "run",
+        name,
+        *("--param", "nbytes=3072", "--param", "delay=1.5"),  # Running lasts past a poll
+        *("--watch", "--interval", "0.2", "--timeout", "60"),
     )
     worker.join(30)
     assert result.exit_code == 0, result.output

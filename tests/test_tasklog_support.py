@@ -18,7 +18,13 @@ from uuid import UUID
 from prefect import flow
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import DeploymentScheduleCreate
-from prefect.client.schemas.objects import FlowRun
+from prefect.client.schemas.filters import (
+    FlowRunFilter,
+    FlowRunFilterDeploymentId,
+    FlowRunFilterState,
+    FlowRunFilterStateType,
+)
+from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.flow_engine import run_flow
 from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 from prefect.states import Cancelled, Crashed, Pending, Running
@@ -173,13 +179,13 @@ def execute_next_run(fn: Any, deployment_id: UUID, timeout: float = 30) -> threa
 
     def work() -> None:
         deadline = time.monotonic() + timeout
+        waiting = FlowRunFilter(
+            deployment_id=FlowRunFilterDeploymentId(any_=[deployment_id]),
+            state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED])),
+        )
         with get_client(sync_client=True) as client:
             while time.monotonic() < deadline:
-                runs = [
-                    r
-                    for r in client.read_flow_runs(limit=50)
-                    if r.deployment_id == deployment_id and r.state and r.state.is_scheduled()
-                ]
+                runs = client.read_flow_runs(flow_run_filter=waiting, limit=1)
                 if runs:
                     with fast_flows():
                         run_flow(
