@@ -506,24 +506,31 @@ def header(
     return [cast(str, neutralise(n)) for n in names] if neutralise_formulas else names
 
 
-def _window_records(campaign_id: int, start: datetime, end: datetime) -> sa.Subquery:
+def _window_lists(campaign_id: int, start: datetime, end: datetime) -> sa.Select[Any]:
     return (
-        sa.select(_attempts.c.list_id, _attempts.c.record_key)
+        sa.select(_attempts.c.list_id)
         .where(_window_filter(_attempts, campaign_id, start, end))
         .distinct()
-        .subquery("window_records")
     )
 
 
 def count_rows(
     conn: Connection, *, format: str, campaign_id: int, start: datetime, end: datetime
 ) -> int:
-    """How many data rows the export of the window will have (for progress)."""
-    if format == "detailed":
-        query = sa.select(sa.func.count()).where(_window_filter(_attempts, campaign_id, start, end))
-    else:
-        query = sa.select(sa.func.count()).select_from(_window_records(campaign_id, start, end))
-    return int(conn.execute(query).scalar_one())
+    """How many data rows the export of the window will have, for progress.
+
+    Exact for ``detailed``. For ``simple``, the fewer of the window's result rows and
+    the records of its calling lists: counting the distinct records of a large
+    window costs as much as a third of the export itself.
+    """
+    results = sa.select(sa.func.count()).where(_window_filter(_attempts, campaign_id, start, end))
+    total = int(conn.execute(results).scalar_one())
+    if format == "detailed" or total == 0:
+        return total
+    records = sa.select(sa.func.count()).where(
+        _records.c.list_id.in_(_window_lists(campaign_id, start, end))
+    )
+    return min(total, int(conn.execute(records).scalar_one()))
 
 
 def custom_keys(conn: Connection, *, campaign_id: int, start: datetime, end: datetime) -> list[str]:
@@ -534,11 +541,7 @@ def custom_keys(conn: Connection, *, campaign_id: int, start: datetime, end: dat
     the window) gives a list's exports the same columns from one window to the next,
     and costs a fifth of the per-record query at 1,000,000 results.
     """
-    lists = (
-        sa.select(_attempts.c.list_id)
-        .where(_window_filter(_attempts, campaign_id, start, end))
-        .distinct()
-    )
+    lists = _window_lists(campaign_id, start, end)
     if conn.dialect.name == "postgresql":
         keys = (
             sa.func.jsonb_object_keys(_records.c.custom_fields)

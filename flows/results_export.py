@@ -221,7 +221,7 @@ def select_results(
                 )
     logger = get_run_logger()
     logger.info(
-        "%s: window %s to %s (%s%s), %d rows, %d custom columns",
+        "%s: window %s to %s (%s%s), %d rows expected, %d custom columns",
         campaign.name,
         window.start.isoformat(),
         window.end.isoformat(),
