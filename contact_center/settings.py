@@ -35,8 +35,8 @@ DEFAULT_EXCLUSION_EXPIRY_DAYS = 90
 DEFAULT_REPORT_TIME_ZONE = "America/New_York"
 DEFAULT_EMAIL_BLOCK = "cctasks-email"
 REPORT_FORMATS = ("csv", "xlsx", "html", "pdf")
-# prefect-email opens SMTP without a socket timeout: a stalled server fails the try.
-EMAIL_TIMEOUT_SECONDS = 300
+# An SMTP server that does not answer for this long fails the try (then it is retried).
+EMAIL_TIMEOUT_SECONDS = 60
 
 
 @dataclass(frozen=True)

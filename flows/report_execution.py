@@ -14,9 +14,12 @@ Prefect's run history through the views package (``tasklog``).
 from __future__ import annotations
 
 import smtplib
+import socket
 import ssl
 import tempfile
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -296,6 +299,27 @@ def _reply(code: int, reply: bytes | str) -> str:
     return f"{code} {' '.join(text.split())}"
 
 
+_default_timeout_lock = threading.Lock()
+
+
+@contextmanager
+def _connect_timeout(seconds: float) -> Iterator[None]:
+    """Give the sockets opened in this block a timeout of ``seconds``.
+
+    ``EmailServerCredentials.get_server()`` opens its socket with the process-wide
+    default timeout, which is none: a server that stops answering would hang the run
+    for good (a Prefect task timeout cannot interrupt a blocked read). The default is
+    changed only while the connection opens and logs in; the socket keeps it after.
+    """
+    with _default_timeout_lock:
+        previous = socket.getdefaulttimeout()
+        socket.setdefaulttimeout(seconds)
+        try:
+            yield
+        finally:
+            socket.setdefaulttimeout(previous)
+
+
 def send_email(credentials: EmailServerCredentials, message: EmailMessage) -> dict[str, str]:
     """Send ``message`` through the block's SMTP server (SSL or STARTTLS, and login).
 
@@ -309,7 +333,9 @@ def send_email(credentials: EmailServerCredentials, message: EmailMessage) -> di
     """
     where = _server_name(credentials)
     try:
-        with credentials.get_server() as server:
+        with _connect_timeout(EMAIL_TIMEOUT_SECONDS):
+            server = credentials.get_server()
+        with server:
             refused = server.send_message(message)
     except smtplib.SMTPRecipientsRefused as exc:
         replies = "; ".join(f"{a}: {_reply(c, r)}" for a, (c, r) in exc.recipients.items())
@@ -319,6 +345,11 @@ def send_email(credentials: EmailServerCredentials, message: EmailMessage) -> di
         detail = _scrub(_reply(exc.smtp_code, exc.smtp_error), credentials)
         raise DeliveryFailed(f"SMTP server {where} refused the report email: {detail}") from exc
     except (smtplib.SMTPException, OSError, ssl.SSLError) as exc:
+        # smtplib reports a read that timed out as a disconnection; say what happened.
+        if isinstance(exc, TimeoutError) or isinstance(exc.__context__, TimeoutError):
+            raise DeliveryFailed(
+                f"SMTP server {where} did not answer within {EMAIL_TIMEOUT_SECONDS:g} s"
+            ) from exc
         detail = _scrub(f"{type(exc).__name__}: {exc}", credentials)
         raise DeliveryFailed(f"cannot send the report email through {where}: {detail}") from exc
     return {address: _reply(code, reply) for address, (code, reply) in refused.items()}
@@ -327,7 +358,6 @@ def send_email(credentials: EmailServerCredentials, message: EmailMessage) -> di
 @task(
     retries=NETWORK_RETRIES,
     retry_delay_seconds=[float(s) for s in NETWORK_RETRY_DELAYS],
-    timeout_seconds=EMAIL_TIMEOUT_SECONDS,
     cache_policy=NO_CACHE,
 )
 def email_report(credentials: EmailServerCredentials, message: EmailMessage) -> dict[str, str]:
@@ -449,13 +479,7 @@ def _distribute(
             recipients=request.recipients,
             subject=request.subject,
         )
-        try:
-            refused = email_report(request.email, message)
-        except TimeoutError as exc:
-            raise DeliveryFailed(
-                f"SMTP server {_server_name(request.email)} did not finish within "
-                f"{email_report.timeout_seconds:g} s, {NETWORK_RETRIES + 1} times"
-            ) from exc
+        refused = email_report(request.email, message)
         accepted = [a for a in request.recipients if parseaddr(a)[1] not in refused]
         delivered += [f"email:{parseaddr(address)[1]}" for address in accepted]
         if refused:
