@@ -29,14 +29,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.client.schemas.objects import State, TaskRun
 from prefect.runtime import flow_run as runtime_flow_run
 
 from contact_center.db import safe_url
-from contact_center.exceptions import DeliveryFailed, InvalidParameter
+from contact_center.exceptions import DeliveryFailed, HostKeyError, InvalidParameter
 from contact_center.exclusion_load import mapped_database_errors
 from contact_center.locations import has_glob, parse_location, render_path
 from contact_center.outcome import Outcome
@@ -308,9 +309,25 @@ def render_export(
     return RenderedExport(path, rows, path.stat().st_size)
 
 
+def _retry_delivery(task: Any, task_run: TaskRun, state: State) -> bool:
+    """Retry a delivery that failed on the way (network, server), not a setup error.
+
+    A missing block, a bad name or a host key that is unknown or has changed will
+    not fix itself in 10 seconds; the run fails at once with the reason.
+    """
+    try:
+        state.result()
+    except DeliveryFailed as exc:
+        return not isinstance(exc.__cause__, HostKeyError)
+    except Exception:
+        return False
+    return False
+
+
 @task(
     retries=NETWORK_RETRIES,
     retry_delay_seconds=[float(s) for s in NETWORK_RETRY_DELAYS],
+    retry_condition_fn=_retry_delivery,
     cache_policy=NO_CACHE,
 )
 def deliver_export(

@@ -440,8 +440,33 @@ def test_unreachable_destination(
         export_campaign_results(CAMPAIGN, "sftp://nowhere/out")
     assert "secret-pw-123" not in str(info.value)
     assert watermark(engine) is None and exports(engine)[0].status == "pending"
+
+
+def test_setup_errors_are_not_retried(
+    engine: sa.Engine, seeded: dict[str, Any], sshd: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    connects: list[int] = []
+    real_connect = SftpSession.connect.__func__  # type: ignore[attr-defined]
+
+    def counting(cls: type[SftpSession], server: SftpServer) -> SftpSession:
+        connects.append(1)
+        return real_connect(cls, server)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(SftpSession, "connect", classmethod(counting))
+    wrong_key = sshd.known_hosts.rsplit(" ", 1)[0] + " AAAAC3NzaC1lZDI1NTE5AAAAIOb" + "A" * 41
+    SftpServer(
+        host=sshd.host,
+        port=sshd.port,
+        username=sshd.username,
+        private_key=sshd.private_key,
+        known_host_keys=wrong_key,
+    ).save("changed-key", overwrite=True)
+    with pytest.raises(DeliveryFailed, match="has CHANGED"):
+        export_campaign_results(CAMPAIGN, "sftp://changed-key/out")
+    assert connects == [1]  # refused once, not retried
     with pytest.raises(ObjectNotFound, match="no SFTP Server block named 'missing-block'"):
         export_campaign_results(CAMPAIGN, "sftp://missing-block/out")
+    assert connects == [1] and watermark(engine) is None
 
 
 @pytest.mark.parametrize(
