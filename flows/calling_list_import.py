@@ -41,6 +41,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import State, TaskRun
 from prefect.context import FlowRunContext
 from prefect.runtime import flow_run as runtime_flow_run
+from sqlalchemy.engine import Engine
 
 from contact_center.bulk import prefetch
 from contact_center.exceptions import HostKeyError, InvalidParameter, ObjectNotFound
@@ -106,7 +107,7 @@ def _retry_transfer_errors(task: Any, task_run: TaskRun, state: State) -> bool:
     cache_policy=NO_CACHE,
 )
 def fetch_list_file(
-    options: ImportOptions, when: datetime, workdir: Path, progress: RunProgress
+    options: ImportOptions, engine: Engine, when: datetime, workdir: Path, progress: RunProgress
 ) -> FetchedFile:
     """Resolve the source and fetch it (the only step that retries).
 
@@ -115,7 +116,7 @@ def fetch_list_file(
             download fell short (retried).
         HostKeyError: the server's host key is unknown or changed (not retried).
     """
-    with contact_center_engine().connect() as conn:
+    with engine.connect() as conn:
         exclude = imported_file_names(conn, options.list_name)
     location = resolve_source(options.source, when=when, exclude=exclude)
     get_run_logger().info("fetching %s", location.text)
@@ -128,12 +129,13 @@ def fetch_list_file(
 
 
 @task(cache_policy=NO_CACHE)
-def check_list_file(options: ImportOptions, fetched: FetchedFile, flow_run_id: str | None) -> bool:
+def check_list_file(
+    options: ImportOptions, engine: Engine, fetched: FetchedFile, flow_run_id: str | None
+) -> bool:
     """Whether to load the file: not when it is the list's last import again (unless ``force``).
 
     A skipped file is recorded in ``list_imports`` with the status ``skipped``.
     """
-    engine = contact_center_engine()
     with engine.connect() as conn:
         last = last_import_sha256(conn, options.list_name)
     if last != fetched.sha256 or options.force:
@@ -206,6 +208,7 @@ def parse_list(options: ImportOptions, fetched: FetchedFile) -> ListFile:
 @task(cache_policy=NO_CACHE)
 def load_list(
     options: ImportOptions,
+    engine: Engine,
     fetched: FetchedFile,
     list_file: ListFile,
     rejects: RejectsFile,
@@ -238,7 +241,7 @@ def load_list(
         progress.update("load", rows, max(total or 0, rows))
 
     result = load_list_records(
-        contact_center_engine(),
+        engine,
         recorded(prefetch(parsed_chunks())),
         options,
         _source_file(fetched),
@@ -349,13 +352,15 @@ def import_calling_list(
         run_id = _flow_run_id()
         progress = RunProgress({"fetch": 1.0, "load": 2.0}, description=f"{list_name} · import")
         workdir = get_settings().home / "work" / (run_id or uuid.uuid4().hex)
-        fetched = fetch_list_file(options, _scheduled_time(), workdir, progress)
+        # Resolved once: finding the database block is a round trip to the server.
+        engine = contact_center_engine()
+        fetched = fetch_list_file(options, engine, _scheduled_time(), workdir, progress)
         outcome.bytes = fetched.size
         outcome.sha256 = fetched.sha256
         outcome.files.append(fetched.location.text)
         rejects = RejectsFile.for_run(list_name, run_id)
         try:
-            if check_list_file(options, fetched, run_id):
+            if check_list_file(options, engine, fetched, run_id):
                 list_file = parse_list(options, fetched)
                 outcome.extra.update(
                     format=list_file.table.format,
@@ -363,7 +368,7 @@ def import_calling_list(
                     delimiter=list_file.table.delimiter,
                     update_policy=options.update_policy,
                 )
-                result = load_list(options, fetched, list_file, rejects, progress, run_id)
+                result = load_list(options, engine, fetched, list_file, rejects, progress, run_id)
                 _fill_outcome(outcome, result)
             else:
                 outcome.status = "skipped"
