@@ -57,7 +57,7 @@ _XLSX_SUFFIXES = {".xlsx", ".xlsm"}
 _SAMPLE_BYTES = 64 * 1024
 _SNIFF_RECORDS = 50
 # Arrow parses in blocks of this size; a chunk is re-cut to ``chunk_rows`` rows.
-_BLOCK_BYTES = 4 << 20
+_BLOCK_BYTES = 1 << 20
 _SCAN_BYTES = 4 << 20
 # Bytes 0x80-0x9F that Windows-1252 leaves undefined: text with them is ISO-8859-1.
 _CP1252_UNDEFINED = b"\x81\x8d\x8f\x90\x9d"
@@ -168,6 +168,7 @@ class TableReader:
                 self.path,
                 read_options=pv.ReadOptions(
                     block_size=_BLOCK_BYTES,
+                    use_threads=False,
                     encoding=_arrow_encoding(self.encoding),
                     **parse.pop("read", {}),
                 ),

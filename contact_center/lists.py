@@ -54,6 +54,10 @@ REJECT_REASONS = (MISSING_KEY, DUPLICATE_KEY, NO_VALID_PHONE)
 VALID_COLUMNS = ("row", "record_key", *RECORD_FIELDS, "custom_fields")
 
 _STR = pd.StringDtype("pyarrow", na_value=np.nan)
+# White space at either end of a value: exactly what utf8_trim_whitespace removes
+# (checked over every code point in tests/test_list_parse.py).
+_SPACE = r"[\s\v\x{1c}-\x{1f}\x{85}\p{Z}]"
+_EDGE_SPACE = f"^{_SPACE}|{_SPACE}$"
 # Characters that a JSON string must escape.
 _NEEDS_ESCAPE = r'[\x00-\x1f"\\]'
 
@@ -192,7 +196,7 @@ class RecordParser:
         self._key_column = by_field[self.key_field]
         self._phone_columns = {f: by_field[f] for f in PHONE_FIELDS if f in by_field}
         self._field_columns = by_field
-        self._seen: set[str] = set()
+        self._seen = _SeenKeys()
         self._limits = _field_limits()
 
     def parse(self, chunk: Chunk) -> ParsedChunk:
@@ -223,6 +227,9 @@ class RecordParser:
         valid = self._valid_frame(trimmed, phones, key, rows, keep)
         rejects = self._rejects(frame, rows, reason, keep)
         invalid = int((phone_given & ~phone_valid)[keep].sum())
+        # A chunk's temporaries are large; hand their pages back so that the peak
+        # memory of a long file stays that of one chunk.
+        pa.default_memory_pool().release_unused()
         return ParsedChunk(valid=valid, rejects=rejects, invalid_phones=invalid)
 
     # --- steps ------------------------------------------------------------------------
@@ -271,20 +278,20 @@ class RecordParser:
 
     def _reasons(self, key: pa.Array, has_phone: np.ndarray) -> np.ndarray:
         """The reject reason of each row ("" when valid); remembers the keys it saw."""
+        count = len(key)
         blank = np.asarray(pc.equal(key, ""))
-        key_list = key.to_pylist()
-        # The first row with a key decides, across chunks too.
-        seen_before = np.fromiter(map(self._seen.__contains__, key_list), bool, len(key_list))
-        first = np.zeros(len(key_list), dtype=bool)
+        # The first row with a key decides: within the chunk by exact text, across
+        # chunks by the keys' fingerprints.
+        first = np.zeros(count, dtype=bool)
         codes = np.asarray(pc.dictionary_encode(key).indices)
         first[np.unique(codes, return_index=True)[1]] = True
-        repeated = ~first | seen_before
-        reason = np.full(len(key_list), "", dtype=object)
+        high, low = _fingerprints(key)
+        seen_before = self._seen.contains(high, low)
+        self._seen.add(high[first & ~seen_before & ~blank], low[first & ~seen_before & ~blank])
+        reason = np.full(count, "", dtype=object)
         reason[~has_phone] = NO_VALID_PHONE
-        reason[repeated & ~blank] = DUPLICATE_KEY
+        reason[(~first | seen_before) & ~blank] = DUPLICATE_KEY
         reason[blank] = MISSING_KEY
-        self._seen.update(key_list)
-        self._seen.discard("")
         return reason
 
     def _valid_frame(
@@ -331,6 +338,98 @@ class RecordParser:
                 )
 
 
+# --- keys seen in earlier chunks -----------------------------------------------------------
+
+# Four polynomial hashes modulo primes below 2**31, with fixed bases: a key's 124-bit
+# fingerprint. Two different keys of at most L characters share one with probability
+# about (L / 2**31) ** 4 (Schwartz-Zippel): below 1e-25 for keys of 200 characters, so
+# below 1e-13 for a file of ten million distinct keys. Kept as sorted numpy arrays,
+# 16 bytes a key, where a set of the keys' strings would take ten times that.
+_PRIMES = (2_147_483_647, 2_147_483_629, 2_147_483_587, 2_147_483_579)
+_BASES = (1_103_515_245, 1_664_525_013, 1_013_904_223, 1_597_334_677)
+
+
+def _fingerprints(keys: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """Two uint64 halves of each key's fingerprint (over its UTF-8 bytes and length)."""
+    if isinstance(keys, pa.ChunkedArray):
+        keys = keys.combine_chunks()
+    count = len(keys)
+    _, offsets_buffer, data_buffer = keys.buffers()
+    offsets = np.frombuffer(offsets_buffer, dtype=np.int32)[
+        keys.offset : keys.offset + count + 1
+    ].astype(np.int64)
+    data = np.frombuffer(data_buffer, dtype=np.uint8) if data_buffer else np.zeros(1, np.uint8)
+    data = data[offsets[0] : offsets[-1]]
+    offsets -= offsets[0]
+    length = offsets[1:] - offsets[:-1]
+    filled = np.flatnonzero(length > 0)
+    # Each byte's power: its distance from the end of its key.
+    ends = np.repeat(offsets[1:], length)
+    exponent = ends - 1 - np.arange(len(data), dtype=np.int64)
+    coefficient = data.astype(np.uint64) + np.uint64(1)  # no zero coefficients
+    parts = []
+    for prime, base in zip(_PRIMES, _BASES, strict=True):
+        powers = _powers(prime, base, int(length.max(initial=0)))
+        terms = (coefficient * powers[exponent]) % np.uint64(prime)
+        sums = np.zeros(count, dtype=np.uint64)
+        if len(filled):
+            sums[filled] = np.add.reduceat(terms, offsets[filled]) % np.uint64(prime)
+        parts.append((sums + length.astype(np.uint64)) % np.uint64(prime))
+    high = (parts[0] << np.uint64(31)) | parts[1]
+    low = (parts[2] << np.uint64(31)) | parts[3]
+    return high, low
+
+
+_POWERS: dict[tuple[int, int], np.ndarray] = {}
+
+
+def _powers(prime: int, base: int, up_to: int) -> np.ndarray:
+    """base**i % prime for i in 0..up_to, cached and grown as longer keys come."""
+    table = _POWERS.get((prime, base))
+    if table is None or len(table) <= up_to:
+        size = max(up_to + 1, 256, 0 if table is None else 2 * len(table))
+        values = [1] * size
+        for i in range(1, size):
+            values[i] = values[i - 1] * base % prime
+        table = np.array(values, dtype=np.uint64)
+        _POWERS[(prime, base)] = table
+    return table
+
+
+class _SeenKeys:
+    """The fingerprints of every key seen so far, sorted (by the high half)."""
+
+    def __init__(self) -> None:
+        self._high = np.empty(0, dtype=np.uint64)
+        self._low = np.empty(0, dtype=np.uint64)
+
+    def contains(self, high: np.ndarray, low: np.ndarray) -> np.ndarray:
+        """Whether each fingerprint was added before."""
+        found = np.zeros(len(high), dtype=bool)
+        if len(self._high) == 0 or len(high) == 0:
+            return found
+        at = np.searchsorted(self._high, high)
+        inside = at < len(self._high)
+        at_clipped = np.minimum(at, len(self._high) - 1)
+        same_high = inside & (self._high[at_clipped] == high)
+        found = np.asarray(same_high & (self._low[at_clipped] == low), dtype=bool)
+        # Several fingerprints with one high half (never seen in practice): look at all.
+        for row in np.flatnonzero(same_high & ~found):
+            stop = np.searchsorted(self._high, high[row], side="right")
+            found[row] = bool((self._low[at[row] : stop] == low[row]).any())
+        return found
+
+    def add(self, high: np.ndarray, low: np.ndarray) -> None:
+        """Remember new fingerprints (distinct, and not seen before)."""
+        if len(high) == 0:
+            return
+        order = np.argsort(high, kind="stable")
+        high, low = high[order], low[order]
+        at = np.searchsorted(self._high, high)
+        self._high = np.insert(self._high, at, high)
+        self._low = np.insert(self._low, at, low)
+
+
 # --- helpers ---------------------------------------------------------------------------
 
 
@@ -339,7 +438,12 @@ def _trimmed(values: pd.Series) -> pa.Array:
     array = pa.array(values, type=pa.string(), from_pandas=True)
     if isinstance(array, pa.ChunkedArray):
         array = array.combine_chunks()
-    return pc.utf8_trim_whitespace(pc.fill_null(array, ""))
+    if array.null_count:
+        array = pc.fill_null(array, "")
+    # Most columns have nothing to trim: checking is cheaper than copying.
+    if pc.any(pc.match_substring_regex(array, _EDGE_SPACE)).as_py():
+        array = pc.utf8_trim_whitespace(array)
+    return array
 
 
 def _blank_to_null(values: pa.Array) -> pa.Array:

@@ -36,6 +36,7 @@ formats and countries, and for several default countries.
 from __future__ import annotations
 
 import re
+import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import Enum
@@ -118,7 +119,11 @@ def normalise_phone(value: str | None, default_country: str = DEFAULT_COUNTRY) -
         return None
     try:
         number = phonenumbers.parse(value, default_country)
-    except phonenumbers.NumberParseException:
+    except phonenumbers.NumberParseException as exc:
+        # phonenumbers keeps the exception in a local of its own frame: a reference
+        # cycle through the traceback, which would hold our callers' frames, and the
+        # arrays in them, until the next garbage collection. Clearing breaks it.
+        traceback.clear_frames(exc.__traceback__)
         return None
     if not phonenumbers.is_valid_number(number):
         return None
