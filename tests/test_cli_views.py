@@ -258,7 +258,7 @@ def test_run_watch_follows_a_run_to_completion() -> None:
         "run",
         name,
         *("--param", "nbytes=3072", "--param", "delay=1.5"),  # Running lasts past a poll
-        *("--watch", "--interval", "0.2", "--timeout", "60"),
+        *("--watch", "--interval", "0.2", "--timeout", "240"),
     )
     worker.join(30)
     assert result.exit_code == 0, result.output
@@ -291,7 +291,7 @@ def test_run_watch_exits_non_zero_when_the_run_fails() -> None:
         "--interval",
         "0.2",
         "--timeout",
-        "60",
+        "240",
     )
     worker.join(30)
     line = one_line_error(result, code=1)

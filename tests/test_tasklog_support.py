@@ -174,7 +174,7 @@ def deploy(
         )
 
 
-def execute_next_run(fn: Any, deployment_id: UUID, timeout: float = 30) -> threading.Thread:
+def execute_next_run(fn: Any, deployment_id: UUID, timeout: float = 180) -> threading.Thread:
     """Play the worker: wait for a run of the deployment, then execute it in a thread."""
 
     def work() -> None:
