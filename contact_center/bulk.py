@@ -195,11 +195,30 @@ def bulk_insert(
     Raises:
         InvalidParameter: a table or column name that is not a plain identifier, or a
             constant of another type.
-        sqlalchemy.exc.DBAPIError: the database refused the rows (mapped by callers).
+        sqlalchemy.exc.DBAPIError: the database refused the rows (the driver's error,
+            wrapped as SQLAlchemy wraps it elsewhere; callers map it).
     """
     fixed = _check_constants(constants or {})
     target, names = _table_and_columns(conn, table, [*columns, *fixed])
     names = names[: len(columns)]
+    dbapi_error = conn.dialect.loaded_dbapi.Error
+    try:
+        return _bulk_insert(conn, target, names, rows, fixed)
+    except dbapi_error as exc:
+        # The fast paths talk to the driver directly; wrap its errors the way
+        # SQLAlchemy does everywhere else, so callers map one kind of error.
+        raise sa.exc.DBAPIError.instance(
+            f"bulk insert into {target.name}", None, exc, dbapi_error
+        ) from exc
+
+
+def _bulk_insert(
+    conn: Connection,
+    target: sa.TableClause | sa.Table,
+    names: list[str],
+    rows: BulkRows,
+    fixed: dict[str, Any],
+) -> int:
     if isinstance(rows, pd.DataFrame | pa.Table):
         arrow = _as_arrow(rows, names)
         if arrow.num_rows == 0:

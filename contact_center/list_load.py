@@ -333,29 +333,39 @@ class LoadResult:
 # --- queries outside the load ------------------------------------------------------------
 
 
-def imported_file_names(conn: Connection, list_name: str) -> set[str]:
+def imported_file_names(engine: Engine, list_name: str) -> set[str]:
     """Names of the files already imported (or skipped) into ``list_name``.
 
     A glob source skips them, so a nightly ``leads_*.csv`` picks the newest new file.
+
+    Raises:
+        DatabaseError: the database cannot be read.
     """
-    rows = conn.execute(
+    query = (
         sa.select(_imports.c.file_name)
         .join(_lists, _lists.c.id == _imports.c.list_id)
         .where(_lists.c.name == list_name, _imports.c.status.in_(("completed", "skipped")))
         .distinct()
     )
-    return {name for (name,) in rows}
+    with _database_errors(engine, list_name, step="reading its imports"), engine.connect() as conn:
+        return {name for (name,) in conn.execute(query)}
 
 
-def last_import_sha256(conn: Connection, list_name: str) -> str | None:
-    """The SHA-256 of the list's last successful (completed) import, if any."""
-    return conn.scalar(
+def last_import_sha256(engine: Engine, list_name: str) -> str | None:
+    """The SHA-256 of the list's last successful (completed) import, if any.
+
+    Raises:
+        DatabaseError: the database cannot be read.
+    """
+    query = (
         sa.select(_imports.c.sha256)
         .join(_lists, _lists.c.id == _imports.c.list_id)
         .where(_lists.c.name == list_name, _imports.c.status == "completed")
         .order_by(_imports.c.id.desc())
         .limit(1)
     )
+    with _database_errors(engine, list_name, step="reading its imports"), engine.connect() as conn:
+        return conn.scalar(query)
 
 
 def record_skipped_import(
@@ -373,7 +383,7 @@ def record_skipped_import(
         The ``list_imports`` row's id.
     """
     now = now or datetime.now(UTC)
-    with _database_errors(engine, list_name, source.name), engine.begin() as conn:
+    with _database_errors(engine, list_name, file=source.name), engine.begin() as conn:
         list_id = conn.scalar(sa.select(_lists.c.id).where(_lists.c.name == list_name))
         if list_id is None:
             raise ObjectNotFound(f"calling list {list_name!r} does not exist")
@@ -433,31 +443,31 @@ def load_list_records(
             with ``replace``, which re-keys the list).
     """
     now = now or datetime.now(UTC)
-    with _database_errors(engine, options.list_name, source.name), engine.begin() as conn:
+    with _database_errors(engine, options.list_name, file=source.name), engine.begin() as conn:
         run = _ListLoad(conn, options, source, now, flow_run_id)
         return run.execute(chunks, on_chunk)
 
 
 class _database_errors:
-    """Map SQLAlchemy errors to :class:`DatabaseError` naming the list, file and database."""
+    """Map SQLAlchemy errors to :class:`DatabaseError` naming the list, what and the database.
 
-    def __init__(self, engine: Engine, list_name: str, file_name: str) -> None:
-        self._dbapi_error: type[BaseException] = engine.dialect.loaded_dbapi.Error
-        self._where = (
-            f"calling list {list_name!r}, file {file_name!r}, database {safe_url(engine.url)}"
-        )
+    Names the file being loaded, or else the step (e.g. ``reading its imports``). The
+    database is named without its password.
+    """
+
+    def __init__(
+        self, engine: Engine, list_name: str, *, file: str | None = None, step: str = ""
+    ) -> None:
+        where = f"file {file!r}" if file is not None else step
+        self._where = f"calling list {list_name!r}, {where}, database {safe_url(engine.url)}"
 
     def __enter__(self) -> None:
         return None
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
-        if exc is not None and isinstance(exc, self._dbapi_error):
-            # The bulk path talks to the driver directly, so its errors come unwrapped.
-            detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise DatabaseError(f"{self._where}: the database refused the load: {detail}") from exc
         if isinstance(exc, sa.exc.DBAPIError):
             detail = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
-            raise DatabaseError(f"{self._where}: the database refused the load: {detail}") from exc
+            raise DatabaseError(f"{self._where}: the database refused: {detail}") from exc
         if isinstance(exc, sa.exc.SQLAlchemyError):
             raise DatabaseError(f"{self._where}: {type(exc).__name__}: {exc}") from exc
 

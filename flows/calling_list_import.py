@@ -116,8 +116,7 @@ def fetch_list_file(
             download fell short (retried).
         HostKeyError: the server's host key is unknown or changed (not retried).
     """
-    with engine.connect() as conn:
-        exclude = imported_file_names(conn, options.list_name)
+    exclude = imported_file_names(engine, options.list_name)
     location = resolve_source(options.source, when=when, exclude=exclude)
     get_run_logger().info("fetching %s", location.text)
     fetched = fetch(location, workdir, lambda done, total: progress.update("fetch", done, total))
@@ -136,9 +135,7 @@ def check_list_file(
 
     A skipped file is recorded in ``list_imports`` with the status ``skipped``.
     """
-    with engine.connect() as conn:
-        last = last_import_sha256(conn, options.list_name)
-    if last != fetched.sha256 or options.force:
+    if last_import_sha256(engine, options.list_name) != fetched.sha256 or options.force:
         return True
     record_skipped_import(
         engine,

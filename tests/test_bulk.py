@@ -118,3 +118,12 @@ def test_constants_fill_every_row(engine: sa.Engine) -> None:
             )
         with pytest.raises(InvalidParameter, match="not a valid"):
             bulk_insert(conn, "calling_lists", ["name"], names, constants={"x; --": 1})
+
+
+def test_driver_errors_come_wrapped_like_sqlalchemy_errors(engine: sa.Engine) -> None:
+    # calling_lists.key_field is NOT NULL: the database refuses the rows on both paths.
+    frame = pd.DataFrame({"name": ["a", "b"]})
+    for rows in (frame, [("a",), ("b",)]):
+        with pytest.raises(sa.exc.IntegrityError, match="key_field"):
+            with engine.begin() as conn:
+                bulk_insert(conn, "calling_lists", ["name"], rows)
