@@ -84,8 +84,8 @@ def _area_codes() -> list[str]:
     return out
 
 
-def _nanp(rng: random.Random, areas: list[str], valid_share: float) -> str:
-    """A NANP number in one of the formats people type."""
+def _nanp(rng: random.Random, areas: list[str], valid_share: float, odd: bool = True) -> str:
+    """A NANP number in one of the formats people type (``odd``: also broken ones)."""
     if rng.random() < valid_share:
         area = rng.choice(areas)
     else:
@@ -93,9 +93,9 @@ def _nanp(rng: random.Random, areas: list[str], valid_share: float) -> str:
             [f"{rng.randint(200, 999)}"] * 6
             + ["212", "800", "555", "011", "123", "911", "264", "876"]
         )
-    exchange = rng.choice([f"{rng.randint(200, 999)}"] * 5 + ["555", "123", "011"])
+    exchange = rng.choice([f"{rng.randint(200, 999)}"] * 5 + ["555", "123", "011"][: 3 * odd])
     line = rng.choice([f"{rng.randint(0, 9999):04d}"] * 5 + [f"01{rng.randint(0, 99):02d}"])
-    fmt = rng.randrange(12)
+    fmt = rng.randrange(12 if odd else 10)
     if fmt == 0:
         return f"{area}-{exchange}-{line}"
     if fmt == 1:
@@ -181,6 +181,7 @@ def mixed_phones(
     international: float = 0.25,
     junk: float = 0.07,
     valid_area: float = 0.3,
+    odd_formats: bool = True,
 ) -> list[str]:
     """Phone values in mixed formats and countries, with edge cases and junk.
 
@@ -190,6 +191,7 @@ def mixed_phones(
         international: the share of numbers from other countries' examples.
         junk: the share of junk and edge cases (letters, extensions, blanks...).
         valid_area: the share of NANP numbers drawn with a real area code.
+        odd_formats: include NANP numbers without an area code or written as floats.
     """
     rng = random.Random(seed)
     examples = _examples()
@@ -202,7 +204,7 @@ def mixed_phones(
         elif roll < junk + international:
             out.append(_international(rng, examples))
         else:
-            out.append(_nanp(rng, areas, valid_share=valid_area))
+            out.append(_nanp(rng, areas, valid_share=valid_area, odd=odd_formats))
     return out
 
 
@@ -250,7 +252,9 @@ def bench_phones(rows: int, runs: int) -> None:
 def write_list_file(path: Path, rows: int, seed: int = 3) -> None:
     """A calling-list CSV (~131 bytes a row): typical columns, mixed phones, ~5% bad rows."""
     rng = random.Random(seed)
-    phones = mixed_phones(rows * 2, seed=seed, international=0.03, junk=0.03, valid_area=0.9)
+    phones = mixed_phones(
+        rows * 2, seed=seed, international=0.03, junk=0.01, valid_area=0.97, odd_formats=False
+    )
     first = ["Ana", "José", "Li", "Sam", "Renée", "Omar", "Kim", "Jo"]
     last = ["Smith", "García", "O'Neil", "Nguyen", "Müller", "Khan", "Brown"]
     states = ["NY", "CA", "TX", "FL", "MA", "WA"]
