@@ -242,21 +242,29 @@ def _lists_stmt(names: list[str] | None) -> sa.Select[Any]:
     return stmt.where(_lists.c.name.in_(names)) if names is not None else stmt
 
 
-def _list_counts_stmt(list_id: int, now: datetime) -> sa.Select[int, int, int, int, int]:
+def _list_counts_stmt(list_id: int, now: datetime) -> sa.Select[int, int, int]:
+    """Records, expired and excluded of one list; dialable is what is left.
+
+    The exclusion lookup appears once, so the database runs it once per record.
+    """
     current = record_is_current(_records.c.expires_at, now)
     excluded = key_is_excluded(record_match_columns(_records), calling_list_id=list_id, now=now)
-    completed = (
-        sa.exists()
-        .where(_attempts.c.record_id == _records.c.id, _attempts.c.completed.is_(True))
-        .correlate(_records)
-    )
     return sa.select(
         sa.func.count().label("records"),
-        _count_if(sa.and_(current, ~excluded)).label("dialable"),
         _count_if(sa.and_(current, excluded)).label("excluded"),
         _count_if(~current).label("expired"),
-        _count_if(completed).label("completed"),
     ).where(_records.c.list_id == list_id)
+
+
+def _completed_records_stmt() -> sa.Select[int, int]:
+    # IN (subquery) runs as one semi-join (PostgreSQL) or against one temporary index
+    # (SQLite); a correlated EXISTS per record would scan call_attempts per record.
+    completed = sa.select(_attempts.c.record_id).where(_attempts.c.completed.is_(True))
+    return (
+        sa.select(_records.c.list_id, sa.func.count().label("completed"))
+        .where(_records.c.id.in_(completed))
+        .group_by(_records.c.list_id)
+    )
 
 
 def _list_imports_stmt(query: ReportQuery) -> sa.Select[Any]:
@@ -310,6 +318,9 @@ def list_status(query: ReportQuery) -> ReportContent:
         counts = {
             list_id: conn.execute(_list_counts_stmt(list_id, now)).one() for list_id, _ in lists
         }
+        completed = {
+            row.list_id: int(row.completed) for row in conn.execute(_completed_records_stmt())
+        }
         imports = {row.list_id: row for row in conn.execute(_list_imports_stmt(query))}
         campaigns: dict[int, list[str]] = {}
         for list_id, campaign in conn.execute(_enabled_campaigns_stmt()):
@@ -323,10 +334,10 @@ def list_status(query: ReportQuery) -> ReportContent:
                 "Calling list": name,
                 "Campaigns": ", ".join(campaigns.get(list_id, [])),
                 "Records": int(count.records),
-                "Dialable": int(count.dialable),
+                "Dialable": int(count.records) - int(count.expired) - int(count.excluded),
                 "Excluded": int(count.excluded),
                 "Expired": int(count.expired),
-                "Completed": int(count.completed),
+                "Completed": int(completed.get(list_id, 0)),
                 "Imports in period": int(loaded.imports) if loaded else 0,
                 "Rows loaded in period": int(loaded.rows_loaded) if loaded else 0,
             }
