@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import uuid
 from datetime import datetime
 from pathlib import Path
 
@@ -57,28 +58,32 @@ def test_render_path_and_glob_pick() -> None:
 
 
 def test_sftp_roundtrip_and_after_import(sshd, sftp_block: str, tmp_path: Path) -> None:
-    (sshd.home / "incoming").mkdir(exist_ok=True)
-    (sshd.home / "incoming" / "old.csv").write_bytes(b"a\n1\n")
-    os.utime(sshd.home / "incoming" / "old.csv", (1_700_000_000, 1_700_000_000))
+    # The sshd home is shared by the session: work in a folder of this test's own.
+    folder = f"foundation-{uuid.uuid4().hex[:8]}"
+    incoming = sshd.home / folder / "incoming"
+    incoming.mkdir(parents=True)
+    (incoming / "old.csv").write_bytes(b"a\n1\n")
+    os.utime(incoming / "old.csv", (1_700_000_000, 1_700_000_000))
     payload = b"account,phone\n" + b"1,2125550100\n" * 1000
-    newest = sshd.home / "incoming" / "new.csv"
+    newest = incoming / "new.csv"
     newest.write_bytes(payload)
-    loc = resolve_source(f"sftp://{sftp_block}/incoming/*.csv", when=datetime.now())
-    assert loc.path == "incoming/new.csv"
+    pattern = f"sftp://{sftp_block}/{folder}/incoming/*.csv"
+    loc = resolve_source(pattern, when=datetime.now())
+    assert loc.path == f"{folder}/incoming/new.csv"
     seen: list[int] = []
     fetched = fetch(loc, tmp_path / "work", lambda done, total: seen.append(done))
     assert fetched.path.read_bytes() == payload
     assert fetched.size == len(payload) and seen[-1] == len(payload)
-    again = resolve_source(
-        f"sftp://{sftp_block}/incoming/*.csv", when=datetime.now(), exclude={"new.csv"}
-    )
-    assert again.path == "incoming/old.csv"
-    assert after_import(loc, "archive:done") == "archived to done/new.csv"
-    assert (sshd.home / "done" / "new.csv").read_bytes() == payload
+    again = resolve_source(pattern, when=datetime.now(), exclude={"new.csv"})
+    assert again.path == f"{folder}/incoming/old.csv"
+    assert after_import(loc, f"archive:{folder}/done") == f"archived to {folder}/done/new.csv"
+    assert (sshd.home / folder / "done" / "new.csv").read_bytes() == payload
     assert not newest.exists()
-    final, size = deliver(fetched.path, f"sftp://{sftp_block}/out", name="copy.csv")
-    assert (sshd.home / "out" / "copy.csv").read_bytes() == payload and size == len(payload)
-    assert not list((sshd.home / "out").glob(".*.part"))
+    final, size = deliver(fetched.path, f"sftp://{sftp_block}/{folder}/out", name="copy.csv")
+    out = sshd.home / folder / "out"
+    assert (out / "copy.csv").read_bytes() == payload and size == len(payload)
+    assert final.path == f"{folder}/out/copy.csv"
+    assert not list(out.glob(".*.part"))
 
 
 def test_sftp_unknown_and_changed_host_key_are_refused(sshd) -> None:
