@@ -26,6 +26,7 @@ from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -43,6 +44,7 @@ __all__ = [
     "match_column",
     "normalise_header",
     "read_table",
+    "string_bytes",
 ]
 
 #: The formats that ``read_table`` accepts; ``auto`` detects one of the others.
@@ -415,6 +417,29 @@ def read_table(
         encoding=encoding,
         delimiter=chosen,
     )
+
+
+def string_bytes(array: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+    """The UTF-8 bytes of an Arrow string array and each value's bounds in them.
+
+    Args:
+        array: a ``string`` array (a chunked one is combined first).
+
+    Returns:
+        ``(offsets, data)``: ``data[offsets[i]:offsets[i + 1]]`` are value ``i``'s bytes
+        (int64 offsets starting at 0; uint8 data, a view where possible).
+    """
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    count = len(array)
+    _, offsets_buffer, data_buffer = array.buffers()
+    offsets = np.frombuffer(offsets_buffer, dtype=np.int32)[
+        array.offset : array.offset + count + 1
+    ].astype(np.int64)
+    data = np.frombuffer(data_buffer, dtype=np.uint8) if data_buffer else np.zeros(1, np.uint8)
+    data = data[offsets[0] : offsets[-1]]
+    offsets -= offsets[0]
+    return offsets, data
 
 
 def match_column(header: list[str], wanted: str, *, file: str) -> str:

@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from contact_center.exceptions import InvalidFile, InvalidParameter
-from contact_center.files import Chunk, match_column, normalise_header
+from contact_center.files import Chunk, match_column, normalise_header, string_bytes
 from contact_center.models import PHONE_FIELDS, RECORD_FIELDS, ListRecord
 from contact_center.phones import check_default_country, normalise_phone_array
 from contact_center.settings import DEFAULT_COUNTRY
@@ -351,16 +351,8 @@ _BASES = (1_103_515_245, 1_664_525_013, 1_013_904_223, 1_597_334_677)
 
 def _fingerprints(keys: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     """Two uint64 halves of each key's fingerprint (over its UTF-8 bytes and length)."""
-    if isinstance(keys, pa.ChunkedArray):
-        keys = keys.combine_chunks()
     count = len(keys)
-    _, offsets_buffer, data_buffer = keys.buffers()
-    offsets = np.frombuffer(offsets_buffer, dtype=np.int32)[
-        keys.offset : keys.offset + count + 1
-    ].astype(np.int64)
-    data = np.frombuffer(data_buffer, dtype=np.uint8) if data_buffer else np.zeros(1, np.uint8)
-    data = data[offsets[0] : offsets[-1]]
-    offsets -= offsets[0]
+    offsets, data = string_bytes(keys)
     length = offsets[1:] - offsets[:-1]
     filled = np.flatnonzero(length > 0)
     # Each byte's power: its distance from the end of its key.
@@ -450,12 +442,9 @@ def _trimmed(values: pd.Series) -> pa.Array:
 
 def _may_need_trim(array: pa.Array) -> bool:
     """Whether some value starts or ends with white space, or with a non-ASCII byte."""
-    count = len(array)
-    _, offsets_buffer, data_buffer = array.buffers()
-    if count == 0 or data_buffer is None:
+    if len(array) == 0:
         return False
-    offsets = np.frombuffer(offsets_buffer, dtype=np.int32)[array.offset : array.offset + count + 1]
-    data = np.frombuffer(data_buffer, dtype=np.uint8)
+    offsets, data = string_bytes(array)
     filled = offsets[1:] > offsets[:-1]
     ends = np.concatenate((data[offsets[:-1][filled]], data[offsets[1:][filled] - 1]))
     return bool(_TRIM_BYTES[ends].any())

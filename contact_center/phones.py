@@ -50,6 +50,7 @@ import pyarrow.compute as pc
 from phonenumbers import COUNTRY_CODE_TO_REGION_CODE, SUPPORTED_REGIONS, PhoneMetadata
 
 from contact_center.exceptions import InvalidParameter
+from contact_center.files import string_bytes
 from contact_center.settings import DEFAULT_COUNTRY
 
 __all__ = [
@@ -250,13 +251,7 @@ class _Shape:
         shape = _mask(pc.match_substring_regex(array, _FAST_SHAPE))
         plus = shape & _mask(pc.starts_with(pc.utf8_ltrim(array, " "), "+"))
         # The digits: kept from the UTF-8 bytes with numpy (Arrow's regex replace is slow).
-        _, offsets_buffer, data_buffer = array.buffers()
-        offsets = np.frombuffer(offsets_buffer, dtype=np.int32)[
-            array.offset : array.offset + count + 1
-        ].astype(np.int64)
-        data = np.frombuffer(data_buffer, dtype=np.uint8) if data_buffer else np.zeros(1, np.uint8)
-        data = data[offsets[0] : offsets[-1]]
-        offsets -= offsets[0]
+        offsets, data = string_bytes(array)
         length = offsets[1:] - offsets[:-1]
         is_digit = (data - np.uint8(0x30)) < 10
         digit_count = np.zeros(count, dtype=np.int64)
