@@ -22,8 +22,10 @@ up: install
 test: install
 	$(PY) -m pytest
 
+BENCHES ?= list_import exclusion_import results_export tasklog_query parse_phones
+
 bench: install
-	$(PY) -m bench
+	for b in $(BENCHES); do $(PY) -m bench.$$b || exit 1; done
 
 lint: install
 	$(VENV)/bin/ruff check .
