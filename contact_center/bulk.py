@@ -33,7 +33,7 @@ import re
 import threading
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, closing, contextmanager
 from datetime import datetime
 from typing import Any, TypeAlias, TypeVar
 
@@ -42,6 +42,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import sqlalchemy as sa
+from psycopg.copy import QueuedLibpqWriter
 from sqlalchemy.engine import Connection
 
 from contact_center.db import sqlite_timestamp
@@ -51,7 +52,9 @@ from contact_center.settings import COPY_BLOCK_BYTES
 __all__ = [
     "STAGING_TYPES",
     "BulkRows",
+    "BulkWriter",
     "bulk_insert",
+    "bulk_writer",
     "check_identifier",
     "driver_connection",
     "is_postgresql",
@@ -75,6 +78,8 @@ BulkRows: TypeAlias = pd.DataFrame | pa.Table | Iterable[Sequence[Any]]
 T = TypeVar("T")
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+# Pieces (psycopg cuts writes into 128 KiB) that may wait for the COPY writer thread.
+_COPY_QUEUE_BLOCKS = 64
 # Rows per executemany batch on SQLite: bounds the Python objects alive at once.
 _SQLITE_BATCH_ROWS = 20_000
 
@@ -198,12 +203,36 @@ def bulk_insert(
         sqlalchemy.exc.DBAPIError: the database refused the rows (the driver's error,
             wrapped as SQLAlchemy wraps it elsewhere; callers map it).
     """
+    with bulk_writer(conn, table, columns, constants=constants) as writer:
+        writer.add(rows)
+    return writer.rows
+
+
+@contextmanager
+def bulk_writer(
+    conn: Connection,
+    table: str | sa.Table,
+    columns: Sequence[str],
+    *,
+    constants: Mapping[str, Any] | None = None,
+) -> Iterator[BulkWriter]:
+    """A bulk insert fed in parts (e.g. one chunk of a file at a time).
+
+    On PostgreSQL it is ONE ``COPY`` for all the parts, so Python renders the next
+    part while the server ingests this one; on SQLite each part is an
+    ``executemany``. The arguments are those of :func:`bulk_insert`; every part
+    holds the same ``columns``. The rows are in once the block ends.
+
+    Raises:
+        sqlalchemy.exc.DBAPIError: the database refused the rows.
+    """
     fixed = _check_constants(constants or {})
     target, names = _table_and_columns(conn, table, [*columns, *fixed])
-    names = names[: len(columns)]
+    writer = BulkWriter(conn, target, names[: len(columns)], fixed)
     dbapi_error = conn.dialect.loaded_dbapi.Error
     try:
-        return _bulk_insert(conn, target, names, rows, fixed)
+        with writer.stack:
+            yield writer
     except dbapi_error as exc:
         # The fast paths talk to the driver directly; wrap its errors the way
         # SQLAlchemy does everywhere else, so callers map one kind of error.
@@ -212,28 +241,96 @@ def bulk_insert(
         ) from exc
 
 
-def _bulk_insert(
-    conn: Connection,
-    target: sa.TableClause | sa.Table,
-    names: list[str],
-    rows: BulkRows,
-    fixed: dict[str, Any],
-) -> int:
-    if isinstance(rows, pd.DataFrame | pa.Table):
-        arrow = _as_arrow(rows, names)
-        if arrow.num_rows == 0:
-            return 0
-        if is_postgresql(conn):
-            for name, value in fixed.items():
+class BulkWriter:
+    """An open bulk insert into one table; see :func:`bulk_writer`.
+
+    Attributes:
+        rows: the rows added so far.
+    """
+
+    def __init__(
+        self,
+        conn: Connection,
+        target: sa.TableClause | sa.Table,
+        columns: list[str],
+        constants: dict[str, Any],
+    ) -> None:
+        self.rows = 0
+        self.stack = ExitStack()
+        self._conn = conn
+        self._target = target
+        self._columns = columns
+        self._constants = constants
+        self._copy: Any = None
+        self._cursor: Any = None
+        self._statement: str | None = None
+
+    def add(self, rows: BulkRows) -> int:
+        """Add one part: a DataFrame, an Arrow table or value rows; return its row count."""
+        if isinstance(rows, pd.DataFrame | pa.Table):
+            parts: Iterable[pa.Table] = [_as_arrow(rows, self._columns)]
+        else:
+            parts = (_rows_as_arrow(batch, self._columns) for batch in _batched(rows))
+        added = 0
+        for arrow in parts:
+            if arrow.num_rows:
+                added += self._add_arrow(arrow)
+        self.rows += added
+        return added
+
+    def _add_arrow(self, arrow: pa.Table) -> int:
+        if is_postgresql(self._conn):
+            for name, value in self._constants.items():
                 arrow = arrow.append_column(name, _repeated(value, arrow.num_rows))
-            return _copy_arrow(conn, target.name, [*names, *fixed], arrow)
-        return _executemany(conn, target, names, _arrow_rows(arrow), fixed)
-    if is_postgresql(conn):
-        if fixed:
-            extra = tuple(fixed.values())
-            rows = (tuple(row) + extra for row in rows)
-        return _copy_rows(conn, target.name, [*names, *fixed], rows)
-    return _executemany(conn, target, names, _batched(rows), fixed)
+            self._copy_arrow(arrow)
+            return int(arrow.num_rows)
+        return self._executemany(_arrow_rows(arrow))
+
+    # -- PostgreSQL: COPY --------------------------------------------------------------
+
+    def _copy_arrow(self, arrow: pa.Table) -> None:
+        if self._copy is None:
+            cursor = self.stack.enter_context(driver_connection(self._conn).cursor())
+            statement = _copy_statement(self._target.name, [*self._columns, *self._constants])
+            self._copy = self.stack.enter_context(
+                cursor.copy(statement, writer=_BoundedQueuedWriter(cursor))
+            )
+        buffer = io.BytesIO()
+        # pyarrow quotes every string and leaves nulls bare: in COPY's CSV format a bare
+        # empty field is NULL and "" is an empty string, exactly what we need.
+        pa_csv.write_csv(arrow, buffer, pa_csv.WriteOptions(include_header=False))
+        data = buffer.getbuffer()
+        try:
+            for start in range(0, len(data), COPY_BLOCK_BYTES):
+                self._copy.write(data[start : start + COPY_BLOCK_BYTES])
+        finally:
+            del data
+
+    # -- SQLite: executemany -----------------------------------------------------------
+
+    def _executemany(self, batches: Iterable[Sequence[Sequence[Any]]]) -> int:
+        if self._statement is None:
+            self._statement = self._insert_statement()
+            self._cursor = self.stack.enter_context(closing(driver_connection(self._conn).cursor()))
+        count = 0
+        for batch in batches:
+            self._cursor.executemany(self._statement, batch)
+            count += len(batch)
+        return count
+
+    def _insert_statement(self) -> str:
+        # Compiled by SQLAlchemy, so names are quoted by the dialect, never f-stringed;
+        # constants are rendered once as literals by the dialect instead of bound per row.
+        dialect = self._conn.dialect
+        values: dict[str, Any] = {c: sa.bindparam(c) for c in self._columns}
+        for name, value in self._constants.items():
+            if isinstance(value, datetime):
+                value = sqlite_timestamp(value)
+            literal = sa.literal(value).compile(
+                dialect=dialect, compile_kwargs={"literal_binds": True}
+            )
+            values[name] = sa.literal_column(str(literal))
+        return str(sa.insert(self._target).values(values).compile(dialect=dialect))
 
 
 def _check_constants(constants: Mapping[str, Any]) -> dict[str, Any]:
@@ -256,48 +353,33 @@ def _repeated(value: Any, count: int) -> pa.Array:
     return pa.repeat(value, count)
 
 
-# --- PostgreSQL: COPY -------------------------------------------------------------------
+class _BoundedQueuedWriter(QueuedLibpqWriter):
+    """psycopg's queued COPY writer, with a short queue.
+
+    The writer thread sends while Python renders the next part, which is the point;
+    but psycopg's queue holds 1024 blocks, so a fast producer could park a whole
+    file in memory. A short queue makes the producer wait for the server instead.
+    """
+
+    def __init__(self, cursor: Any) -> None:
+        super().__init__(cursor)
+        self._queue = type(self._queue)(maxsize=_COPY_QUEUE_BLOCKS)
 
 
-def _copy_statement(table: str, columns: list[str], csv: bool = True) -> Any:
+def _copy_statement(table: str, columns: list[str]) -> Any:
     from psycopg import sql
 
-    # Rows go through psycopg's write_row, which speaks COPY's own text format.
-    text = "COPY {} ({}) FROM STDIN (FORMAT csv)" if csv else "COPY {} ({}) FROM STDIN"
-    return sql.SQL(text).format(
+    return sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(
         sql.Identifier(table), sql.SQL(", ").join(sql.Identifier(c) for c in columns)
     )
 
 
-def _copy_arrow(conn: Connection, table: str, columns: list[str], arrow: pa.Table) -> int:
-    from psycopg.copy import QueuedLibpqWriter
-
-    buffer = io.BytesIO()
-    # pyarrow quotes every string and leaves nulls bare: in COPY's CSV format a bare
-    # empty field is NULL and "" is an empty string, exactly what we need.
-    pa_csv.write_csv(arrow, buffer, pa_csv.WriteOptions(include_header=False))
-    data = buffer.getbuffer()
-    with driver_connection(conn).cursor() as cursor:
-        with cursor.copy(_copy_statement(table, columns), writer=QueuedLibpqWriter(cursor)) as copy:
-            for start in range(0, len(data), COPY_BLOCK_BYTES):
-                copy.write(data[start : start + COPY_BLOCK_BYTES])
-    del data
-    return int(arrow.num_rows)
-
-
-def _copy_rows(
-    conn: Connection, table: str, columns: list[str], rows: Iterable[Sequence[Any]]
-) -> int:
-    count = 0
-    with driver_connection(conn).cursor() as cursor:
-        with cursor.copy(_copy_statement(table, columns, csv=False)) as copy:
-            for row in rows:
-                copy.write_row(row)
-                count += 1
-    return count
-
-
-# --- SQLite: executemany ----------------------------------------------------------------
+def _rows_as_arrow(batch: list[Sequence[Any]], columns: list[str]) -> pa.Table:
+    """Value rows as an Arrow table (types inferred per column), for the COPY path."""
+    values = list(zip(*batch, strict=True)) if batch else [() for _ in columns]
+    if len(values) != len(columns):
+        raise InvalidParameter(f"rows have {len(values)} values; expected {len(columns)}")
+    return pa.table({name: pa.array(list(col)) for name, col in zip(columns, values, strict=True)})
 
 
 def _sqlite_values(column: pa.ChunkedArray | pa.Array) -> list[Any]:
@@ -318,46 +400,12 @@ def _arrow_rows(arrow: pa.Table) -> Iterator[list[tuple[Any, ...]]]:
 def _batched(rows: Iterable[Sequence[Any]]) -> Iterator[list[Sequence[Any]]]:
     batch: list[Sequence[Any]] = []
     for row in rows:
-        if any(isinstance(value, datetime) for value in row):
-            row = tuple(sqlite_timestamp(v) if isinstance(v, datetime) else v for v in row)
         batch.append(row)
         if len(batch) >= _SQLITE_BATCH_ROWS:
             yield batch
             batch = []
     if batch:
         yield batch
-
-
-def _executemany(
-    conn: Connection,
-    target: sa.TableClause | sa.Table,
-    columns: list[str],
-    batches: Iterable[Sequence[Sequence[Any]]],
-    constants: Mapping[str, Any],
-) -> int:
-    # Compiled by SQLAlchemy, so names are quoted by the dialect, never f-stringed;
-    # constants are rendered once as literals by the dialect instead of bound per row.
-    values: dict[str, Any] = {c: sa.bindparam(c) for c in columns}
-    for name, value in constants.items():
-        if isinstance(value, datetime):
-            value = sqlite_timestamp(value)
-        values[name] = sa.literal_column(
-            str(
-                sa.literal(value).compile(
-                    dialect=conn.dialect, compile_kwargs={"literal_binds": True}
-                )
-            )
-        )
-    statement = str(sa.insert(target).values(values).compile(dialect=conn.dialect))
-    cursor = driver_connection(conn).cursor()
-    count = 0
-    try:
-        for batch in batches:
-            cursor.executemany(statement, batch)
-            count += len(batch)
-    finally:
-        cursor.close()
-    return count
 
 
 # --- overlapping the producer with the load ------------------------------------------------

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import codecs
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, cast
@@ -36,7 +36,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection, Engine
 
-from contact_center.bulk import bulk_insert, is_postgresql, staging_table
+from contact_center.bulk import BulkWriter, bulk_writer, is_postgresql, staging_table
 from contact_center.db import safe_url
 from contact_center.exceptions import (
     DatabaseError,
@@ -419,6 +419,7 @@ def load_list_records(
     now: datetime | None = None,
     flow_run_id: str | None = None,
     on_chunk: Callable[[int], None] | None = None,
+    fields: Collection[str] | None = None,
 ) -> LoadResult:
     """Load the parsed ``chunks`` of ``source`` into the list, in one transaction.
 
@@ -431,6 +432,8 @@ def load_list_records(
         now: the import time (expiries count from it); defaults to now.
         flow_run_id: the Prefect flow run, recorded in ``list_imports``.
         on_chunk: called with the rows read so far after each chunk (progress).
+        fields: the record fields the file fills (the mapping's fields); the others
+            are NULL in every row and are not sent. Default: all of them.
 
     Returns:
         The committed counts.
@@ -444,7 +447,7 @@ def load_list_records(
     """
     now = now or datetime.now(UTC)
     with _database_errors(engine, options.list_name, file=source.name), engine.begin() as conn:
-        run = _ListLoad(conn, options, source, now, flow_run_id)
+        run = _ListLoad(conn, options, source, now, flow_run_id, fields)
         return run.execute(chunks, on_chunk)
 
 
@@ -482,8 +485,10 @@ class _ListLoad:
         source: SourceFile,
         now: datetime,
         flow_run_id: str | None,
+        fields: Collection[str] | None = None,
     ) -> None:
         self.conn = conn
+        self.fields = frozenset(RECORD_FIELDS if fields is None else fields)
         self.options = options
         self.source = source
         self.now = now
@@ -626,15 +631,42 @@ class _ListLoad:
         }
         if self.expires_at is not None:
             constants["expires_at"] = self.expires_at
+        columns = self._columns()
+        with bulk_writer(self.conn, "list_records", columns, constants=constants) as writer:
+            self._feed(writer, chunks, columns, on_chunk)
+        self._check_gates(self.valid_rows)
+        self._finish_counts(loaded=self.valid_rows)
+
+    def _columns(self, *first: str) -> list[str]:
+        """The columns to send: the key, the fields the file fills, the custom fields.
+
+        A field the file does not fill is NULL in every row; sending it would cost
+        bytes and parsing for nothing (its column is nullable, without a default).
+        """
+        return [
+            *first,
+            "record_key",
+            *(f for f in RECORD_FIELDS if f in self.fields),
+            "custom_fields",
+        ]
+
+    def _feed(
+        self,
+        writer: BulkWriter,
+        chunks: Iterable[ParsedRows],
+        columns: list[str],
+        on_chunk: Callable[[int], None] | None,
+    ) -> None:
+        # One bulk writer for every chunk: on PostgreSQL one COPY, so Python renders
+        # the next chunk while the server ingests this one.
+        schema = pa.schema([(c, pa.int64() if c == "row" else pa.string()) for c in columns])
         for parsed in chunks:
             valid = self._take(parsed)
             if len(valid):
-                rows = _text_columns(valid, VALID_COLUMNS)
-                bulk_insert(self.conn, "list_records", rows.column_names, rows, constants=constants)
+                frame = pa.Table.from_pandas(valid[columns], preserve_index=False)
+                writer.add(frame.cast(schema))
             if on_chunk:
                 on_chunk(self.rows_read)
-        self._check_gates(self.valid_rows)
-        self._finish_counts(loaded=self.valid_rows)
 
     def _load_staged(
         self,
@@ -643,13 +675,9 @@ class _ListLoad:
         scrub_ids: list[int],
     ) -> None:
         with staging_table(self.conn, "list_staging", _STAGING_COLUMNS) as stg:
-            for parsed in chunks:
-                valid = self._take(parsed)
-                if len(valid):
-                    rows = _text_columns(valid, VALID_COLUMNS, keep=("row",))
-                    bulk_insert(self.conn, stg, rows.column_names, rows)
-                if on_chunk:
-                    on_chunk(self.rows_read)
+            columns = self._columns("row")
+            with bulk_writer(self.conn, stg, columns) as writer:
+                self._feed(writer, chunks, columns, on_chunk)
             excluded = 0
             if scrub_ids:
                 excluded = self.conn.execute(
@@ -769,22 +797,3 @@ class _ListLoad:
         insert = sa.insert(_records).from_select(columns, select)
         # SQLAlchemy reports INSERT ... SELECT row counts only when asked to.
         return int(self.conn.execute(insert.execution_options(preserve_rowcount=True)).rowcount)
-
-
-def _text_columns(
-    valid: pd.DataFrame, columns: Iterable[str], keep: tuple[str, ...] = ()
-) -> pa.Table:
-    """The chunk's columns as Arrow text, without the columns that are all NULL.
-
-    An all-NULL column needs no bytes: its database column (nullable, no default)
-    is NULL anyway. A file that fills 8 of 23 fields so sends a third of the columns.
-    """
-    fields = [*keep, *columns]
-    table = pa.Table.from_pandas(valid[fields], preserve_index=False)
-    kept = [
-        name
-        for name in fields
-        if name == "record_key" or name in keep or table.column(name).null_count < table.num_rows
-    ]
-    schema = pa.schema([(name, pa.int64() if name == "row" else pa.string()) for name in kept])
-    return table.select(kept).cast(schema)

@@ -239,12 +239,13 @@ def load_list(
 
     result = load_list_records(
         engine,
-        recorded(prefetch(parsed_chunks())),
+        recorded(prefetch(parsed_chunks(), depth=1)),
         options,
         _source_file(fetched),
         now=utcnow(),
         flow_run_id=flow_run_id,
         on_chunk=on_chunk,
+        fields=set(list_file.mapping.values()),
     )
     get_run_logger().info(
         "%s into %r (%s): %s read, %s loaded, %s updated, %s unchanged, %s removed, "

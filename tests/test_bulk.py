@@ -127,3 +127,26 @@ def test_driver_errors_come_wrapped_like_sqlalchemy_errors(engine: sa.Engine) ->
         with pytest.raises(sa.exc.IntegrityError, match="key_field"):
             with engine.begin() as conn:
                 bulk_insert(conn, "calling_lists", ["name"], rows)
+
+
+def test_a_writer_takes_several_parts_and_aborts_cleanly(engine: sa.Engine) -> None:
+    from contact_center.bulk import bulk_writer
+
+    with engine.begin() as conn, staging_table(conn, "parts", {"k": "text", "n": "bigint"}) as stg:
+        with bulk_writer(conn, stg, ["k", "n"]) as writer:
+            assert writer.add(pd.DataFrame({"k": ["a", "b"], "n": [1, 2]})) == 2
+            assert writer.add(pa.table({"k": ["c"], "n": [3]})) == 1
+            assert writer.add([("d", 4), ("e", None)]) == 2
+        assert writer.rows == 5
+        assert conn.scalar(sa.select(sa.func.count()).select_from(stg)) == 5
+        assert conn.scalar(sa.select(sa.func.sum(stg.c.n))) == 10
+    # An error of the caller's inside the block ends the COPY and comes out as it was.
+    with pytest.raises(ValueError, match="parser broke"):
+        with engine.begin() as conn:
+            now = pd.Timestamp("2026-01-01", tz="UTC").to_pydatetime()
+            stamps = {"created_at": now, "updated_at": now}
+            with bulk_writer(conn, "calling_lists", ["name", "key_field"], constants=stamps) as w:
+                w.add([("x", "account")])
+                raise ValueError("parser broke")
+    with engine.connect() as conn:
+        assert conn.scalar(sa.text("SELECT count(*) FROM calling_lists")) == 0

@@ -26,6 +26,7 @@ from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settin
 
 import flows.calling_list_import as list_flow
 from blocks.sftp import SftpServer
+from contact_center.bulk import BulkWriter
 from contact_center.models import CallingList, Exclusion, ExclusionList, ListImport, ListRecord
 from contact_center.outcome import Outcome
 from contact_center.settings import OUTCOME_ARTIFACT_KEY
@@ -270,17 +271,15 @@ def test_database_failure_midway_leaves_no_trace(
     write_csv(sshd.home / "midway" / "leads.csv", rows)
     monkeypatch.setattr(list_flow, "LIST_CHUNK_ROWS", 100)
     calls: list[int] = []
-    from contact_center import list_load
+    real_add = BulkWriter.add
 
-    real = list_load.bulk_insert
-
-    def failing_bulk_insert(conn: Any, table: Any, columns: Any, data: Any, **kw: Any) -> int:
-        calls.append(len(data))
+    def failing_add(self: BulkWriter, rows: Any) -> int:
+        calls.append(len(rows))
         if len(calls) == 2:
             raise sa.exc.OperationalError("COPY", {}, Exception("connection lost (injected)"))
-        return real(conn, table, columns, data, **kw)
+        return real_add(self, rows)
 
-    monkeypatch.setattr(list_load, "bulk_insert", failing_bulk_insert)
+    monkeypatch.setattr(BulkWriter, "add", failing_add)
     state = run(source=f"sftp://{sftp_block}/midway/leads.csv")
     assert state.is_failed() and "injected" in (state.message or "")
     assert "DatabaseError" in (state.message or "") and "'Spring Leads'" in (state.message or "")
