@@ -340,17 +340,19 @@ class RecordParser:
 
 # --- keys seen in earlier chunks -----------------------------------------------------------
 
-# Four polynomial hashes modulo primes below 2**31, with fixed bases: a key's 124-bit
-# fingerprint. Two different keys of at most L characters share one with probability
-# about (L / 2**31) ** 4 (Schwartz-Zippel): below 1e-25 for keys of 200 characters, so
-# below 1e-13 for a file of ten million distinct keys. Kept as sorted numpy arrays,
-# 16 bytes a key, where a set of the keys' strings would take ten times that.
-_PRIMES = (2_147_483_647, 2_147_483_629, 2_147_483_587, 2_147_483_579)
-_BASES = (1_103_515_245, 1_664_525_013, 1_013_904_223, 1_597_334_677)
+# Two polynomial hashes modulo primes near 2**47, with fixed bases: a key's 94-bit
+# fingerprint. Two different keys of at most L bytes share one with probability about
+# (L / 2**47) ** 2 (Schwartz-Zippel): about 1e-24 for keys of 200 characters, so below
+# 1e-10 for a file of ten million distinct keys. Kept as sorted numpy arrays, 16 bytes
+# a key, where a set of the keys' strings would take ten times that. (Terms stay below
+# 2**56 and a key's sum below 2**63 for keys up to 64 KiB; longer keys wrap, which
+# keeps equal keys equal.)
+_PRIMES = (140_737_488_355_213, 140_737_488_355_201)
+_BASES = (86_028_121_117_461, 127_416_305_961_253)
 
 
 def _fingerprints(keys: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """Two uint64 halves of each key's fingerprint (over its UTF-8 bytes and length)."""
+    """The two halves of each key's fingerprint (over its UTF-8 bytes and length)."""
     count = len(keys)
     offsets, data = string_bytes(keys)
     length = offsets[1:] - offsets[:-1]
@@ -359,17 +361,15 @@ def _fingerprints(keys: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     ends = np.repeat(offsets[1:], length)
     exponent = ends - 1 - np.arange(len(data), dtype=np.int64)
     coefficient = data.astype(np.uint64) + np.uint64(1)  # no zero coefficients
-    parts = []
+    halves = []
     for prime, base in zip(_PRIMES, _BASES, strict=True):
         powers = _powers(prime, base, int(length.max(initial=0)))
         terms = (coefficient * powers[exponent]) % np.uint64(prime)
         sums = np.zeros(count, dtype=np.uint64)
         if len(filled):
             sums[filled] = np.add.reduceat(terms, offsets[filled]) % np.uint64(prime)
-        parts.append((sums + length.astype(np.uint64)) % np.uint64(prime))
-    high = (parts[0] << np.uint64(31)) | parts[1]
-    low = (parts[2] << np.uint64(31)) | parts[3]
-    return high, low
+        halves.append((sums + length.astype(np.uint64)) % np.uint64(prime))
+    return halves[0], halves[1]
 
 
 _POWERS: dict[tuple[int, int], np.ndarray] = {}
@@ -468,14 +468,16 @@ def _json_objects(columns: dict[str, pa.Array]) -> pa.Array:
     """One JSON object of text values per row, built over whole columns."""
     parts: list[pa.Array | str] = []
     for position, (name, values) in enumerate(columns.items()):
-        parts.append(("{" if position == 0 else ",") + json.dumps(name.strip()) + ":")
-        parts.append(_json_strings(values))
-    parts.append("}")
+        # The quotes around each value go into the constant parts around it.
+        opening = "{" if position == 0 else '",'
+        parts.append(f'{opening}{json.dumps(name.strip())}:"')
+        parts.append(_json_escaped(values))
+    parts.append('"}')
     return pc.binary_join_element_wise(*parts, "")
 
 
-def _json_strings(text: pa.Array) -> pa.Array:
-    """Each value as a JSON string literal (quoted and escaped)."""
+def _json_escaped(text: pa.Array) -> pa.Array:
+    """Each value escaped for the inside of a JSON string literal."""
     special = np.asarray(pc.match_substring_regex(text, _NEEDS_ESCAPE).fill_null(False))
     if special.any():
         # Only the few values that need it go through json.dumps.
@@ -485,7 +487,7 @@ def _json_strings(text: pa.Array) -> pa.Array:
         ]
         mask = pa.array(special)
         text = pc.replace_with_mask(text, mask, pa.array(escaped, type=pa.string()))
-    return pc.binary_join_element_wise('"', text, '"', "")
+    return text
 
 
 def _field_limits() -> dict[str, int]:
