@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from phone_samples import mixed_phones
 
-from bench.parse_phones import mixed_phones
 from contact_center.exceptions import InvalidFile, InvalidParameter
 from contact_center.files import Chunk, read_table
 from contact_center.lists import (

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pandas as pd
 import phonenumbers
 import pytest
+from phone_samples import mixed_phones
 
 import contact_center.phones as phones
-from bench.parse_phones import mixed_phones
 from contact_center.exceptions import InvalidParameter
 from contact_center.phones import check_default_country, normalise_phone, normalise_phones
 
