@@ -83,7 +83,7 @@ __all__ = [
 # --- the task-log report: Prefect's run history through the views package ----------
 
 
-#: The most runs one task-log report lists; the highlights say when it is reached.
+#: The most runs one task-log report lists; the run's log warns when it is reached.
 TASK_LOG_REPORT_MAX_RUNS = 10_000
 
 
@@ -200,7 +200,7 @@ def prepare_request(
             or nowhere to deliver.
     """
     definition = get_report(report)
-    chosen_formats = validate_formats(list(formats) if formats is not None else None)
+    chosen_formats = validate_formats(formats if isinstance(formats, str) else list(formats or []))
     recipients = validate_addresses(email_to)
     if email_subject is not None and any(c in email_subject for c in "\r\n"):
         raise InvalidParameter("email_subject must be a single line")

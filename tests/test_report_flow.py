@@ -37,6 +37,9 @@ from contact_center.outcome import Outcome
 from contact_center.settings import OUTCOME_ARTIFACT_KEY
 from flows.report_execution import email_report, prepare_request, run_report
 
+# The SSL server is TLS from the first byte, which aiosmtpd cannot see, so it warns.
+pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS:UserWarning")
+
 SENDER = "reports@cc.example"
 PASSWORD = "Sm7p-Sekret-Value-42"
 NY = "America/New_York"
@@ -396,7 +399,7 @@ def test_local_destination_and_email_together(
     state = run_report(
         report="exclusion-activity",
         period="2026-03-01/2026-03-09",
-        formats=["pdf"],
+        formats="pdf",
         email_to="supervisor@cc.example",
         email_block=block,
         email_subject="DNC weekly",
@@ -434,6 +437,7 @@ def test_local_destination_and_email_together(
         ({"destination": "sftp://no-such-sftp/x"}, ObjectNotFound, "no SFTP Server block"),
         ({"options": {"colour": "red"}}, InvalidParameter, "has no option 'colour'"),
         ({"email_subject": "a\nBcc: x@y.z"}, InvalidParameter, "single line"),
+        ({"formats": "pdf, odt"}, InvalidParameter, "format 'odt' is not one of"),
     ],
 )  # fmt: skip
 def test_bad_parameters_are_refused_up_front(
