@@ -124,6 +124,9 @@ def _list_selector(
             _campaign_lists.c.campaign_id == _campaign_exclusions.c.campaign_id,
         )
         .where(_campaign_lists.c.list_id == calling_list_id, _campaign_lists.c.enabled.is_(True))
+        # Auto-correlation reaches only the enclosing EXISTS; a correlated
+        # calling_list_id (e.g. list_records.list_id) lives two levels up.
+        .correlate_except(_campaign_exclusions, _campaign_lists)
     )
     return lists.c.id.in_(linked)
 

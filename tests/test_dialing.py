@@ -170,3 +170,18 @@ def test_key_is_excluded_by_names_and_ids(engine: sa.Engine) -> None:
     assert keys_of(engine, by_ids) == ["a1"]
     with pytest.raises(ValueError, match="exactly one"):
         key_is_excluded(records.c.account, now=NOW)
+
+
+def test_key_is_excluded_correlated_to_each_records_own_list(engine: sa.Engine) -> None:
+    """A correlated ``calling_list_id`` ties each record to the campaigns of its own list.
+
+    List B is disabled in Spring (which has the DNC lists) and enabled only in Idle
+    (which has none), so its record b1 is not excluded, though its key is on dnc.
+    """
+    seed(engine)
+    add_keys(engine, 1, {"a1": None, "b1": None})
+    records = ListRecord.__table__
+    stmt = sa.select(records.c.record_key).where(
+        key_is_excluded(records.c.account, now=NOW, calling_list_id=records.c.list_id)
+    )
+    assert keys_of(engine, stmt) == ["a1"]
