@@ -8,6 +8,8 @@ process, so that a flow can call it on every run for free.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC
 from pathlib import Path
 from typing import Any
@@ -19,7 +21,14 @@ from sqlalchemy.engine import URL, Engine, make_url
 
 from contact_center.exceptions import DatabaseError
 
-__all__ = ["create_db_engine", "ensure_schema", "upgrade", "safe_url", "sqlite_timestamp"]
+__all__ = [
+    "create_db_engine",
+    "ensure_schema",
+    "mapped_database_errors",
+    "safe_url",
+    "sqlite_timestamp",
+    "upgrade",
+]
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
@@ -126,3 +135,14 @@ def sqlite_timestamp(value: Any) -> str | None:
     if value.tzinfo is not None:
         value = value.astimezone(UTC).replace(tzinfo=None)
     return str(value.strftime("%Y-%m-%d %H:%M:%S.%f"))
+
+
+@contextmanager
+def mapped_database_errors(what: str) -> Iterator[None]:
+    """Map SQLAlchemy errors raised in the block to ``DatabaseError`` naming ``what``."""
+    try:
+        yield
+    except sa.exc.DBAPIError as exc:
+        raise DatabaseError(f"{what} failed: {type(exc.orig).__name__}: {exc.orig}") from exc
+    except sa.exc.SQLAlchemyError as exc:
+        raise DatabaseError(f"{what} failed: {exc}") from exc

@@ -16,8 +16,6 @@ reset writes an ``exclusion_imports`` row with its counts.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -29,7 +27,7 @@ from sqlalchemy.engine import Connection
 
 from contact_center.bulk import bulk_insert, is_postgresql, staging_table
 from contact_center.db import sqlite_timestamp
-from contact_center.exceptions import DatabaseError, InvalidParameter, ObjectNotFound
+from contact_center.exceptions import InvalidParameter, ObjectNotFound
 from contact_center.exclusions import validate_match_field
 from contact_center.models import Base, Exclusion, ExclusionImport, ExclusionList, UTCDateTime
 
@@ -42,7 +40,6 @@ __all__ = [
     "get_exclusion_list",
     "imported_file_names",
     "load_exclusion_keys",
-    "mapped_database_errors",
     "record_exclusion_import",
     "reset_exclusion_list",
 ]
@@ -117,17 +114,6 @@ class ImportRecord:
     rejected: int = 0
     duplicates: int = 0
     flow_run_id: str | None = None
-
-
-@contextmanager
-def mapped_database_errors(what: str) -> Iterator[None]:
-    """Map SQLAlchemy errors raised in the block to ``DatabaseError`` naming ``what``."""
-    try:
-        yield
-    except sa.exc.DBAPIError as exc:
-        raise DatabaseError(f"{what} failed: {type(exc.orig).__name__}: {exc.orig}") from exc
-    except sa.exc.SQLAlchemyError as exc:
-        raise DatabaseError(f"{what} failed: {exc}") from exc
 
 
 def _info(row: Any) -> ExclusionListInfo:
@@ -320,7 +306,7 @@ def load_exclusion_keys(
     Raises:
         InvalidParameter: an unknown policy.
         sqlalchemy.exc.SQLAlchemyError: the database refused (wrap in
-            :func:`mapped_database_errors`).
+            :func:`contact_center.db.mapped_database_errors`).
     """
     if update_policy not in UPDATE_POLICIES:
         raise InvalidParameter(

@@ -44,8 +44,8 @@ from contact_center.campaigns import (
     validate_source,
     validate_step,
 )
+from contact_center.db import mapped_database_errors
 from contact_center.exceptions import DeliveryFailed, InvalidParameter, ObjectNotFound
-from contact_center.exclusion_load import mapped_database_errors
 from contact_center.outcome import Outcome
 from contact_center.settings import NETWORK_RETRIES, NETWORK_RETRY_DELAYS
 from flows.common import RunProgress, contact_center_engine, recording_outcome

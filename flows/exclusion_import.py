@@ -32,6 +32,7 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run as runtime_flow_run
 
+from contact_center.db import mapped_database_errors
 from contact_center.exceptions import InvalidParameter, ObjectNotFound, QualityGateFailed
 from contact_center.exclusion_load import (
     UPDATE_POLICIES,
@@ -41,7 +42,6 @@ from contact_center.exclusion_load import (
     get_exclusion_list,
     imported_file_names,
     load_exclusion_keys,
-    mapped_database_errors,
     record_exclusion_import,
     reset_exclusion_list,
 )

@@ -36,9 +36,8 @@ from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import State, TaskRun
 from prefect.runtime import flow_run as runtime_flow_run
 
-from contact_center.db import safe_url
+from contact_center.db import mapped_database_errors, safe_url
 from contact_center.exceptions import DeliveryFailed, HostKeyError, InvalidParameter
-from contact_center.exclusion_load import mapped_database_errors
 from contact_center.locations import has_glob, parse_location, render_path
 from contact_center.outcome import Outcome
 from contact_center.results import (
