@@ -30,6 +30,7 @@ from __future__ import annotations
 import io
 import queue
 import re
+import sys
 import threading
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -76,6 +77,9 @@ STAGING_TYPES: dict[str, sa.types.TypeEngine[Any]] = {
 BulkRows: TypeAlias = pd.DataFrame | pa.Table | Iterable[Sequence[Any]]
 
 T = TypeVar("T")
+
+# Thread switch interval while a producer runs ahead (see prefetch).
+_SWITCH_INTERVAL = 0.0005
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 # Pieces (psycopg cuts writes into 128 KiB) that may wait for the COPY writer thread.
@@ -418,7 +422,9 @@ class _End:
         self.error = error
 
 
-def prefetch(items: Iterable[T], depth: int = 2) -> Iterator[T]:
+def prefetch(
+    items: Iterable[T], depth: int = 2, switch_interval: float | None = _SWITCH_INTERVAL
+) -> Iterator[T]:
     """Iterate ``items`` in a background thread, up to ``depth`` items ahead.
 
     A load uses it to parse the next chunk of a file while the database ingests
@@ -427,9 +433,16 @@ def prefetch(items: Iterable[T], depth: int = 2) -> Iterator[T]:
     at the point where its item would have come; when the consumer stops early
     (an error, a gate), the producer is told to stop and is joined.
 
+    While it runs, the interpreter switches threads every ``switch_interval``
+    seconds instead of every 5 ms (``sys.setswitchinterval``, restored afterwards):
+    a producer busy in Python code otherwise holds the GIL for 5 ms each time the
+    COPY writer thread needs it for its next 128 KiB, which starved the COPY and
+    made a 1M-row import about 25% slower.
+
     Args:
         items: the iterable to run ahead (e.g. parsed chunks).
         depth: how many items may wait; bounds the memory held.
+        switch_interval: the thread switch interval while running; None leaves it.
     """
     handoff: queue.Queue[Any] = queue.Queue(maxsize=max(1, depth))
     stop = threading.Event()
@@ -453,6 +466,9 @@ def prefetch(items: Iterable[T], depth: int = 2) -> Iterator[T]:
             return
         offer(_End())
 
+    previous = sys.getswitchinterval()
+    if switch_interval is not None:
+        sys.setswitchinterval(switch_interval)
     worker = threading.Thread(target=produce, name="cctasks-prefetch", daemon=True)
     worker.start()
     try:
@@ -466,3 +482,4 @@ def prefetch(items: Iterable[T], depth: int = 2) -> Iterator[T]:
     finally:
         stop.set()
         worker.join()
+        sys.setswitchinterval(previous)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 import pyarrow as pa
 import pytest
@@ -150,3 +152,38 @@ def test_a_writer_takes_several_parts_and_aborts_cleanly(engine: sa.Engine) -> N
                 raise ValueError("parser broke")
     with engine.connect() as conn:
         assert conn.scalar(sa.text("SELECT count(*) FROM calling_lists")) == 0
+
+
+def test_prefetch_keeps_order_reraises_and_stops_its_producer() -> None:
+    import sys
+    import threading
+
+    from contact_center.bulk import prefetch
+
+    interval = sys.getswitchinterval()
+    assert list(prefetch(iter(range(100)), depth=2)) == list(range(100))
+
+    def failing() -> Any:
+        yield 1
+        raise ValueError("chunk 2 is bad")
+
+    got: list[int] = []
+    with pytest.raises(ValueError, match="chunk 2 is bad"):
+        for item in prefetch(failing()):
+            got.append(item)
+    assert got == [1]
+    produced: list[int] = []
+
+    def endless() -> Any:
+        n = 0
+        while True:
+            produced.append(n)
+            yield n
+            n += 1
+
+    stream = prefetch(endless(), depth=1)
+    assert next(stream) == 0
+    stream.close()  # the consumer stops early (a gate, an error)
+    assert not [t for t in threading.enumerate() if t.name == "cctasks-prefetch"]
+    assert len(produced) <= 4  # it ran at most a few items ahead
+    assert sys.getswitchinterval() == interval
