@@ -26,6 +26,7 @@ from __future__ import annotations
 import codecs
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, cast
@@ -37,9 +38,8 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection, Engine
 
 from contact_center.bulk import BulkWriter, bulk_writer, is_postgresql, staging_table
-from contact_center.db import safe_url
+from contact_center.db import mapped_database_errors, safe_url
 from contact_center.exceptions import (
-    DatabaseError,
     InvalidParameter,
     ObjectNotFound,
     QualityGateFailed,
@@ -350,7 +350,7 @@ def imported_file_names(engine: Engine, list_name: str) -> set[str]:
         .where(_lists.c.name == list_name, _imports.c.status.in_(("completed", "skipped")))
         .distinct()
     )
-    with _database_errors(engine, list_name, step="reading its imports"), engine.connect() as conn:
+    with _database_errors(engine, list_name, step="reading the imports"), engine.connect() as conn:
         return {name for (name,) in conn.execute(query)}
 
 
@@ -367,7 +367,7 @@ def last_import_sha256(engine: Engine, list_name: str) -> str | None:
         .order_by(_imports.c.id.desc())
         .limit(1)
     )
-    with _database_errors(engine, list_name, step="reading its imports"), engine.connect() as conn:
+    with _database_errors(engine, list_name, step="reading the imports"), engine.connect() as conn:
         return conn.scalar(query)
 
 
@@ -454,28 +454,13 @@ def load_list_records(
         return run.execute(chunks, on_chunk)
 
 
-class _database_errors:
-    """Map SQLAlchemy errors to :class:`DatabaseError` naming the list, what and the database.
-
-    Names the file being loaded, or else the step (e.g. ``reading its imports``). The
-    database is named without its password.
-    """
-
-    def __init__(
-        self, engine: Engine, list_name: str, *, file: str | None = None, step: str = ""
-    ) -> None:
-        where = f"file {file!r}" if file is not None else step
-        self._where = f"calling list {list_name!r}, {where}, database {safe_url(engine.url)}"
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
-        if isinstance(exc, sa.exc.DBAPIError):
-            detail = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
-            raise DatabaseError(f"{self._where}: the database refused: {detail}") from exc
-        if isinstance(exc, sa.exc.SQLAlchemyError):
-            raise DatabaseError(f"{self._where}: {type(exc).__name__}: {exc}") from exc
+def _database_errors(
+    engine: Engine, list_name: str, *, file: str | None = None, step: str = "reading"
+) -> AbstractContextManager[None]:
+    """Map database errors to :class:`DatabaseError` naming the list, the file and the
+    database (without its password)."""
+    what = f"loading file {file!r}" if file is not None else step
+    return mapped_database_errors(f"{what} of calling list {list_name!r} in {safe_url(engine.url)}")
 
 
 class _ListLoad:
