@@ -11,6 +11,9 @@ and measures, interleaved run by run, medians of ``--runs``:
   fresh list each run) against the reference: OpenSSH ``sftp get`` of the same file
   plus ``psql \\copy`` of it into a table of the same shape (the file's columns as
   text and a ``bigserial`` primary key); at ``--rows`` and at ``--small`` rows;
+- **database floor**: ``\\copy`` of the flow's own loaded rows into a table shaped like
+  ``list_records`` (its JSONB, primary and unique keys): what the database must do
+  for this load whoever sends the rows, to tell our overhead from the schema's;
 - **peak RSS** of the process running the flow (each flow run is a child process,
   so the figure is that run's own), and its baseline before the flow starts;
 - **update path**: the re-import (``force``) of the same file into the loaded list,
