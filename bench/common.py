@@ -28,7 +28,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-__all__ = ["child_main", "fmt", "rss_mb", "run_flow", "throwaway_postgres"]
+__all__ = ["child_main", "fmt", "openssh_sftp", "rss_mb", "run_flow", "throwaway_postgres"]
 
 PG_ADMIN_URL = os.environ.get(
     "CCTASKS_BENCH_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -121,3 +121,40 @@ def fmt(values: list[float]) -> str:
     """The median and every run, e.g. ``  4.21 s  (runs: 4.30, 4.21, 4.02)``."""
     runs = ", ".join(f"{v:.2f}" for v in values)
     return f"{statistics.median(values):6.2f} s  (runs: {runs})"
+
+
+def openssh_sftp(sshd: Any, key: Path, known_hosts: Path, *commands: str) -> None:
+    """Run OpenSSH's ``sftp`` in batch mode against the test sshd (the reference client).
+
+    Args:
+        sshd: the running server (``tests.sshd_server.Sshd``).
+        key: the client's private key file (mode 600).
+        known_hosts: a known_hosts file holding the server's key (checked strictly).
+        commands: sftp commands, e.g. ``"get leads.csv /tmp/leads.csv"``.
+    """
+    batch = key.with_name(f"sftp-batch-{uuid.uuid4().hex[:6]}")
+    batch.write_text("".join(f"{command}\n" for command in commands))
+    try:
+        subprocess.run(
+            [
+                "sftp",
+                "-q",
+                "-b",
+                str(batch),
+                "-P",
+                str(sshd.port),
+                "-i",
+                str(key),
+                "-o",
+                f"UserKnownHostsFile={known_hosts}",
+                "-o",
+                "StrictHostKeyChecking=yes",
+                "-o",
+                "BatchMode=yes",
+                f"{sshd.username}@{sshd.host}",
+            ],
+            check=True,
+            capture_output=True,
+        )
+    finally:
+        batch.unlink(missing_ok=True)

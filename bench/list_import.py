@@ -255,29 +255,7 @@ class References:
 
     def sftp_get(self, remote: str) -> Path:
         target = self.workdir / f"ref-{uuid.uuid4().hex[:6]}.csv"
-        batch = self.workdir / "batch"
-        batch.write_text(f"get {remote} {target}\n")
-        subprocess.run(
-            [
-                "sftp",
-                "-q",
-                "-b",
-                str(batch),
-                "-P",
-                str(self.sshd.port),
-                "-i",
-                str(self.key),
-                "-o",
-                f"UserKnownHostsFile={self.known_hosts}",
-                "-o",
-                "StrictHostKeyChecking=yes",
-                "-o",
-                "BatchMode=yes",
-                f"{self.sshd.username}@{self.sshd.host}",
-            ],
-            check=True,
-            capture_output=True,
-        )
+        common.openssh_sftp(self.sshd, self.key, self.known_hosts, f"get {remote} {target}")
         return target
 
     def psql_copy(self, local: Path) -> None:
