@@ -60,7 +60,6 @@ from contact_center.settings import (
     FETCH_RETRIES,
     FETCH_RETRY_DELAYS,
 )
-from flows.calling_list_import import RejectsFile
 from flows.common import (
     FetchedFile,
     RunProgress,
@@ -71,6 +70,7 @@ from flows.common import (
     resolve_source,
     validate_after_import,
 )
+from flows.common.rejects import RejectsFile
 
 __all__ = [
     "STEPS",
