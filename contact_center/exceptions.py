@@ -9,7 +9,8 @@ location or object involved, never a secret::
     ├── InvalidParameter        a flow or CLI parameter is not valid (also a ValueError)
     ├── ObjectNotFound          an unknown list, campaign, report, block or deployment
     ├── SourceUnavailable       a location cannot be reached, listed or read
-    │   └── HostKeyError        an SFTP server's host key is unknown or has changed
+    │   ├── HostKeyError        an SFTP server's host key is unknown or has changed
+    │   └── DownloadInterrupted a download that a reader follows failed or started over
     ├── DeliveryFailed          a file or an email could not be delivered
     ├── InvalidFile             a file cannot be parsed; names file, row and column
     ├── QualityGateFailed       a quality gate (min_rows, max_reject_ratio) stopped a load
@@ -27,6 +28,7 @@ __all__ = [
     "CampaignStateError",
     "DatabaseError",
     "DeliveryFailed",
+    "DownloadInterrupted",
     "HostKeyError",
     "InvalidFile",
     "InvalidParameter",
@@ -54,6 +56,14 @@ class SourceUnavailable(CCTasksError):
 
 class HostKeyError(SourceUnavailable):
     """An SFTP server presented a host key that is unknown or has changed."""
+
+
+class DownloadInterrupted(SourceUnavailable):
+    """A download that a reader was following failed, or its retry started over.
+
+    The reader's bytes may not be those of the finished file: whoever read them
+    drops its work and reads the file again once the download has finished.
+    """
 
 
 class DeliveryFailed(CCTasksError):

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 
@@ -14,9 +16,14 @@ import sqlalchemy as sa
 from conftest import PG_ADMIN_URL
 
 from blocks.sftp import SftpServer
-from contact_center.exceptions import HostKeyError, InvalidParameter, SourceUnavailable
+from contact_center.exceptions import (
+    DownloadInterrupted,
+    HostKeyError,
+    InvalidParameter,
+    SourceUnavailable,
+)
 from contact_center.locations import parse_location, pick_newest, render_path
-from flows.common.transfer import after_import, deliver, fetch, resolve_source
+from flows.common.transfer import Download, after_import, deliver, fetch, resolve_source
 
 
 def test_parse_location_kinds() -> None:
@@ -214,3 +221,68 @@ def upgrade_down_and_up(engine: sa.Engine) -> None:
     upgrade(engine)
     with engine.connect() as conn:
         assert conn.scalar(sa.text("SELECT count(*) FROM list_records")) == 1
+
+
+# --- following a download ------------------------------------------------------------------
+
+
+def test_download_is_read_while_it_arrives_over_sftp(sshd, sftp_block: str, tmp_path: Path) -> None:
+    folder = f"follow-{uuid.uuid4().hex[:8]}"
+    (sshd.home / folder).mkdir()
+    payload = os.urandom(3 << 20)  # several wake-ups, and paramiko's 32 KiB blocks
+    (sshd.home / folder / "big.bin").write_bytes(payload)
+    download = Download()
+    with ThreadPoolExecutor(1) as pool:
+        future = pool.submit(
+            fetch,
+            parse_location(f"sftp://{sftp_block}/{folder}/big.bin"),
+            tmp_path,
+            download=download,
+        )
+        with download.open() as stream:
+            read = stream.read()
+        fetched = future.result()
+    assert read == payload
+    assert download.fetched == fetched and fetched.sha256 == hashlib.sha256(payload).hexdigest()
+    assert fetched.path.read_bytes() == payload
+
+
+def test_download_reader_sees_a_restart_or_a_failure(tmp_path: Path) -> None:
+    location = parse_location(str(tmp_path / "list.csv"))
+    part = tmp_path / "list.part"
+    download = Download()
+    with part.open("wb", buffering=0) as out:
+        download.started(part, location)
+        out.write(b"x" * 1000)
+        download.wrote(1000)
+        stream = download.open()
+        assert stream.read(1000) == b"x" * 1000
+        download.started(part, location)  # a retry starts over
+        with pytest.raises(DownloadInterrupted, match="started over"):
+            stream.read(10)
+        stream.close()
+        again = download.open()
+        download.failed()
+        with pytest.raises(DownloadInterrupted):
+            again.read(10)
+        again.close()
+
+
+def test_download_waits_for_more_and_ends_with_the_file(tmp_path: Path) -> None:
+    source = tmp_path / "list.csv"
+    source.write_bytes(b"a,b\n1,2\n")
+    download = Download()
+    # A reader that comes first waits for the start, then reads to the end.
+    with ThreadPoolExecutor(1) as pool:
+        reading = pool.submit(lambda: download.open().read())
+        fetched = fetch(parse_location(str(source)), tmp_path / "work", download=download)
+        assert reading.result(timeout=10) == b"a,b\n1,2\n"
+    assert download.fetched == fetched
+
+
+def test_download_that_fails_before_starting_stops_its_reader(tmp_path: Path) -> None:
+    download = Download()
+    with pytest.raises(SourceUnavailable, match="does not exist"):
+        fetch(parse_location(str(tmp_path / "missing.csv")), tmp_path, download=download)
+    with pytest.raises(DownloadInterrupted, match="before it started"):
+        download.open()
