@@ -19,12 +19,13 @@ from __future__ import annotations
 import codecs
 import csv
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, time
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, cast
 
 import numpy as np
 import pandas as pd
@@ -43,6 +44,7 @@ __all__ = [
     "detect_encoding",
     "match_column",
     "normalise_header",
+    "read_arriving_table",
     "read_table",
     "string_bytes",
 ]
@@ -86,12 +88,34 @@ class Chunk:
     """A run of consecutive data rows.
 
     Attributes:
-        frame: one ``str`` column per header column, named as in the header.
-        first_row: the file row number of ``frame``'s first row.
+        table: one ``string`` column per header column, named as in the header
+            (no nulls: an empty cell is ``""``).
+        first_row: the file row number of the first row.
     """
 
-    frame: pd.DataFrame
+    table: pa.Table
     first_row: int
+
+    @classmethod
+    def from_frame(cls, frame: pd.DataFrame, first_row: int) -> Chunk:
+        """A chunk of the text columns of a DataFrame (NA becomes ``""``)."""
+        columns = [
+            pc.fill_null(pa.array(frame[c], type=pa.string(), from_pandas=True), "")
+            for c in frame.columns
+        ]
+        return cls(pa.Table.from_arrays(columns, names=[str(c) for c in frame.columns]), first_row)
+
+    @property
+    def rows(self) -> int:
+        """How many rows the chunk holds."""
+        return int(self.table.num_rows)
+
+    @cached_property
+    def frame(self) -> pd.DataFrame:
+        """The rows as a DataFrame of ``str`` columns (made on first use)."""
+        frame: pd.DataFrame = self.table.to_pandas(types_mapper=_str_dtype)
+        frame.columns = pd.Index(self.table.column_names)
+        return frame
 
 
 class TableReader:
@@ -126,8 +150,12 @@ class TableReader:
         sheet: str | None = None,
         widths: list[int] | None = None,
         has_header_row: bool = True,
+        opener: Callable[[], IO[bytes]] | None = None,
+        encoding_guessed: bool = False,
     ) -> None:
         self.path = path
+        self.opener = opener
+        self.encoding_guessed = encoding_guessed
         self.name = name
         self.format = format
         self.header = header
@@ -154,7 +182,7 @@ class TableReader:
         else:
             chunks = self._csv_chunks()
         for chunk in chunks:
-            self.rows_read += len(chunk.frame)
+            self.rows_read += chunk.rows
             yield chunk
 
     # --- delimited text -----------------------------------------------------------
@@ -163,11 +191,18 @@ class TableReader:
         """The names Arrow sees for the header, so that every column is read as text."""
         return ["line"] if self.format == "fixed" else self.header
 
-    def _open_arrow(self, **parse: Any) -> pv.CSVStreamingReader:
+    def _open_bytes(self) -> IO[bytes]:
+        """The file's bytes from the start: the local file, or a download as it arrives."""
+        if self.opener is not None:
+            raw = cast(io.RawIOBase, self.opener())
+            return io.BufferedReader(raw, buffer_size=_BLOCK_BYTES)
+        return self.path.open("rb")
+
+    def _open_arrow(self, source: IO[bytes], **parse: Any) -> pv.CSVStreamingReader:
         assert self.encoding is not None
         try:
             return pv.open_csv(
-                self.path,
+                source,
                 read_options=pv.ReadOptions(
                     block_size=_BLOCK_BYTES,
                     use_threads=False,
@@ -185,15 +220,16 @@ class TableReader:
             raise self._csv_error(exc, 1) from exc
 
     def _csv_chunks(self) -> Iterator[Chunk]:
-        reader = self._open_arrow(delimiter=self.delimiter, newlines_in_values=True)
-        if len(reader.schema.names) != len(self.header):
-            raise InvalidFile(
-                f"the header has {len(reader.schema.names)} columns when read in bulk but "
-                f"{len(self.header)} when sniffed; check the delimiter and quoting",
-                file=self.name,
-                row=1,
-            )
-        yield from self._rechunk(reader, first_row=2)
+        with self._open_bytes() as source:
+            reader = self._open_arrow(source, delimiter=self.delimiter, newlines_in_values=True)
+            if len(reader.schema.names) != len(self.header):
+                raise InvalidFile(
+                    f"the header has {len(reader.schema.names)} columns when read in bulk but "
+                    f"{len(self.header)} when sniffed; check the delimiter and quoting",
+                    file=self.name,
+                    row=1,
+                )
+            yield from self._rechunk(reader, first_row=2)
 
     def _rechunk(self, reader: pv.CSVStreamingReader, *, first_row: int) -> Iterator[Chunk]:
         """Re-cut Arrow's byte-sized batches into frames of ``chunk_rows`` rows."""
@@ -221,9 +257,7 @@ class TableReader:
     def _chunk(self, table: pa.Table, first_row: int) -> Chunk:
         if self.format == "fixed":
             table = self._split_fixed(table.column(0).combine_chunks(), first_row)
-        frame = table.to_pandas(types_mapper=_str_dtype)
-        frame.columns = pd.Index(self.header)
-        return Chunk(frame=frame, first_row=first_row)
+        return Chunk(table=table.rename_columns(self.header), first_row=first_row)
 
     def _csv_error(self, exc: pa.ArrowInvalid, near_row: int) -> InvalidFile:
         """Name the first bad row: Arrow's own messages do not count rows."""
@@ -232,11 +266,14 @@ class TableReader:
             return InvalidFile(
                 f"the text is not valid {self.encoding}; set `encoding` to the file's encoding",
                 file=self.name,
-                row=_first_undecodable_row(self.path, self.encoding or "utf-8"),
+                row=_first_undecodable_row(self._open_bytes(), self.encoding or "utf-8"),
             )
         if self.format == "csv":
             found = _first_ragged_row(
-                self.path, self.encoding or "utf-8", self.delimiter or ",", len(self.header)
+                self._open_bytes(),
+                self.encoding or "utf-8",
+                self.delimiter or ",",
+                len(self.header),
             )
             if found is not None:
                 row, fields = found
@@ -258,15 +295,19 @@ class TableReader:
     def _fixed_chunks(self) -> Iterator[Chunk]:
         # Skip physical lines up to and including the header (blank lines before it too).
         header_line = (
-            _first_line_number(self.path, self.encoding or "utf-8") if self.has_header_row else 0
+            _first_line_number(self._open_bytes(), self.encoding or "utf-8")
+            if self.has_header_row
+            else 0
         )
-        reader = self._open_arrow(
-            read={"column_names": ["line"], "skip_rows": header_line},
-            delimiter=_FIXED_SEPARATOR,
-            quote_char=False,
-            escape_char=False,
-        )
-        yield from self._rechunk(reader, first_row=header_line + 1)
+        with self._open_bytes() as source:
+            reader = self._open_arrow(
+                source,
+                read={"column_names": ["line"], "skip_rows": header_line},
+                delimiter=_FIXED_SEPARATOR,
+                quote_char=False,
+                escape_char=False,
+            )
+            yield from self._rechunk(reader, first_row=header_line + 1)
 
     def _split_fixed(self, lines: pa.Array, first_row: int) -> pa.Table:
         assert self.widths is not None
@@ -330,10 +371,8 @@ class TableReader:
                 )
 
     def _xlsx_chunk(self, columns: list[list[str]], first_row: int) -> Chunk:
-        data = {i: pd.array(column, dtype="str") for i, column in enumerate(columns)}
-        frame = pd.DataFrame(data)
-        frame.columns = pd.Index(self.header)
-        return Chunk(frame=frame, first_row=first_row)
+        arrays = [pa.array(column, type=pa.string()) for column in columns]
+        return Chunk(table=pa.Table.from_arrays(arrays, names=self.header), first_row=first_row)
 
 
 def read_table(
@@ -373,6 +412,60 @@ def read_table(
         InvalidFile: the file is empty, binary, of another format than its name
             says, has no header, a duplicate column name, or cannot be decoded.
     """
+    reader = read_arriving_table(
+        path,
+        name=name,
+        format=format,
+        delimiter=delimiter,
+        encoding=encoding,
+        sheet=sheet,
+        widths=widths,
+        columns=columns,
+        chunk_rows=chunk_rows,
+    )
+    assert reader is not None  # only a file still arriving may need to be complete
+    return reader
+
+
+def read_arriving_table(
+    path: Path,
+    *,
+    name: str,
+    format: str = "auto",
+    delimiter: str | None = None,
+    encoding: str | None = None,
+    sheet: str | None = None,
+    widths: list[int] | None = None,
+    columns: list[str] | None = None,
+    chunk_rows: int = CHUNK_ROWS,
+    opener: Callable[[], IO[bytes]] | None = None,
+    size: int | None = None,
+) -> TableReader | None:
+    """:func:`read_table` for a file that may still be arriving.
+
+    A file that is still arriving (a download) is read through ``opener``, which
+    returns its bytes from the start and waits for more. Detection then reads only
+    the file's head: an encoding that the head cannot prove (no BOM, and no
+    sample as long as the file) is a guess, UTF-8, flagged ``encoding_guessed`` (a
+    later byte that is not UTF-8 fails the read; read the whole file again then).
+
+    Args:
+        path, name, format, delimiter, encoding, sheet, widths, columns, chunk_rows:
+            as for :func:`read_table`.
+        opener: for a file still arriving, returns a binary file of its bytes
+            (``path`` is then the file being written).
+        size: with ``opener``, the size the file will have.
+
+    Returns:
+        A reader whose ``header``, ``format``, ``encoding`` and ``delimiter`` are set;
+        None (only with ``opener``) when the file must be complete to be read: an
+        XLSX workbook, or a head that is not UTF-8 (its encoding needs every byte).
+
+    Raises:
+        InvalidParameter: an option is not valid.
+        InvalidFile: the file is empty, binary, of another format than its name
+            says, has no header, a duplicate column name, or cannot be decoded.
+    """
     if format not in FORMATS:
         raise InvalidParameter(f"format must be one of {', '.join(FORMATS)}, not {format!r}")
     if chunk_rows < 1:
@@ -385,23 +478,35 @@ def read_table(
     if format == "fixed":
         _check_widths(widths, columns)
     try:
-        size = path.stat().st_size
-        with path.open("rb") as handle:
-            head = handle.read(_SAMPLE_BYTES)
+        if opener is None:
+            size = path.stat().st_size
+        with opener() if opener is not None else path.open("rb") as handle:
+            head = _read_up_to(handle, _SAMPLE_BYTES)
     except OSError as exc:
         raise InvalidFile(f"cannot be opened: {exc.strerror or exc}", file=name) from exc
+    size = len(head) if size is None else size
     if size == 0:
         raise InvalidFile("the file is empty (no header row)", file=name)
     if format == "auto":
         format = _format_from_name(name) or ("xlsx" if head.startswith(b"PK\x03\x04") else "csv")
     if format == "xlsx":
+        if opener is not None:
+            return None
         return _read_xlsx(path, name=name, head=head, sheet=sheet, chunk_rows=chunk_rows)
     _check_text_shape(head, name=name, format=format)
-    encoding = encoding or detect_encoding(path, head=head)
+    guessed = False
+    if encoding is None and opener is not None and size > len(head):
+        encoding = _encoding_of_head(head)
+        if encoding is None:
+            return None
+        guessed = encoding == "utf-8"
+    encoding = encoding or detect_encoding(path, head=head, whole=opener is None)
     sample = _decode_sample(head, encoding, cut=size > len(head), name=name)
     if format == "fixed":
         assert widths is not None
-        return _read_fixed(path, name, sample, encoding, widths, columns, chunk_rows)
+        reader = _read_fixed(path, name, sample, encoding, widths, columns, chunk_rows)
+        reader.opener, reader.encoding_guessed = opener, guessed
+        return reader
     records = _sniff_records(sample, delimiter, cut=size > len(head))
     chosen = delimiter or _choose_delimiter(records)
     rows = records[chosen]
@@ -416,7 +521,34 @@ def read_table(
         chunk_rows=chunk_rows,
         encoding=encoding,
         delimiter=chosen,
+        opener=opener,
+        encoding_guessed=guessed,
     )
+
+
+def _read_up_to(handle: IO[bytes], count: int) -> bytes:
+    """``count`` bytes, or fewer at the end (a raw file may return less per read)."""
+    parts: list[bytes] = []
+    wanted = count
+    while wanted > 0 and (part := handle.read(wanted)):
+        parts.append(part)
+        wanted -= len(part)
+    return b"".join(parts)
+
+
+def _encoding_of_head(head: bytes) -> str | None:
+    """The encoding that the head of a longer file shows: its BOM's, else UTF-8 when the
+    head is UTF-8 (a guess: a later byte may say otherwise), else None (it takes the
+    whole file to tell Windows-1252 from ISO-8859-1)."""
+    if head.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(head)  # a cut last character is fine
+    except UnicodeDecodeError:
+        return None
+    return "utf-8"
 
 
 def string_bytes(array: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
@@ -479,7 +611,7 @@ def normalise_header(name: str) -> str:
     return name.strip().casefold()
 
 
-def detect_encoding(path: Path, *, head: bytes | None = None) -> str:
+def detect_encoding(path: Path, *, head: bytes | None = None, whole: bool = True) -> str:
     """Detect a text file's encoding.
 
     A BOM decides (``utf-8-sig``, ``utf-16``). Otherwise the whole file is
@@ -491,6 +623,7 @@ def detect_encoding(path: Path, *, head: bytes | None = None) -> str:
     Args:
         path: the local file.
         head: the file's first bytes, if already read.
+        whole: False when ``head`` is the whole file (nothing else is read).
 
     Returns:
         A Python codec name: ``utf-8``, ``utf-8-sig``, ``utf-16``, ``cp1252`` or
@@ -507,7 +640,7 @@ def detect_encoding(path: Path, *, head: bytes | None = None) -> str:
     high_c1 = False
     undefined = False
     is_utf8 = True
-    with path.open("rb") as handle:
+    with path.open("rb") if whole else io.BytesIO(head) as handle:
         while block := handle.read(_SCAN_BYTES):
             if is_utf8:
                 try:
@@ -685,10 +818,10 @@ def _str_dtype(arrow_type: pa.DataType) -> Any:
 
 
 def _first_ragged_row(
-    path: Path, encoding: str, delimiter: str, width: int
+    source: IO[bytes], encoding: str, delimiter: str, width: int
 ) -> tuple[int, int] | None:
     """The first record whose field count differs from the header's (slow; errors only)."""
-    with path.open(encoding=encoding, newline="", errors="replace") as handle:
+    with io.TextIOWrapper(source, encoding=encoding, newline="", errors="replace") as handle:
         row = 0
         for record in csv.reader(handle, delimiter=delimiter, quotechar='"', doublequote=True):
             if not record:
@@ -699,11 +832,11 @@ def _first_ragged_row(
     return None
 
 
-def _first_undecodable_row(path: Path, encoding: str) -> int | None:
+def _first_undecodable_row(source: IO[bytes], encoding: str) -> int | None:
     """The line that holds the first byte the encoding cannot decode (errors only)."""
     decoder = codecs.getincrementaldecoder(encoding)()
     lines = 1
-    with path.open("rb") as handle:
+    with source as handle:
         while block := handle.read(_SCAN_BYTES):
             try:
                 decoder.decode(block)
@@ -713,9 +846,9 @@ def _first_undecodable_row(path: Path, encoding: str) -> int | None:
     return None
 
 
-def _first_line_number(path: Path, encoding: str) -> int:
+def _first_line_number(source: IO[bytes], encoding: str) -> int:
     """The line number of the first non-blank line (the fixed-width header)."""
-    with path.open(encoding=encoding, newline="") as handle:
+    with io.TextIOWrapper(source, encoding=encoding, newline="") as handle:
         for number, line in enumerate(handle, start=1):
             if line.strip("\r\n"):
                 return number

@@ -67,24 +67,24 @@ class ParsedChunk:
     """One chunk's rows after the mapping and the row rules.
 
     Attributes:
-        valid: the rows to load, with exactly the columns of :data:`VALID_COLUMNS`:
-            ``row`` (int, the file row), ``record_key``, the record fields and
-            ``custom_fields`` (JSON text of the unmapped columns, or NA when the file
-            has none), all ``str`` with NA for blank.
+        valid: the rows to load, an Arrow table with exactly the columns of
+            :data:`VALID_COLUMNS`: ``row`` (int64, the file row), ``record_key``, the
+            record fields and ``custom_fields`` (JSON text of the unmapped columns, or
+            null when the file has none), all ``string`` with null for blank.
         rejects: the rejected rows as they were in the file, plus ``row`` and
-            ``reason`` (one of :data:`REJECT_REASONS`).
+            ``reason`` (one of :data:`REJECT_REASONS`), as a DataFrame.
         invalid_phones: phone values dropped from valid rows because they are not
             valid numbers.
     """
 
-    valid: pd.DataFrame
+    valid: pa.Table
     rejects: pd.DataFrame
     invalid_phones: int
 
     @property
     def rows_read(self) -> int:
         """The data rows of the chunk."""
-        return len(self.valid) + len(self.rejects)
+        return int(self.valid.num_rows) + len(self.rejects)
 
 
 def validate_mapping(
@@ -212,20 +212,22 @@ class RecordParser:
             InvalidFile: a mapped column is missing from the chunk, or a value to load
                 is longer than its field allows (names the row and column).
         """
-        frame = chunk.frame
-        missing = [c for c in self.mapping if c not in frame.columns]
+        table = chunk.table
+        missing = [c for c in self.mapping if c not in table.column_names]
         if missing:
             raise InvalidFile(f"the column {missing[0]!r} is missing", file=self.file)
-        count = len(frame)
+        count = table.num_rows
         rows = np.arange(chunk.first_row, chunk.first_row + count, dtype=np.int64)
-        # The work is done on Arrow arrays: pandas' per-column overheads add up.
-        trimmed = {column: _trimmed(frame[column]) for column in frame.columns}
+        trimmed = {
+            column: _trimmed(values)
+            for column, values in zip(table.column_names, table.columns, strict=True)
+        }
         phones, phone_valid, phone_given = self._phones(trimmed, count)
         key = self._key(trimmed, phones)
         reason = self._reasons(key, np.asarray(phone_valid.any(axis=1), dtype=bool))
         keep = reason == ""
         valid = self._valid_frame(trimmed, phones, key, rows, keep)
-        rejects = self._rejects(frame, rows, reason, keep)
+        rejects = self._rejects(table, rows, reason, keep)
         invalid = int((phone_given & ~phone_valid)[keep].sum())
         # A chunk's temporaries are large; hand their pages back so that the peak
         # memory of a long file stays that of one chunk.
@@ -236,15 +238,14 @@ class RecordParser:
 
     @staticmethod
     def _rejects(
-        frame: pd.DataFrame, rows: np.ndarray, reason: np.ndarray, keep: np.ndarray
+        table: pa.Table, rows: np.ndarray, reason: np.ndarray, keep: np.ndarray
     ) -> pd.DataFrame:
         """The rejected rows as they are in the file, with ``row`` and ``reason``."""
         drop = pa.array(~keep)
         columns = {"row": pa.array(rows).filter(drop)}
-        names = _reject_column_names(list(frame.columns))
-        for name, column in zip(names, frame.columns, strict=True):
-            original = pa.array(frame[column], type=pa.string(), from_pandas=True)
-            columns[name] = original.filter(drop)
+        names = _reject_column_names(table.column_names)
+        for name, original in zip(names, table.columns, strict=True):
+            columns[name] = original.filter(drop).cast(pa.string())
         columns["reason"] = pa.array(reason[~keep].tolist(), type=pa.string())
         rejects: pd.DataFrame = pa.table(columns).to_pandas(types_mapper=_str_only)
         return rejects
@@ -301,9 +302,15 @@ class RecordParser:
         key: pa.Array,
         rows: np.ndarray,
         keep: np.ndarray,
-    ) -> pd.DataFrame:
-        count = len(rows)
-        none = pa.nulls(count, pa.string())
+    ) -> pa.Table:
+        """The valid rows: the rows kept, in :data:`VALID_COLUMNS`."""
+        if not keep.all():
+            # Only kept rows go further, so that the custom fields' JSON is built once.
+            mask = pa.array(keep)
+            trimmed = {c: values.filter(mask) for c, values in trimmed.items()}
+            phones = {f: values.filter(mask) for f, values in phones.items()}
+            key, rows = key.filter(mask), rows[keep]
+        none = pa.nulls(len(rows), pa.string())
         columns: dict[str, pa.Array] = {"row": pa.array(rows), "record_key": key}
         for field in RECORD_FIELDS:
             if field in phones:
@@ -314,9 +321,8 @@ class RecordParser:
                 columns[field] = none
         custom = {c: values for c, values in trimmed.items() if c not in self.mapping}
         columns["custom_fields"] = _json_objects(custom) if custom else none
-        table = pa.table(columns).filter(pa.array(keep))
-        self._check_lengths(table)
-        valid: pd.DataFrame = table.to_pandas(types_mapper=_str_only)
+        valid = pa.table(columns)
+        self._check_lengths(valid)
         return valid
 
     def _check_lengths(self, valid: pa.Table) -> None:
@@ -425,11 +431,11 @@ class _SeenKeys:
 # --- helpers ---------------------------------------------------------------------------
 
 
-def _trimmed(values: pd.Series) -> pa.Array:
-    """Text without surrounding white space, as an Arrow array; NA becomes blank."""
-    array = pa.array(values, type=pa.string(), from_pandas=True)
-    if isinstance(array, pa.ChunkedArray):
-        array = array.combine_chunks()
+def _trimmed(values: pa.ChunkedArray | pa.Array) -> pa.Array:
+    """Text without surrounding white space, as one Arrow array; null becomes blank."""
+    array = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+    if array.type != pa.string():
+        array = array.cast(pa.string())
     if array.null_count:
         array = pc.fill_null(array, "")
     # Most columns have nothing to trim: a look at each value's first and last byte

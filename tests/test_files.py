@@ -7,6 +7,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 import pytest
 from openpyxl import Workbook
 
@@ -59,6 +60,32 @@ def test_every_cell_is_text_and_empty_cells_are_empty_strings(tmp_path: Path) ->
     frame = next(iter(read_table(path, name="a.csv"))).frame
     assert frame.to_dict("records") == [{"zip": "02134", "n": "1.50", "blank": ""}]
     assert all(isinstance(dtype, pd.StringDtype) for dtype in frame.dtypes)
+
+
+def test_chunks_are_arrow_string_tables_in_every_format(tmp_path: Path) -> None:
+    csv_path = write(tmp_path / "a.csv", " Zip ,n\n02134,\n10001,2\n")
+    fixed_path = write(tmp_path / "a.dat", " Zip n\n02134  \n100012 \n")
+    xlsx_path = make_xlsx(tmp_path / "a.xlsx", {"s": [[" Zip ", "n"], ["02134", None], [10001, 2]]})
+    readers = [
+        read_table(csv_path, name="a.csv"),
+        read_table(fixed_path, name="a.dat", widths=[5, 2]),
+        read_table(xlsx_path, name="a.xlsx"),
+    ]
+    for reader in readers:
+        (chunk,) = list(reader)
+        assert chunk.table.column_names == reader.header
+        assert chunk.table.schema.types == [pa.string(), pa.string()]
+        assert [c.to_pylist() for c in chunk.table.columns] == [["02134", "10001"], ["", "2"]]
+        assert chunk.rows == 2 and reader.rows_read == 2
+        assert chunk.frame.to_dict("records") == chunk.table.to_pylist()
+        assert list(chunk.frame.columns) == reader.header
+
+
+def test_a_chunk_from_a_frame_has_text_columns_without_nulls() -> None:
+    frame = pd.DataFrame({"a": ["x", None], "b": pd.array(["1", pd.NA], dtype="string")})
+    chunk = Chunk.from_frame(frame, 7)
+    assert chunk.first_row == 7 and chunk.rows == 2
+    assert chunk.table.equals(pa.table({"a": ["x", ""], "b": ["1", ""]}))
 
 
 def test_delimiter_override_and_names(tmp_path: Path) -> None:
