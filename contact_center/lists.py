@@ -58,8 +58,14 @@ _STR = pd.StringDtype("pyarrow", na_value=np.nan)
 # 0x09-0x0D, 0x1C-0x20, and any non-ASCII byte (Unicode spaces such as U+00A0).
 _TRIM_BYTES = np.zeros(256, dtype=bool)
 _TRIM_BYTES[[*range(0x09, 0x0E), *range(0x1C, 0x21), *range(0x80, 0x100)]] = True
-# Characters that a JSON string must escape.
-_NEEDS_ESCAPE = r'[\x00-\x1f"\\]'
+# The bytes that json.dumps escapes in a string: the control characters, '"' and '\'.
+_JSON_ESCAPED_BYTES = np.zeros(256, dtype=bool)
+_JSON_ESCAPED_BYTES[[*range(0x20), ord('"'), ord("\\")]] = True
+# The escapes done over whole arrays, backslash first; the other control characters
+# (json.dumps writes \b, \f or \u00XX for them) are left to json.dumps.
+_JSON_SHORT_ESCAPES = (("\\", "\\\\"), ('"', '\\"'), ("\n", "\\n"), ("\r", "\\r"), ("\t", "\\t"))
+_JSON_RARE_BYTES = _JSON_ESCAPED_BYTES.copy()
+_JSON_RARE_BYTES[[ord(c) for c, _ in _JSON_SHORT_ESCAPES]] = False
 
 
 @dataclass(frozen=True)
@@ -483,17 +489,32 @@ def _json_objects(columns: dict[str, pa.Array]) -> pa.Array:
 
 
 def _json_escaped(text: pa.Array) -> pa.Array:
-    """Each value escaped for the inside of a JSON string literal."""
-    special = np.asarray(pc.match_substring_regex(text, _NEEDS_ESCAPE).fill_null(False))
-    if special.any():
-        # Only the few values that need it go through json.dumps.
-        escaped = [
-            json.dumps(value, ensure_ascii=False)[1:-1]
-            for value in text.filter(pa.array(special)).to_pylist()
-        ]
-        mask = pa.array(special)
-        text = pc.replace_with_mask(text, mask, pa.array(escaped, type=pa.string()))
-    return text
+    """Each value escaped for the inside of a JSON string literal, as ``json.dumps`` does.
+
+    Only values with a byte to escape are touched: ``\\``, ``"``, ``\n``, ``\r`` and
+    ``\t`` are replaced over the array; a value with another control character (rare)
+    goes through ``json.dumps`` itself.
+    """
+    offsets, data = string_bytes(text)
+    at = np.flatnonzero(_JSON_ESCAPED_BYTES[data])
+    if len(at) == 0:
+        return text
+    # The value each escaped byte belongs to (offsets are sorted; empty values hold none).
+    owner = np.searchsorted(offsets, at, side="right") - 1
+    special = np.zeros(len(text), dtype=bool)
+    special[owner] = True
+    rare = np.zeros(len(text), dtype=bool)
+    rare[owner[_JSON_RARE_BYTES[data[at]]]] = True
+    subset = text.filter(pa.array(special))
+    present = set(data[at].tobytes().decode("ascii"))
+    for char, escape in _JSON_SHORT_ESCAPES:
+        if char in present:
+            subset = pc.replace_substring(subset, char, escape)
+    if rare.any():
+        originals = text.filter(pa.array(rare)).to_pylist()
+        dumped = pa.array([json.dumps(v, ensure_ascii=False)[1:-1] for v in originals], pa.string())
+        subset = pc.replace_with_mask(subset, pa.array(rare[special]), dumped)
+    return pc.replace_with_mask(text, pa.array(special), subset)
 
 
 def _field_limits() -> dict[str, int]:

@@ -306,3 +306,16 @@ def test_the_trim_check_never_misses_a_value_to_trim() -> None:
     assert all(_may_need_trim(pa.array(["x", value, "y"])) for value in changed)
     assert not _may_need_trim(pa.array(["plain", "a b", "", "02134"]))
     assert not _may_need_trim(pa.array([" x", "y", "z"]).slice(1))
+
+
+def test_json_escaping_equals_json_dumps_on_every_kind_of_character() -> None:
+    from contact_center.lists import _json_escaped
+
+    rng = random.Random(7)
+    alphabet = [chr(c) for c in range(0x80)] + ["é", "€", "漢", "🙂", "\u2028", "\x7f"]
+    values = ["", "plain", '"', "\\", "\\\\n", "\x00", "\b\f", "a\tb\x1fc\"d\\e\nf\rg"]
+    values += ["".join(rng.choices(alphabet, k=rng.randrange(0, 12))) for _ in range(5000)]
+    for array in (pa.array(values), pa.array(["skip", *values]).slice(1)):
+        escaped = _json_escaped(array).to_pylist()
+        assert escaped == [json.dumps(v, ensure_ascii=False)[1:-1] for v in values]
+    assert _json_escaped(pa.array(["a", "", "b c"])).to_pylist() == ["a", "", "b c"]
