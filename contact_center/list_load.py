@@ -86,10 +86,13 @@ _exclusion_lists = cast(sa.Table, ExclusionList.__table__)
 
 
 class ParsedRows(Protocol):
-    """What the load needs from a parsed chunk (``contact_center.lists.ParsedChunk``)."""
+    """What the load needs from a parsed chunk (``contact_center.lists.ParsedChunk``).
+
+    ``valid`` is an Arrow table (the parser's) or a DataFrame with the same columns.
+    """
 
     @property
-    def valid(self) -> pd.DataFrame: ...
+    def valid(self) -> pa.Table | pd.DataFrame: ...
 
     @property
     def rejects(self) -> pd.DataFrame: ...
@@ -422,6 +425,7 @@ def load_list_records(
     flow_run_id: str | None = None,
     on_chunk: Callable[[int], None] | None = None,
     fields: Collection[str] | None = None,
+    final_source: Callable[[], SourceFile] | None = None,
 ) -> LoadResult:
     """Load the parsed ``chunks`` of ``source`` into the list, in one transaction.
 
@@ -436,6 +440,9 @@ def load_list_records(
         on_chunk: called with the rows read so far after each chunk (progress).
         fields: the record fields the file fills (the mapping's fields); the others
             are NULL in every row and are not sent. Default: all of them.
+        final_source: for a file still arriving while it is loaded, what
+            ``list_imports`` records of it once all chunks are in (its checksum and
+            size are only known then); ``source`` gives the name meanwhile.
 
     Returns:
         The committed counts.
@@ -450,6 +457,7 @@ def load_list_records(
     now = now or datetime.now(UTC)
     with _database_errors(engine, options.list_name, file=source.name), engine.begin() as conn:
         run = _ListLoad(conn, options, source, now, flow_run_id, fields)
+        run.final_source = final_source
         return run.execute(chunks, on_chunk)
 
 
@@ -485,6 +493,7 @@ class _ListLoad:
             if options.expires_after_days is not None
             else None
         )
+        self.final_source: Callable[[], SourceFile] | None = None
         self.rejects: Counter[str] = Counter()
         self.rows_read = 0
         self.valid_rows = 0
@@ -579,10 +588,15 @@ class _ListLoad:
 
     def _close_import(self) -> None:
         r = self.result
+        source = self.final_source() if self.final_source is not None else self.source
         self.conn.execute(
             sa.update(ListImport)
             .where(ListImport.id == r.import_id)
             .values(
+                file_name=source.name,
+                location=source.location,
+                sha256=source.sha256,
+                bytes=source.size,
                 status="completed",
                 rows_read=r.rows_read,
                 loaded=r.loaded,
@@ -597,7 +611,7 @@ class _ListLoad:
 
     # -- taking the chunks ---------------------------------------------------------------
 
-    def _take(self, parsed: ParsedRows) -> pd.DataFrame:
+    def _take(self, parsed: ParsedRows) -> pa.Table | pd.DataFrame:
         valid, rejects = parsed.valid, parsed.rejects
         self.rows_read += len(valid) + len(rejects)
         self.valid_rows += len(valid)
@@ -650,8 +664,11 @@ class _ListLoad:
         for parsed in chunks:
             valid = self._take(parsed)
             if len(valid):
-                frame = pa.Table.from_pandas(valid[columns], preserve_index=False)
-                writer.add(frame.cast(schema))
+                if isinstance(valid, pa.Table):
+                    table = valid.select(columns)
+                else:
+                    table = pa.Table.from_pandas(valid[columns], preserve_index=False)
+                writer.add(table.cast(schema))
             if on_chunk:
                 on_chunk(self.rows_read)
 

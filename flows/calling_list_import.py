@@ -1,23 +1,33 @@
 """The ``import-calling-list`` flow: a list file becomes records of a calling list.
 
-fetch -> parse -> load:
+fetch -> parse -> load, overlapped: the file is parsed and loaded while it is
+still being downloaded.
 
 1. ``fetch_list_file`` resolves the source (date templates from the run's scheduled
    time; a glob picks the newest file this list has not imported yet), downloads
    it to a temporary file checked against the remote size, and hashes it. It is
    the only step that retries (3 tries with backoff), and it does not retry what
    a retry cannot fix (an unknown host key, a bad parameter, a missing block).
-2. ``check_list_file`` compares the file's SHA-256 with the list's last completed
-   import: the same file again completes as ``skipped`` unless ``force``.
-3. ``parse_list`` opens the file (format, encoding and delimiter detected unless
+   It runs in the background while the next steps read the bytes as they arrive
+   (:class:`~flows.common.transfer.Download`).
+2. ``parse_list`` opens the file (format, encoding and delimiter detected unless
    given) and checks the mapping against its header, so a missing column fails
    before anything is loaded.
-4. ``load_list`` parses the file chunk by chunk in a background thread while the
+3. ``load_list`` parses the file chunk by chunk in a background thread while the
    database ingests the previous chunk, all in ONE transaction (see
    :mod:`contact_center.list_load`): memory stays flat, and any failure leaves
    the list as it was. Rejected rows go to a rejects CSV under ``<home>/rejects``.
+4. Once the download has finished, ``check_list_file`` compares the file's SHA-256
+   with the list's last completed import: the same file again completes as
+   ``skipped`` unless ``force`` (a load already under way is rolled back).
 5. ``tidy_list_source`` keeps, deletes or archives the source, only after the
    commit.
+
+Reading while downloading is an optimisation that never changes the result: when
+the download fails or starts over (a retry), when the file's head cannot tell its
+encoding for sure (or a later byte proves the guess wrong), when it is an XLSX
+workbook, or when it turns out to be the last import again, the load is rolled
+back (or not started) and the steps run again in order on the finished file.
 
 The outcome (counts, bytes, files, checksum) is recorded as an artifact of the
 run, also when it fails; a progress artifact follows the fetch (bytes) and the
@@ -26,23 +36,33 @@ load (rows).
 
 from __future__ import annotations
 
+import io
+import posixpath
+import shutil
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import State, TaskRun
 from prefect.context import FlowRunContext
+from prefect.futures import PrefectFuture
 from prefect.runtime import flow_run as runtime_flow_run
 from sqlalchemy.engine import Engine
 
 from contact_center.bulk import prefetch
-from contact_center.exceptions import HostKeyError, InvalidParameter, ObjectNotFound
-from contact_center.files import TableReader, read_table
+from contact_center.exceptions import (
+    DownloadInterrupted,
+    HostKeyError,
+    InvalidFile,
+    InvalidParameter,
+    ObjectNotFound,
+)
+from contact_center.files import TableReader, read_arriving_table
 from contact_center.list_load import (
     ImportOptions,
     LoadResult,
@@ -62,6 +82,7 @@ from contact_center.settings import (
     get_settings,
 )
 from flows.common import (
+    Download,
     FetchedFile,
     RunProgress,
     after_import,
@@ -92,7 +113,7 @@ def _retry_transfer_errors(task: Any, task_run: TaskRun, state: State) -> bool:
     """Retry a failed transfer, but not what a retry cannot fix."""
     try:
         state.result()
-    except (HostKeyError, InvalidParameter, ObjectNotFound):
+    except (HostKeyError, InvalidParameter, ObjectNotFound, DownloadInterrupted):
         return False
     except Exception:
         return True
@@ -106,24 +127,46 @@ def _retry_transfer_errors(task: Any, task_run: TaskRun, state: State) -> bool:
     cache_policy=NO_CACHE,
 )
 def fetch_list_file(
-    options: ImportOptions, engine: Engine, when: datetime, workdir: Path, progress: RunProgress
+    options: ImportOptions,
+    engine: Engine,
+    when: datetime,
+    workdir: Path,
+    progress: RunProgress,
+    download: Download | None = None,
 ) -> FetchedFile:
     """Resolve the source and fetch it (the only step that retries).
+
+    ``download``, when given, is told how the fetch goes, so that the next steps
+    can read the file while it arrives.
 
     Raises:
         SourceUnavailable: nothing matches, the server cannot be reached, or the
             download fell short (retried).
         HostKeyError: the server's host key is unknown or changed (not retried).
     """
-    exclude = imported_file_names(engine, options.list_name)
-    location = resolve_source(options.source, when=when, exclude=exclude)
-    get_run_logger().info("fetching %s", location.text)
-    fetched = fetch(location, workdir, lambda done, total: progress.update("fetch", done, total))
+    try:
+        exclude = imported_file_names(engine, options.list_name)
+        location = resolve_source(options.source, when=when, exclude=exclude)
+        get_run_logger().info("fetching %s", location.text)
+        fetched = fetch(
+            location,
+            workdir,
+            lambda done, total: progress.update("fetch", done, total),
+            download=download,
+        )
+    except BaseException:
+        if download is not None:
+            download.failed()  # a reader waiting for the start must not wait forever
+        raise
     progress.update("fetch", fetched.size, fetched.size, force=True)
     get_run_logger().info(
         "fetched %s: %s bytes, sha256 %s", fetched.name, fetched.size, fetched.sha256
     )
     return fetched
+
+
+def _same_as_last_import(fetched: FetchedFile, last_sha256: str | None, force: bool) -> bool:
+    return not force and last_sha256 == fetched.sha256
 
 
 @task(cache_policy=NO_CACHE)
@@ -134,7 +177,8 @@ def check_list_file(
 
     A skipped file is recorded in ``list_imports`` with the status ``skipped``.
     """
-    if last_import_sha256(engine, options.list_name) != fetched.sha256 or options.force:
+    last = last_import_sha256(engine, options.list_name)
+    if not _same_as_last_import(fetched, last, options.force):
         return True
     record_skipped_import(
         engine,
@@ -165,21 +209,73 @@ class ListFile:
     mapping: dict[str, str]
     estimated_rows: int | None = None
 
+    def describe(self) -> dict[str, Any]:
+        """What the outcome records of the file's shape."""
+        return {
+            "format": self.table.format,
+            "encoding": self.table.encoding,
+            "delimiter": self.table.delimiter,
+        }
+
 
 @task(cache_policy=NO_CACHE)
-def parse_list(options: ImportOptions, fetched: FetchedFile) -> ListFile:
+def parse_list(options: ImportOptions, source: FetchedFile | Download) -> ListFile | None:
     """Open the file and check the mapping against its header.
 
     The rows themselves are parsed chunk by chunk inside ``load_list``'s
     transaction, so that memory does not grow with the file.
 
+    Args:
+        options: the import's parameters.
+        source: the fetched file, or the download while it arrives (then only
+            the file's head is read here).
+
+    Returns:
+        How to read the file; None (for a download) when it must be complete first:
+        an XLSX workbook, a head that does not tell the encoding for sure, or a
+        download that failed or started over.
+
     Raises:
         InvalidFile: the file cannot be read or is of the wrong shape, or a mapped
             column (or the key) is missing; the message names the file and column.
     """
-    table = read_table(
-        fetched.path,
-        name=fetched.name,
+    if isinstance(source, Download):
+        try:
+            location = source.location()
+            assert source.path is not None
+            name = posixpath.basename(location.path)
+            table = _open_table(options, source.path, name, source)
+        except DownloadInterrupted:
+            return None
+        if table is None:
+            get_run_logger().info("%s is read once its download has finished", name)
+            return None
+        estimate = _estimate_rows_from_head(source, table.format)
+    else:
+        name = source.name
+        table = _open_table(options, source.path, name)
+        assert table is not None
+        estimate = _estimate_rows(source.path, table.format)
+    mapping = validate_mapping(options.mapping, table.header, options.key_field, file=name)
+    get_run_logger().info(
+        "%s: %s, encoding %s%s, delimiter %r, %s columns; mapped %s",
+        name,
+        table.format,
+        table.encoding,
+        " (from its head)" if table.encoding_guessed else "",
+        table.delimiter,
+        len(table.header),
+        ", ".join(f"{column} -> {name}" for column, name in mapping.items()),
+    )
+    return ListFile(table, mapping, estimate)
+
+
+def _open_table(
+    options: ImportOptions, path: Path, name: str, download: Download | None = None
+) -> TableReader | None:
+    return read_arriving_table(
+        path,
+        name=name,
         format=options.format,
         delimiter=options.delimiter,
         encoding=options.encoding,
@@ -187,31 +283,63 @@ def parse_list(options: ImportOptions, fetched: FetchedFile) -> ListFile:
         widths=options.widths,
         columns=options.columns,
         chunk_rows=LIST_CHUNK_ROWS,
+        opener=download.open if download is not None else None,
+        size=download.size if download is not None else None,
     )
-    mapping = validate_mapping(options.mapping, table.header, options.key_field, file=fetched.name)
-    get_run_logger().info(
-        "%s: %s, encoding %s, delimiter %r, %s columns; mapped %s",
-        fetched.name,
-        table.format,
-        table.encoding,
-        table.delimiter,
-        len(table.header),
-        ", ".join(f"{column} -> {name}" for column, name in mapping.items()),
-    )
-    return ListFile(table, mapping, _estimate_rows(fetched.path, table.format))
+
+
+class _SameFile(Exception):
+    """The file being loaded is the list's last import again (rolls the load back)."""
+
+
+class _LastImportWatch:
+    """Stops a load of an arriving file once the file is known to be the last import again."""
+
+    def __init__(self, download: Download | None, last_sha256: str | None, force: bool) -> None:
+        self._download = download
+        self._last = last_sha256
+        self._force = force
+        self._checked = download is None
+
+    def check(self, wait: bool = False) -> None:
+        """Raise _SameFile if the finished download is the last import (``wait``: for the end).
+
+        Raises:
+            DownloadInterrupted: (``wait``) the download failed or started over.
+        """
+        if self._checked or self._download is None:
+            return
+        fetched = self._download.wait_fetched() if wait else self._download.fetched
+        if fetched is None:
+            return
+        self._checked = True
+        if _same_as_last_import(fetched, self._last, self._force):
+            raise _SameFile
 
 
 @task(cache_policy=NO_CACHE)
 def load_list(
     options: ImportOptions,
     engine: Engine,
-    fetched: FetchedFile,
+    source: FetchedFile | Download,
     list_file: ListFile,
     rejects: RejectsFile,
     progress: RunProgress,
     flow_run_id: str | None,
-) -> LoadResult:
+    last_sha256: str | None = None,
+) -> LoadResult | None:
     """Parse the rows and load them with the update policy, in one transaction.
+
+    Args:
+        source: the fetched file, or the download while it arrives.
+        last_sha256: for a download, the checksum of the list's last completed
+            import: the same file again is rolled back as soon as it is known.
+
+    Returns:
+        The committed counts; None (for a download) when nothing was loaded and the
+        file must be read again once fetched: the download failed or started over,
+        the encoding guessed from the head was wrong, or the file is the last
+        import again.
 
     Raises:
         InvalidFile: a row cannot be parsed (names file, row and column).
@@ -220,36 +348,58 @@ def load_list(
         DatabaseError: the database refused the load; nothing changed.
     """
     parser = RecordParser(
-        list_file.mapping, options.key_field, options.default_country, fetched.name
+        list_file.mapping, options.key_field, options.default_country, list_file.table.name
     )
     total = list_file.estimated_rows
+    download = source if isinstance(source, Download) else None
 
     def parsed_chunks() -> Iterator[Any]:
         for chunk in list_file.table:
             yield parser.parse(chunk)
 
+    watch = _LastImportWatch(download, last_sha256, options.force)
+
     def recorded(chunks: Iterator[Any]) -> Iterator[Any]:
         for parsed in chunks:
             rejects.add(parsed.rejects)
+            watch.check()
             yield parsed
+        watch.check(wait=True)
 
     def on_chunk(rows: int) -> None:
         progress.update("load", rows, max(total or 0, rows))
 
-    result = load_list_records(
-        engine,
-        recorded(prefetch(parsed_chunks(), depth=1)),
-        options,
-        _source_file(fetched),
-        now=utcnow(),
-        flow_run_id=flow_run_id,
-        on_chunk=on_chunk,
-        fields=set(list_file.mapping.values()),
-    )
+    def final_source() -> SourceFile:
+        assert download is not None and download.fetched is not None
+        return _source_file(download.fetched)
+
+    try:
+        result = load_list_records(
+            engine,
+            recorded(prefetch(parsed_chunks(), depth=1)),
+            options,
+            _arriving_source(source),
+            now=utcnow(),
+            flow_run_id=flow_run_id,
+            on_chunk=on_chunk,
+            fields=set(list_file.mapping.values()),
+            final_source=final_source if download is not None else None,
+        )
+    except (DownloadInterrupted, _SameFile, InvalidFile) as exc:
+        if download is None or (
+            isinstance(exc, InvalidFile) and not list_file.table.encoding_guessed
+        ):
+            raise
+        get_run_logger().info(
+            "%s: nothing loaded while it arrived (%s); it is read again once fetched",
+            list_file.table.name,
+            _why_again(exc),
+        )
+        return None
     get_run_logger().info(
         "%s into %r (%s): %s read, %s loaded, %s updated, %s unchanged, %s removed, "
         "%s rejected, %s excluded",
-        fetched.name,
+        list_file.table.name,
         options.list_name,
         options.update_policy,
         result.rows_read,
@@ -261,6 +411,27 @@ def load_list(
         result.excluded,
     )
     return result
+
+
+def _why_again(exc: BaseException) -> str:
+    if isinstance(exc, _SameFile):
+        return "it is the last import again"
+    if isinstance(exc, InvalidFile):
+        return f"the encoding guessed from its head did not hold: {exc}"
+    return str(exc)
+
+
+def _arriving_source(source: FetchedFile | Download) -> SourceFile:
+    """What ``list_imports`` records at the start (the checksum comes at the end)."""
+    if isinstance(source, FetchedFile):
+        return _source_file(source)
+    location = source.location()
+    return SourceFile(
+        name=posixpath.basename(location.path),
+        location=location.text,
+        sha256="",
+        size=source.size,
+    )
 
 
 @task(cache_policy=NO_CACHE)
@@ -351,21 +522,27 @@ def import_calling_list(
         workdir = get_settings().home / "work" / (run_id or uuid.uuid4().hex)
         # Resolved once: finding the database block is a round trip to the server.
         engine = contact_center_engine()
-        fetched = fetch_list_file(options, engine, _scheduled_time(), workdir, progress)
-        outcome.bytes = fetched.size
-        outcome.sha256 = fetched.sha256
-        outcome.files.append(fetched.location.text)
+        last_sha256 = None if options.force else last_import_sha256(engine, options.list_name)
+        download = Download()
+        fetching = fetch_list_file.submit(
+            options, engine, _scheduled_time(), workdir, progress, download
+        )
         rejects = RejectsFile.for_run(list_name, run_id)
         try:
-            if check_list_file(options, engine, fetched, run_id):
-                list_file = parse_list(options, fetched)
-                outcome.extra.update(
-                    format=list_file.table.format,
-                    encoding=list_file.table.encoding,
-                    delimiter=list_file.table.delimiter,
-                    update_policy=options.update_policy,
+            # The file is parsed and loaded while it arrives...
+            list_file = parse_list(options, download) if _download_started(download) else None
+            result = None
+            if list_file is not None:
+                outcome.extra.update(list_file.describe(), update_policy=options.update_policy)
+                result = load_list(
+                    options, engine, download, list_file, rejects, progress, run_id, last_sha256
                 )
-                result = load_list(options, engine, fetched, list_file, rejects, progress, run_id)
+            fetched = fetching.result()
+            if result is None:
+                # ...or again, in order, once it is all here (see the module's notes).
+                rejects.discard()
+                result = _load_fetched(options, engine, fetched, outcome, rejects, progress, run_id)
+            if result is not None:
                 _fill_outcome(outcome, result)
             else:
                 outcome.status = "skipped"
@@ -376,10 +553,53 @@ def import_calling_list(
             if options.after_import != "keep":
                 outcome.extra["after_import"] = tidy_list_source(fetched, options.after_import)
         finally:
-            fetched.cleanup()
+            _settle(fetching, download, workdir, outcome)
             rejects.report(outcome)
         progress.finish()
     return outcome
+
+
+def _download_started(download: Download) -> bool:
+    """Wait for the download to start writing; False if it failed first."""
+    try:
+        download.location()
+    except DownloadInterrupted:
+        return False
+    return True
+
+
+def _load_fetched(
+    options: ImportOptions,
+    engine: Engine,
+    fetched: FetchedFile,
+    outcome: Outcome,
+    rejects: RejectsFile,
+    progress: RunProgress,
+    run_id: str | None,
+) -> LoadResult | None:
+    """The steps in order on the fetched file: check, parse, load; None when skipped."""
+    if not check_list_file(options, engine, fetched, run_id):
+        return None
+    list_file = parse_list(options, fetched)
+    assert list_file is not None
+    outcome.extra.update(list_file.describe(), update_policy=options.update_policy)
+    return load_list(options, engine, fetched, list_file, rejects, progress, run_id)
+
+
+def _settle(
+    fetching: PrefectFuture[FetchedFile], download: Download, workdir: Path, outcome: Outcome
+) -> None:
+    """Stop (or wait for) the download, record the file in the outcome (also when the
+    run fails), then delete the run's temporary files."""
+    download.cancel()  # a no-op once it has finished
+    fetching.wait()
+    fetched = download.fetched
+    if fetched is not None:
+        outcome.bytes = fetched.size
+        outcome.sha256 = fetched.sha256
+        outcome.files.insert(0, fetched.location.text)
+        fetched.cleanup()
+    shutil.rmtree(workdir, ignore_errors=True)
 
 
 # --- helpers ---------------------------------------------------------------------------
@@ -420,6 +640,20 @@ def _fill_outcome(outcome: Outcome, result: LoadResult) -> None:
         f"{result.unchanged} unchanged, {result.removed} removed, {result.rejected} rejected, "
         f"{result.excluded} excluded"
     )
+
+
+def _estimate_rows_from_head(download: Download, file_format: str) -> int | None:
+    """The progress bar's total for a file still arriving: its size over the bytes per
+    line of its head."""
+    if file_format == "xlsx":
+        return None
+    size = download.size
+    with io.BufferedReader(cast(io.RawIOBase, download.open())) as handle:
+        head = handle.read(_NEWLINE_SCAN_BYTES)
+    lines = head.count(b"\n")
+    if not lines or len(head) >= size:
+        return max(lines - 1, 1)
+    return max(round(size * lines / len(head)) - 1, 1)
 
 
 def _estimate_rows(path: Path, file_format: str) -> int | None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
@@ -25,6 +27,7 @@ from prefect.client.schemas.objects import State
 from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
 import flows.calling_list_import as list_flow
+import flows.common.transfer as transfer
 from blocks.sftp import SftpServer
 from contact_center.bulk import BulkWriter
 from contact_center.models import CallingList, Exclusion, ExclusionList, ListImport, ListRecord
@@ -119,6 +122,15 @@ def task_runs(state: State) -> dict[str, int]:
     return {r.name.rsplit("-", 1)[0]: r.run_count for r in runs}
 
 
+def task_run_names(state: State) -> Counter[str]:
+    """Task name -> how many task runs of it the flow run has."""
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(
+            task_run_filter=TaskRunFilter(flow_run_id=TaskRunFilterFlowRunId(any_=[run_id(state)]))
+        )
+    return Counter(r.name.rsplit("-", 1)[0] for r in runs)
+
+
 def records(engine: sa.Engine, list_name: str = LIST) -> dict[str, dict[str, Any]]:
     with engine.connect() as conn:
         rows = conn.execute(
@@ -186,12 +198,8 @@ def test_import_from_sftp_end_to_end(sshd: Any, sftp_block: str, engine: sa.Engi
     assert {"table", "markdown", "progress"} <= kinds
     progress = [a for a in artifacts(state) if a.type == "progress"]
     assert progress and progress[0].data == 100.0
-    assert task_runs(state) == {
-        "fetch_list_file": 1,
-        "check_list_file": 1,
-        "parse_list": 1,
-        "load_list": 1,
-    }
+    # The file is parsed and loaded while it arrives: no step runs twice.
+    assert task_runs(state) == {"fetch_list_file": 1, "parse_list": 1, "load_list": 1}
 
 
 def test_policies_rerun_and_checksum_skip(sshd: Any, sftp_block: str, engine: sa.Engine) -> None:
@@ -233,6 +241,70 @@ def test_policies_rerun_and_checksum_skip(sshd: Any, sftp_block: str, engine: sa
     with engine.connect() as conn:
         statuses = conn.scalars(sa.select(ListImport.status).order_by(ListImport.id)).all()
     assert statuses == ["completed", "skipped", "completed", "completed", "completed", "completed"]
+
+
+# --- reading the file while it arrives -------------------------------------------------------
+
+
+def _many_rows(count: int, first_name: str = "Ann") -> list[list[str]]:
+    """Enough rows that the file outgrows its sniffed head (64 KiB) and SFTP blocks."""
+    return [
+        [f"M{i:05d}", first_name, f"212736{i % 10000:04d}", "", "", "x" * 40] for i in range(count)
+    ]
+
+
+def test_streamed_import_records_the_whole_file(
+    sshd: Any, sftp_block: str, engine: sa.Engine
+) -> None:
+    path = write_csv(sshd.home / "stream" / "leads.csv", _many_rows(3000))
+    state = run(source=f"sftp://{sftp_block}/stream/leads.csv")
+    assert state.is_completed() and state.result().loaded == 3000
+    assert task_runs(state) == {"fetch_list_file": 1, "parse_list": 1, "load_list": 1}
+    with engine.connect() as conn:
+        imported = conn.execute(sa.select(ListImport.sha256, ListImport.bytes)).one()
+    # The checksum and size are only known once the download ends, after the rows.
+    assert imported == (hashlib.sha256(path.read_bytes()).hexdigest(), path.stat().st_size)
+    assert recorded_outcome(state).sha256 == imported[0]
+
+
+def test_download_that_fails_midway_is_loaded_once_from_the_retry(
+    sshd: Any, sftp_block: str, engine: sa.Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_csv(sshd.home / "flaky" / "leads.csv", _many_rows(3000))
+    real_write = transfer._HashingWriter.write
+    failures: list[int] = []
+
+    def flaky_write(self: Any, data: bytes) -> int:
+        if not failures and self._written > 100_000:
+            failures.append(self._written)
+            raise OSError("connection reset (injected)")
+        return real_write(self, data)
+
+    monkeypatch.setattr(transfer._HashingWriter, "write", flaky_write)
+    state = run(source=f"sftp://{sftp_block}/flaky/leads.csv")
+    assert failures and state.is_completed()
+    assert state.result().loaded == 3000 and len(records(engine)) == 3000
+    runs = task_runs(state)
+    assert runs["fetch_list_file"] == 2 and runs["check_list_file"] == 1
+    with engine.connect() as conn:
+        assert conn.scalars(sa.select(ListImport.status)).all() == ["completed"]
+
+
+def test_encoding_guessed_from_the_head_is_read_again_when_wrong(
+    sshd: Any, sftp_block: str, engine: sa.Engine
+) -> None:
+    path = sshd.home / "cp1252" / "leads.csv"
+    write_csv(path, _many_rows(3000))
+    with path.open("ab") as handle:  # after the head: a byte that UTF-8 cannot be
+        handle.write("Z9,O’Brien,2127369999,,,\r\n".encode("cp1252"))
+    state = run(source=f"sftp://{sftp_block}/cp1252/leads.csv")
+    assert state.is_completed() and state.result().loaded == 3001
+    assert records(engine)["Z9"]["first_name"] == "O’Brien"
+    assert recorded_outcome(state).extra["encoding"] == "cp1252"
+    # Read while it arrived (a guess: UTF-8), then again in order once fetched.
+    assert task_run_names(state) == Counter(
+        fetch_list_file=1, parse_list=2, load_list=2, check_list_file=1
+    )
 
 
 # --- gates and failures --------------------------------------------------------------------

@@ -252,12 +252,12 @@ def test_download_reader_sees_a_restart_or_a_failure(tmp_path: Path) -> None:
     part = tmp_path / "list.part"
     download = Download()
     with part.open("wb", buffering=0) as out:
-        download.started(part, location)
+        download.started(part, location, 1000)
         out.write(b"x" * 1000)
         download.wrote(1000)
         stream = download.open()
         assert stream.read(1000) == b"x" * 1000
-        download.started(part, location)  # a retry starts over
+        download.started(part, location, 1000)  # a retry starts over
         with pytest.raises(DownloadInterrupted, match="started over"):
             stream.read(10)
         stream.close()

@@ -3,6 +3,7 @@
 from flows.common.database import contact_center_engine
 from flows.common.outcome import RunProgress, record_outcome, recording_outcome
 from flows.common.transfer import (
+    Download,
     FetchedFile,
     after_import,
     deliver,
@@ -14,6 +15,7 @@ from flows.common.transfer import (
 )
 
 __all__ = [
+    "Download",
     "FetchedFile",
     "RunProgress",
     "after_import",

@@ -6,6 +6,7 @@ Outside a flow run (a plain function call) these helpers record nothing.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -119,19 +120,18 @@ class RunProgress:
         ```python
         progress = RunProgress({"fetch": 0.4, "load": 0.6})
         progress.update("fetch", done=512, total=1024)   # 20 %
-        progress.update("load", done=10, total=10)       # 100 %
+        progress.update("load", done=10, total=10)       # 80 %: fetch is at half
+        progress.update("fetch", done=1024, total=1024)  # 100 %
         ```
     """
 
     def __init__(self, stages: dict[str, float], description: str = "progress") -> None:
         total = sum(stages.values())
         self._weights = {name: weight / total for name, weight in stages.items()}
-        self._offsets: dict[str, float] = {}
-        offset = 0.0
-        for name, weight in self._weights.items():
-            self._offsets[name] = offset
-            offset += weight
+        self._done: dict[str, float] = {}
         self._description = description
+        # The fetch and the load report from two threads while the file arrives.
+        self._lock = threading.Lock()
         self._artifact_id: UUID | None = None
         self._last_sent = 0.0
         self.value = 0.0
@@ -139,18 +139,33 @@ class RunProgress:
     def update(self, stage: str, done: float, total: float | None, force: bool = False) -> None:
         """Report ``done`` of ``total`` units of ``stage`` (throttled to a few a second)."""
         fraction = 1.0 if not total else min(max(done / total, 0.0), 1.0)
-        value = 100.0 * (self._offsets[stage] + self._weights[stage] * fraction)
-        self.value = round(value, 1)
-        now = time.monotonic()
-        if not force and now - self._last_sent < PROGRESS_MIN_INTERVAL_SECONDS:
-            return
-        self._send(f"{self._description}: {stage}")
-        self._last_sent = now
+        with self._lock:
+            self._done[stage] = fraction
+            self.value = round(100.0 * self._fraction(), 1)
+            now = time.monotonic()
+            if not force and now - self._last_sent < PROGRESS_MIN_INTERVAL_SECONDS:
+                return
+            self._send(f"{self._description}: {stage}")
+            self._last_sent = now
+
+    def _fraction(self) -> float:
+        """The weighted sum of the stages' parts. Stages may overlap (a load that reads a
+        download as it arrives); a stage that never reported counts as done once a
+        later one has."""
+        total, later_started = 0.0, False
+        for name in reversed(self._weights):
+            if name in self._done:
+                total += self._weights[name] * self._done[name]
+                later_started = True
+            elif later_started:
+                total += self._weights[name]
+        return total
 
     def finish(self) -> None:
         """Mark the run's progress complete."""
-        self.value = 100.0
-        self._send(f"{self._description}: done")
+        with self._lock:
+            self.value = 100.0
+            self._send(f"{self._description}: done")
 
     def _send(self, description: str) -> None:
         if not _in_flow_run():

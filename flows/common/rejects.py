@@ -62,6 +62,13 @@ class RejectsFile:
             head = frame.head(room).astype("string").fillna("")
             self.preview.extend({str(k): v for k, v in r.items()} for r in head.to_dict("records"))
 
+    def discard(self) -> None:
+        """Forget every row added so far and delete the file (the rows are read again)."""
+        self.path.unlink(missing_ok=True)
+        self.rows = 0
+        self.preview = []
+        self._columns = None
+
     def report(self, outcome: Outcome) -> None:
         """Name the file in the outcome and show the first rejects as a table artifact."""
         if not self.rows:

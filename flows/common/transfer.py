@@ -170,18 +170,20 @@ class Download:
         self._attempt = 0
         self._path: Path | None = None
         self._location: Location | None = None
+        self._size = 0
         self._written = 0
         self._woken_at = 0
         self._fetched: FetchedFile | None = None
         self._failed = False
+        self._cancelled = False
 
     # -- the fetch's side --------------------------------------------------------------
 
-    def started(self, path: Path, location: Location) -> None:
-        """An attempt started writing ``location``'s bytes to ``path``."""
+    def started(self, path: Path, location: Location, size: int) -> None:
+        """An attempt started writing ``location``'s ``size`` bytes to ``path``."""
         with self._changed:
             self._attempt += 1
-            self._path, self._location = path, location
+            self._path, self._location, self._size = path, location, size
             self._written = self._woken_at = 0
             self._fetched, self._failed = None, False
             self._changed.notify_all()
@@ -202,6 +204,21 @@ class Download:
             self._written = fetched.size
             self._changed.notify_all()
 
+    def cancel(self) -> None:
+        """Stop the download (nobody needs the file any more); no-op once it has finished.
+
+        The fetch then fails with :class:`DownloadInterrupted`, which is not retried.
+        """
+        with self._changed:
+            if self._fetched is None:
+                self._cancelled = True
+                self._changed.notify_all()
+
+    @property
+    def cancelled(self) -> bool:
+        """Whether :meth:`cancel` stopped the download."""
+        return self._cancelled
+
     def failed(self) -> None:
         """The current attempt failed (a retry may start another)."""
         with self._changed:
@@ -215,6 +232,29 @@ class Download:
         """The finished file, once the download has finished and been checked."""
         return self._fetched
 
+    @property
+    def path(self) -> Path | None:
+        """The local file being written (None before the download starts)."""
+        return self._path
+
+    @property
+    def size(self) -> int:
+        """The size the file will have (the source's), once the download has started."""
+        return self._size
+
+    def wait_fetched(self) -> FetchedFile:
+        """Wait for the end of the download being followed; return the file.
+
+        Raises:
+            DownloadInterrupted: the attempt failed, or another one started.
+        """
+        with self._changed:
+            attempt = self._attempt
+            self._changed.wait_for(lambda: self._fetched is not None or self._failed)
+            self._check(attempt)
+            assert self._fetched is not None
+            return self._fetched
+
     def location(self) -> Location:
         """The file being fetched, once an attempt has started (waits for it).
 
@@ -227,7 +267,7 @@ class Download:
                 raise DownloadInterrupted("the download failed before it started")
             return self._location
 
-    def open(self) -> _FollowingReader:
+    def open(self) -> IO[bytes]:
         """A binary file reading the download as it arrives (waits for it to start).
 
         Raises:
@@ -235,8 +275,14 @@ class Download:
         """
         self.location()
         with self._changed:
-            assert self._path is not None
-            return _FollowingReader(self, self._attempt, self._path.open("rb", buffering=0))
+            attempt, fetched, path = self._attempt, self._fetched, self._path
+        assert path is not None
+        try:
+            handle = (fetched.path if fetched is not None else path).open("rb", buffering=0)
+        except FileNotFoundError:
+            # Renamed from its temporary name as it finished: open it under its own.
+            handle = self.wait_fetched().path.open("rb", buffering=0)
+        return cast(IO[bytes], _FollowingReader(self, attempt, handle))
 
     def _wait_beyond(self, attempt: int, position: int) -> bool:
         """Wait until more than ``position`` bytes are written; False at the end.
@@ -302,6 +348,8 @@ class _HashingWriter:
         self.sha256 = hashlib.sha256()
 
     def write(self, data: bytes) -> int:
+        if self._download is not None and self._download.cancelled:
+            raise DownloadInterrupted("the download was stopped: the import no longer needs it")
         self.sha256.update(data)
         count = self._target.write(data)
         self._written += len(data)
@@ -358,7 +406,7 @@ def _fetch(
             raise SourceUnavailable(f"file {location.text!r} does not exist")
         size = path.stat().st_size
         if download is not None:
-            download.started(path, location)  # readable at once, hashed meanwhile
+            download.started(path, location, size)  # readable at once, hashed meanwhile
             download.wrote(size)
         if progress:
             progress(size, size)
@@ -371,7 +419,7 @@ def _fetch(
         # Unbuffered: what the writer has written is what a follower can read.
         with partial.open("wb", buffering=0) as handle:
             if download is not None:
-                download.started(partial, location)
+                download.started(partial, location, expected)
             writer = _HashingWriter(handle, download)
             session.get(location.path, writer, progress)  # type: ignore[arg-type]
     got = partial.stat().st_size
