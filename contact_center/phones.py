@@ -14,9 +14,13 @@
    country's code written without ``+``; national-prefix stripping; the
    possible-length test) and of ``is_valid_number`` (the region among the regions of
    a calling code, then the number-type patterns with their possible lengths). Every
-   pattern in it is phonenumbers' own metadata, run over whole arrays by Arrow's RE2
-   (which phonenumbers' C++ sibling uses too; both pick the leftmost-first match) or,
-   for small arrays, by Python's ``re``. Why the shape is safe: the library's
+   pattern in it is phonenumbers' own metadata. Over whole arrays the patterns run
+   as deterministic automata over digits, compiled from them (all the patterns of a
+   calling code's ``is_valid_number`` in one automaton, so one pass of a few numpy
+   operations per digit decides it); the few patterns an automaton does not take
+   (anchors, groups for a transform) run in Arrow's RE2, which like Python's ``re``
+   picks the leftmost-first match. Small arrays go value by value through Python's
+   ``re``. Why the shape is safe: the library's
    extension patterns all need a letter, ``#``, ``,`` or ``;``; its "second number"
    cut needs ``/`` or ``\\``; its alpha conversion needs three letters: none of them
    can fire on it.
@@ -30,7 +34,8 @@ The fast path runs over arrays for large groups of numbers (one calling code) an
 value by value, with the same steps and Python's ``re``, for small ones.
 
 ``tests/test_phones.py`` checks the equality on a large generated sample of mixed
-formats and countries, and for several default countries.
+formats and countries, and for several default countries; and each automaton against
+``re`` for every pattern of the metadata.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import Enum
 from functools import cache, lru_cache
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -64,10 +70,6 @@ __all__ = [
 _MIN_NSN = 2
 _MAX_NSN = 17
 _MAX_INPUT = 250
-# The shape the fast path decides (see the module docstring).
-_FAST_SHAPE = r"^ *\+?[0-9 ().\-]+$"
-_LEADING_PLUS = r"^ *\+"
-_NON_DIGITS = r"[^0-9]"
 _NON_GEO_REGION = "001"
 # Below this many values the same steps run value by value with Python's re
 # (phonenumbers' own engine): Arrow's fixed costs (an RE2 compile of a large pattern
@@ -248,21 +250,39 @@ class _Shape:
     def of(cls, array: pa.StringArray) -> _Shape:
         count = len(array)
         valid = ~np.asarray(array.is_null(), dtype=bool)
-        shape = _mask(pc.match_substring_regex(array, _FAST_SHAPE))
-        plus = shape & _mask(pc.starts_with(pc.utf8_ltrim(array, " "), "+"))
-        # The digits: kept from the UTF-8 bytes with numpy (Arrow's regex replace is slow).
+        # Read from the UTF-8 bytes with numpy: cheaper than regex kernels over the text.
         offsets, data = string_bytes(array)
-        length = offsets[1:] - offsets[:-1]
-        is_digit = (data - np.uint8(0x30)) < 10
+        starts, length = offsets[:-1], offsets[1:] - offsets[:-1]
+        # (Comparisons: cheaper than a table look-up per byte.)
+        is_digit = (data - np.uint8(ord("0"))) < 10
         digit_count = np.zeros(count, dtype=np.int64)
         filled = np.flatnonzero(length > 0)
         if len(filled):
             digit_count[filled] = np.add.reduceat(
                 is_digit.view(np.uint8), offsets[filled], dtype=np.int64
             )
+        # The fast shape, ^ *\+?[0-9 ().\-]+$ (with three digits, one is there after the
+        # '+'): digits and separators " ().-", and at most one '+', with only spaces
+        # before it. The other bytes are few: looked at one by one.
+        separator = (
+            (data == ord(" "))
+            | ((data - np.uint8(ord("("))) < 2)  # ( )
+            | ((data - np.uint8(ord("-"))) < 2)  # - .
+        )
+        odd = np.flatnonzero(~(is_digit | separator))
+        owner = np.searchsorted(offsets, odd, side="right") - 1
+        is_plus = data[odd] == ord("+")
+        plus_at, plus_owner = odd[is_plus], owner[is_plus]
+        shape = valid.copy()
+        shape[owner[~is_plus]] = False
+        shape[plus_owner[~_only_spaces_before(data, starts[plus_owner], plus_at)]] = False
+        plus_count = np.bincount(plus_owner, minlength=count)
+        shape[plus_count > 1] = False
+        plus = shape & (plus_count == 1)
         fast = shape & (digit_count >= 3) & (length <= _MAX_INPUT)
         # phonenumbers needs two digits to see a number; in ASCII, only 0-9 are digits.
-        ascii_only = _mask(pc.string_is_ascii(array))
+        ascii_only = np.ones(count, dtype=bool)
+        ascii_only[owner[data[odd] >= 0x80]] = False
         hopeless = ~valid | (ascii_only & (digit_count < _MIN_NSN))
         digit_offsets = np.concatenate(([0], np.cumsum(digit_count)))
         if digit_offsets[-1] >= 2**31:
@@ -374,12 +394,17 @@ def _finish(code: int, national: pa.StringArray, meta: _Rules) -> pa.Array:
         valid = _is_valid(code, number)
     elif check.any():
         valid[check] = _is_valid(code, number.filter(pa.array(check)))
-    joined = pc.binary_join_element_wise(f"+{code}", number, "")
+    joined = pc.utf8_replace_slice(number, 0, 0, f"+{code}")  # "+<code>" in front
     return pc.if_else(pa.array(valid), joined, pa.scalar(None, pa.string()))
 
 
 def _is_valid(code: int, nsn: pa.StringArray) -> np.ndarray:
     """``is_valid_number`` for numbers of one calling code: pick the region, then its types."""
+    validity = _validity(code)
+    if validity is not None:
+        automaton, decision = validity
+        result: np.ndarray = decision[automaton.run(nsn), _lengths(nsn)]
+        return result
     regions = COUNTRY_CODE_TO_REGION_CODE.get(code, ())
     valid = np.zeros(len(nsn), dtype=bool)
     if len(regions) == 1:
@@ -623,14 +648,373 @@ def _country_code_strings(size: int) -> pa.Array:
     return pa.array(sorted(str(c) for c in COUNTRY_CODE_TO_REGION_CODE if len(str(c)) == size))
 
 
+# --- automata over digits -----------------------------------------------------------------
+#
+# Every number the fast path matches is a string of ASCII digits, and every metadata
+# pattern is a regular expression over digits (literals, classes, alternation,
+# repetition: checked when compiled). So a set of patterns compiles to one
+# deterministic automaton, which numpy runs over whole arrays a digit position at a
+# time: a few array operations per digit instead of one regex engine call per pattern.
+# It decides exactly what the regex decides: ``fullmatch`` is "the whole string is in
+# the pattern's language" and ``match`` is "some prefix is".
+
+_DIGITS = 10
+_END = 10  # the symbol after a number's last digit: every state stays where it is
+_OTHER = 11  # a byte that is not an ASCII digit: no pattern matches one
+_SYMBOLS = (*range(_DIGITS), _OTHER)  # what a number's byte can be; a move's mask bits
+_ALL_DIGITS = (1 << _DIGITS) - 1
+_ANYTHING = _ALL_DIGITS | 1 << _OTHER
+# An automaton with more states than this is not built (the regex engine is used).
+_MAX_STATES = 20_000
+
+
+class _NotDigitPattern(Exception):
+    """A pattern uses syntax (or matches characters) outside what automata here handle."""
+
+
+# A parsed pattern: ("digits", mask) | ("sequence", [node...]) | ("either", [node...])
+# | ("repeat", (low, high or None, node)). A mask has bit d set when digit d matches.
+_Node = tuple[str, Any]
+
+
+class _PatternParser:
+    """Parses the regular expressions of phonenumbers' metadata over digits.
+
+    The syntax they use: digits, ``\\d``, classes of digits and ranges, groups
+    (``(?:...)`` or ``(...)``), ``|`` and the quantifiers ``? * + {n} {n,} {n,m}``.
+    Anything else raises :class:`_NotDigitPattern`.
+    """
+
+    def __init__(self, pattern: str) -> None:
+        self.text = pattern
+        self.at = 0
+
+    def parse(self) -> _Node:
+        node = self.either()
+        if self.at != len(self.text):
+            raise _NotDigitPattern(f"unexpected {self.text[self.at :]!r} in {self.text!r}")
+        return node
+
+    def peek(self) -> str:
+        return self.text[self.at] if self.at < len(self.text) else ""
+
+    def take(self, expected: str) -> None:
+        if not self.text.startswith(expected, self.at):
+            raise _NotDigitPattern(f"expected {expected!r} at {self.at} in {self.text!r}")
+        self.at += len(expected)
+
+    def either(self) -> _Node:
+        branches = [self.sequence()]
+        while self.peek() == "|":
+            self.at += 1
+            branches.append(self.sequence())
+        return branches[0] if len(branches) == 1 else ("either", branches)
+
+    def sequence(self) -> _Node:
+        items = []
+        while self.peek() not in ("", "|", ")"):
+            items.append(self.repeated(self.atom()))
+        return ("sequence", items)
+
+    def atom(self) -> _Node:
+        char = self.peek()
+        if char == "(":
+            self.at += 1
+            if self.text.startswith("?:", self.at):
+                self.at += 2
+            node = self.either()
+            self.take(")")
+            return node
+        if char == "[":
+            return ("digits", self.digit_class())
+        if char == "\\":
+            self.take("\\d")
+            return ("digits", _ALL_DIGITS)
+        if char.isascii() and char.isdigit():
+            self.at += 1
+            return ("digits", 1 << int(char))
+        raise _NotDigitPattern(f"unexpected {char!r} at {self.at} in {self.text!r}")
+
+    def digit_class(self) -> int:
+        self.take("[")
+        mask = 0
+        while self.peek() != "]":
+            if self.text.startswith("\\d", self.at):
+                self.at += 2
+                mask = _ALL_DIGITS
+                continue
+            low = self.class_digit()
+            high = low
+            if self.peek() == "-" and self.text[self.at + 1 : self.at + 2] != "]":
+                self.at += 1
+                high = self.class_digit()
+            if high < low:
+                raise _NotDigitPattern(f"bad range in {self.text!r}")
+            mask |= sum(1 << d for d in range(low, high + 1))
+        self.take("]")
+        return mask
+
+    def class_digit(self) -> int:
+        char = self.peek()
+        if not (char.isascii() and char.isdigit()):
+            raise _NotDigitPattern(f"unexpected {char!r} in a class in {self.text!r}")
+        self.at += 1
+        return int(char)
+
+    def repeated(self, node: _Node) -> _Node:
+        while True:
+            char = self.peek()
+            if char == "?":
+                low, high = 0, 1
+            elif char == "*":
+                low, high = 0, None
+            elif char == "+":
+                low, high = 1, None
+            elif char == "{":
+                close = self.text.find("}", self.at)
+                bounds = self.text[self.at + 1 : close].split(",") if close > 0 else []
+                if not 1 <= len(bounds) <= 2 or not all(b.isdigit() for b in bounds[:1]):
+                    raise _NotDigitPattern(f"bad repetition in {self.text!r}")
+                if len(bounds) == 2 and bounds[1] and not bounds[1].isdigit():
+                    raise _NotDigitPattern(f"bad repetition in {self.text!r}")
+                low = int(bounds[0])
+                high = low if len(bounds) == 1 else int(bounds[1]) if bounds[1] else None
+                self.at = close
+            else:
+                return node
+            self.at += 1
+            if self.peek() in ("?", "+"):
+                raise _NotDigitPattern(f"lazy or possessive repetition in {self.text!r}")
+            node = ("repeat", (low, high, node))
+
+
+class _Nfa:
+    """A Thompson automaton: per state, digit moves (a 10-bit mask, target) and empty moves."""
+
+    def __init__(self) -> None:
+        self.moves: list[list[tuple[int, int]]] = []
+        self.empty: list[list[int]] = []
+
+    def state(self) -> int:
+        self.moves.append([])
+        self.empty.append([])
+        return len(self.moves) - 1
+
+    def add(self, node: _Node, start: int) -> int:
+        """Add a parsed pattern after ``start``; return the state where it ends."""
+        kind, value = node
+        if kind == "digits":
+            end = self.state()
+            self.moves[start].append((value, end))
+            return end
+        if kind == "sequence":
+            for item in value:
+                start = self.add(item, start)
+            return start
+        if kind == "either":
+            end = self.state()
+            for branch in value:
+                begin = self.state()
+                self.empty[start].append(begin)
+                self.empty[self.add(branch, begin)].append(end)
+            return end
+        low, high, item = value
+        for _ in range(low):
+            start = self.add(item, start)
+        if high is None:
+            loop = self.state()
+            self.empty[start].append(loop)
+            self.empty[self.add(item, loop)].append(loop)
+            return loop
+        for _ in range(high - low):
+            skip = self.state()
+            self.empty[start].append(skip)
+            self.empty[self.add(item, start)].append(skip)
+            start = skip
+        return start
+
+
+@dataclass(frozen=True)
+class _Automaton:
+    """A deterministic automaton over ASCII digits that runs several patterns at once.
+
+    Attributes:
+        table: the next state by state and symbol (the digits, then _END, then _OTHER);
+            state 0 is the dead state, state 1 the start.
+        accepts: ``accepts[state, i]``: pattern ``i`` matches a string that ends in ``state``.
+    """
+
+    table: np.ndarray
+    accepts: np.ndarray
+
+    def run(self, numbers: pa.StringArray) -> np.ndarray:
+        """The state each number ends in."""
+        offsets, data = string_bytes(numbers)
+        starts, lengths = offsets[:-1], offsets[1:] - offsets[:-1]
+        state = np.ones(len(numbers), dtype=np.intp)
+        if len(data) == 0:
+            return state
+        symbols = data - np.uint8(ord("0"))
+        if (symbols >= _DIGITS).any():
+            symbols = np.where(symbols < _DIGITS, symbols, np.uint8(_OTHER))
+        flat = self.table.ravel()
+        width = self.table.shape[1]
+        longest = int(lengths.max())
+        if (lengths == longest).all():
+            # All of one length (the common case): the symbols are a matrix's rows.
+            matrix = symbols.reshape(len(numbers), longest)
+            for position in range(longest):
+                state = flat[state * width + matrix[:, position]]
+            return state
+        last = len(data) - 1
+        for position in range(longest):
+            symbol = np.where(
+                lengths > position, symbols[np.minimum(starts + position, last)], _END
+            )
+            state = flat[state * width + symbol]
+        return state
+
+
+@cache
+def _automaton(patterns: tuple[tuple[str, bool], ...]) -> _Automaton | None:
+    """An automaton for ``(pattern, prefix)`` pairs: ``fullmatch``, or ``match`` when prefix.
+
+    None when a pattern is not over digits only or the automaton would be too large.
+    """
+    nfa = _Nfa()
+    start = nfa.state()
+    accepting: dict[int, list[int]] = {}
+    try:
+        for index, (pattern, prefix) in enumerate(patterns):
+            begin = nfa.state()
+            nfa.empty[start].append(begin)
+            end = nfa.add(_PatternParser(pattern).parse(), begin)
+            if prefix:
+                nfa.moves[end].append((_ANYTHING, end))  # anything may follow
+            accepting.setdefault(end, []).append(index)
+    except _NotDigitPattern:
+        return None
+    closures: dict[int, frozenset[int]] = {}
+
+    def closure(state: int) -> frozenset[int]:
+        found = closures.get(state)
+        if found is None:
+            seen, todo = {state}, [state]
+            while todo:
+                for target in nfa.empty[todo.pop()]:
+                    if target not in seen:
+                        seen.add(target)
+                        todo.append(target)
+            # Only states that move or accept tell two sets apart.
+            found = frozenset(s for s in seen if nfa.moves[s] or s in accepting)
+            closures[state] = found
+        return found
+
+    dead: frozenset[int] = frozenset()
+    sets = [dead, closure(start)]
+    number = {dead: 0, sets[1]: 1}
+    rows = [[0] * (_OTHER + 1)]
+    while len(rows) < len(sets):
+        if len(sets) > _MAX_STATES:
+            return None
+        current = sets[len(rows)]
+        targets: dict[int, set[int]] = {symbol: set() for symbol in _SYMBOLS}
+        for state in current:
+            for mask, target in nfa.moves[state]:
+                reached = closure(target)
+                for symbol in _SYMBOLS:
+                    if mask >> symbol & 1:
+                        targets[symbol] |= reached
+        row = [0] * (_OTHER + 1)
+        row[_END] = len(rows)  # after the end, a number stays where it is
+        for symbol, symbol_targets in targets.items():
+            key = frozenset(symbol_targets)
+            if key not in number:
+                number[key] = len(sets)
+                sets.append(key)
+            row[symbol] = number[key]
+        rows.append(row)
+    accepts = np.zeros((len(sets), len(patterns)), dtype=bool)
+    for index, states in enumerate(sets):
+        for state in states:
+            accepts[index, accepting.get(state, [])] = True
+    return _Automaton(table=np.array(rows, dtype=np.intp), accepts=accepts)
+
+
+@cache
+def _validity(code: int) -> tuple[_Automaton, np.ndarray] | None:
+    """``is_valid_number`` for national numbers of one calling code, as an automaton.
+
+    Returns the automaton of every pattern :func:`_is_valid` looks at and
+    ``decision[state, length]``: the answer for a number of that length (capped at
+    ``_MAX_INPUT``) that ends in that state. None when a pattern cannot be compiled.
+    """
+    regions = COUNTRY_CODE_TO_REGION_CODE.get(code, ())
+    rules = [r for r in (_region_rules(code, region) for region in regions) if r is not None]
+    patterns: dict[tuple[str, bool], int] = {}
+    for rule in rules:
+        for desc in (rule.general, *rule.types):
+            if desc.pattern is not None:
+                patterns.setdefault((desc.pattern, False), len(patterns))
+        if rule.leading_digits is not None:
+            patterns.setdefault((rule.leading_digits, True), len(patterns))
+    automaton = _automaton(tuple(patterns))
+    if automaton is None:
+        return None
+    accepts = automaton.accepts
+    shape = (len(accepts), _MAX_INPUT + 1)
+
+    def matches(desc: _Desc) -> np.ndarray:
+        """``desc.matches`` by end state and length."""
+        if desc.pattern is None:
+            return np.zeros(shape, dtype=bool)
+        found: np.ndarray = accepts[:, patterns[(desc.pattern, False)], None] & desc.allowed
+        return found
+
+    def type_known(rule: _Rules) -> np.ndarray:
+        """``rule.type_known`` by end state and length."""
+        known = np.zeros(shape, dtype=bool)
+        for desc in rule.types:
+            known |= matches(desc)
+        return matches(rule.general) & known
+
+    if len(regions) == 1:
+        return automaton, type_known(rules[0]) if rules else np.zeros(shape, dtype=bool)
+    # _region_code_for_number_from_list: the first region that claims the number.
+    decision = np.zeros(shape, dtype=bool)
+    unclaimed = np.ones(shape, dtype=bool)
+    for rule in rules:
+        if rule.leading_digits is not None:
+            ours = accepts[:, patterns[(rule.leading_digits, True)], None]
+            claimed = np.broadcast_to(ours, shape)
+            decision |= unclaimed & claimed & type_known(rule)
+        else:
+            claimed = type_known(rule)
+            decision |= unclaimed & claimed
+        unclaimed &= ~claimed
+    return automaton, decision
+
+
+def _automaton_match(numbers: pa.StringArray, pattern: str, *, prefix: bool) -> np.ndarray | None:
+    """``re.fullmatch`` (or ``re.match`` when prefix) by automaton; None if it has none."""
+    automaton = _automaton(((pattern, prefix),))
+    if automaton is None:
+        return None
+    found: np.ndarray = automaton.accepts[automaton.run(numbers), 0]
+    return found
+
+
 # --- array helpers ---------------------------------------------------------------------
 
 
 def _full_match(numbers: pa.StringArray, pattern: str) -> np.ndarray:
-    """``re.fullmatch(pattern, number)`` for each number."""
+    """``re.fullmatch(pattern, number)`` for each number (of ASCII digits)."""
     if len(numbers) < _SMALL_ARRAY:
         match = _compiled(pattern).fullmatch
         return np.fromiter((match(n) is not None for n in numbers.to_pylist()), bool, len(numbers))
+    found = _automaton_match(numbers, pattern, prefix=False)
+    if found is not None:
+        return found
     return _mask(pc.match_substring_regex(numbers, f"^(?:{pattern})$"))
 
 
@@ -645,6 +1029,9 @@ def _prefix_match(numbers: pa.StringArray, pattern: str) -> np.ndarray:
     if len(numbers) < _SMALL_ARRAY:
         match = _compiled(pattern).match
         return np.fromiter((match(n) is not None for n in numbers.to_pylist()), bool, len(numbers))
+    matched = _automaton_match(numbers, pattern, prefix=True)
+    if matched is not None:
+        return matched
     return _mask(pc.match_substring_regex(numbers, f"^(?:{pattern})"))
 
 
@@ -685,6 +1072,17 @@ def _literals(pattern: str) -> tuple[str, ...] | None:
 @cache
 def _compiled(pattern: str) -> re.Pattern[str]:
     return re.compile(pattern)
+
+
+def _only_spaces_before(data: np.ndarray, starts: np.ndarray, stops: np.ndarray) -> np.ndarray:
+    """Whether ``data[starts[i]:stops[i]]`` holds only spaces, for each i."""
+    result = np.ones(len(starts), dtype=bool)
+    some = np.flatnonzero(stops > starts)
+    if len(some):
+        bounds = np.column_stack((starts[some], stops[some])).ravel()
+        not_spaces = np.add.reduceat((data != ord(" ")).view(np.uint8), bounds, dtype=np.int64)
+        result[some] = not_spaces[::2] == 0
+    return result
 
 
 def _lengths(numbers: pa.StringArray) -> np.ndarray:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import random
+import re
+
 import pandas as pd
 import phonenumbers
+import pyarrow as pa
 import pytest
 from phone_samples import mixed_phones
 
@@ -136,3 +140,109 @@ def test_default_country_is_checked() -> None:
     assert as_list(normalise_phones(pd.Series(["2127365000"], dtype="str"), "us")) == [
         "+12127365000"
     ]
+
+
+# --- the automata over digits, against Python's re ----------------------------------------
+
+
+def metadata_patterns() -> list[str]:
+    """Every pattern of phonenumbers' metadata that the fast path matches numbers with."""
+    from phonenumbers import COUNTRY_CODE_TO_REGION_CODE, SUPPORTED_REGIONS, PhoneMetadata
+
+    metas = [PhoneMetadata.metadata_for_region(r, None) for r in SUPPORTED_REGIONS]
+    metas += [
+        PhoneMetadata.metadata_for_nongeo_region(code)
+        for code, regions in COUNTRY_CODE_TO_REGION_CODE.items()
+        if "001" in regions
+    ]
+    names = ("general_desc", "fixed_line", "mobile", "toll_free", "premium_rate")
+    names += ("shared_cost", "personal_number", "voip", "pager", "uan", "voicemail")
+    found: set[str] = set()
+    for meta in metas:
+        if meta is None:
+            continue
+        descs = [getattr(meta, name) for name in names]
+        found.update(d.national_number_pattern for d in descs if d and d.national_number_pattern)
+        prefixes = (meta.leading_digits, meta.international_prefix)
+        found.update(p for p in (*prefixes, meta.national_prefix_for_parsing) if p)
+    return sorted(found)
+
+
+def digit_strings(automaton: phones._Automaton, rng: random.Random, count: int) -> list[str]:
+    """Random walks that end in accepting states, their near misses, and random digits."""
+    live = [[d for d in range(10) if automaton.table[s, d]] for s in range(len(automaton.table))]
+    values = []
+    for _ in range(count):
+        state, digits = 1, ""
+        while len(digits) < 20 and live[state]:
+            if automaton.accepts[state, 0] and rng.random() < 0.3:
+                break
+            digit = rng.choice(live[state])
+            digits, state = digits + str(digit), automaton.table[state, digit]
+        at = rng.randrange(len(digits) + 1)
+        values += [digits, digits[:at] + str(rng.randrange(10)) + digits[at + 1 :], digits[:-1]]
+        values.append("".join(rng.choices("0123456789", k=rng.randrange(0, 18))))
+    return values
+
+
+def test_an_automaton_decides_like_re_for_every_metadata_pattern() -> None:
+    rng = random.Random(11)
+    refused = []
+    for pattern in metadata_patterns():
+        full = phones._automaton(((pattern, False),))
+        prefix = phones._automaton(((pattern, True),))
+        if full is None or prefix is None:
+            refused.append(pattern)
+            continue
+        compiled = re.compile(pattern)
+        values = digit_strings(full, rng, 60) + ["", "12a4", "٣٣٣", "1 2"]
+        numbers = pa.array(values)
+        got_full = full.accepts[full.run(numbers), 0].tolist()
+        got_prefix = prefix.accepts[prefix.run(numbers), 0].tolist()
+        assert got_full == [compiled.fullmatch(v) is not None for v in values], pattern
+        assert got_prefix == [compiled.match(v) is not None for v in values], pattern
+    # Only national-prefix rules with anchors or groups for a transform are refused.
+    assert refused and all("$" in p or "(" in p for p in refused)
+    assert len(refused) < 30
+
+
+def test_the_refused_patterns_still_match_by_regex() -> None:
+    pattern = "([34]\\d{6})$|1"
+    assert phones._automaton(((pattern, True),)) is None
+    values = ["1234", "3123456", "31234567", "2", "4000000"] * 100
+    got = phones._prefix_match(pa.array(values), pattern).tolist()
+    assert got == [re.match(pattern, v) is not None for v in values]
+
+
+@pytest.mark.parametrize("code", [1, 7, 44, 49, 61, 86, 91, 262, 590, 800, 882, 979])
+def test_validity_by_automaton_equals_the_regions_and_types_one_by_one(code: int) -> None:
+    validity = phones._validity(code)
+    assert validity is not None
+    automaton, _ = validity
+    rng = random.Random(code)
+    walker = phones._Automaton(automaton.table, automaton.accepts.any(axis=1, keepdims=True))
+    values = [v for v in digit_strings(walker, rng, 3000) if 2 <= len(v) <= 17]
+    got = phones._is_valid(code, pa.array(values)).tolist()
+    assert got == [phones._is_valid_one(code, v) for v in values]
+    assert 0 < sum(got) < len(got)
+
+
+def test_the_fast_shape_read_from_bytes_equals_its_regex() -> None:
+    rng = random.Random(3)
+    alphabet = [*"0123456789", *" ().-", *"+\t/x#,", "é", "٣"]
+    weights = [5] * 10 + [2] * 5 + [1] * 8
+    values: list[str | None] = [
+        "".join(rng.choices(alphabet, weights, k=rng.randrange(0, 16))) for _ in range(50_000)
+    ]
+    values += ["", "+", " +", "  +12 3", "+ 12 3", "1+23", "++123", "\t+123", "1" * 251, None]
+    shape = phones._Shape.of(pa.array(values, pa.string()))
+    for i, value in enumerate(values):
+        digits = "".join(c for c in value or "" if c in "0123456789")
+        regex = value is not None and re.fullmatch(r" *\+?[0-9 ().\-]+", value) is not None
+        fast = regex and len(digits) >= 3 and len(value or "") <= 250
+        assert shape.fast[i] == fast, value
+        if fast:
+            assert shape.plus[i] == (re.match(r" *\+", value or "") is not None), value
+        hopeless = value is None or (value.isascii() and len(digits) < 2)
+        assert shape.hopeless[i] == hopeless, value
+        assert shape.digits[i].as_py() == digits
