@@ -58,13 +58,12 @@ _STR = pd.StringDtype("pyarrow", na_value=np.nan)
 # 0x09-0x0D, 0x1C-0x20, and any non-ASCII byte (Unicode spaces such as U+00A0).
 _TRIM_BYTES = np.zeros(256, dtype=bool)
 _TRIM_BYTES[[*range(0x09, 0x0E), *range(0x1C, 0x21), *range(0x80, 0x100)]] = True
-# The bytes that json.dumps escapes in a string: the control characters, '"' and '\'.
-_JSON_ESCAPED_BYTES = np.zeros(256, dtype=bool)
-_JSON_ESCAPED_BYTES[[*range(0x20), ord('"'), ord("\\")]] = True
-# The escapes done over whole arrays, backslash first; the other control characters
-# (json.dumps writes \b, \f or \u00XX for them) are left to json.dumps.
+# json.dumps escapes the control characters, '"' and '\' in a string. These escapes
+# are done over whole arrays, backslash first; the other control characters (written
+# as \b, \f or \u00XX), rare, are left to json.dumps itself.
 _JSON_SHORT_ESCAPES = (("\\", "\\\\"), ('"', '\\"'), ("\n", "\\n"), ("\r", "\\r"), ("\t", "\\t"))
-_JSON_RARE_BYTES = _JSON_ESCAPED_BYTES.copy()
+_JSON_RARE_BYTES = np.zeros(256, dtype=bool)
+_JSON_RARE_BYTES[range(0x20)] = True
 _JSON_RARE_BYTES[[ord(c) for c, _ in _JSON_SHORT_ESCAPES]] = False
 
 
@@ -361,6 +360,9 @@ class RecordParser:
 # keeps equal keys equal.)
 _PRIMES = (140_737_488_355_213, 140_737_488_355_201)
 _BASES = (86_028_121_117_461, 127_416_305_961_253)
+# A term is below 2**56, so the terms of a key this long or shorter sum below 2**64
+# without reducing each one first (the sum modulo the prime is the same).
+_UNREDUCED_TERMS = 255
 
 
 def _fingerprints(keys: pa.Array) -> tuple[np.ndarray, np.ndarray]:
@@ -369,14 +371,32 @@ def _fingerprints(keys: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     offsets, data = string_bytes(keys)
     length = offsets[1:] - offsets[:-1]
     filled = np.flatnonzero(length > 0)
+    longest = int(length.max(initial=0))
+    if len(filled) and longest <= _UNREDUCED_TERMS and (length[filled] == longest).all():
+        # Keys of one length (blank ones hold no bytes): the rows of a matrix, summed
+        # a column at a time.
+        matrix = data.reshape(len(filled), longest)
+        halves = []
+        for prime, base in zip(_PRIMES, _BASES, strict=True):
+            powers = _powers(prime, base, longest)
+            sums = np.zeros(len(filled), dtype=np.uint64)
+            for column in range(longest):
+                coefficient = matrix[:, column].astype(np.uint64) + np.uint64(1)
+                sums += coefficient * powers[longest - 1 - column]
+            half = np.zeros(count, dtype=np.uint64)
+            half[filled] = (sums % np.uint64(prime) + np.uint64(longest)) % np.uint64(prime)
+            halves.append(half)
+        return halves[0], halves[1]
     # Each byte's power: its distance from the end of its key.
     ends = np.repeat(offsets[1:], length)
     exponent = ends - 1 - np.arange(len(data), dtype=np.int64)
     coefficient = data.astype(np.uint64) + np.uint64(1)  # no zero coefficients
     halves = []
     for prime, base in zip(_PRIMES, _BASES, strict=True):
-        powers = _powers(prime, base, int(length.max(initial=0)))
-        terms = (coefficient * powers[exponent]) % np.uint64(prime)
+        powers = _powers(prime, base, longest)
+        terms = coefficient * powers[exponent]
+        if longest > _UNREDUCED_TERMS:
+            terms %= np.uint64(prime)
         sums = np.zeros(count, dtype=np.uint64)
         if len(filled):
             sums[filled] = np.add.reduceat(terms, offsets[filled]) % np.uint64(prime)
@@ -491,30 +511,29 @@ def _json_objects(columns: dict[str, pa.Array]) -> pa.Array:
 def _json_escaped(text: pa.Array) -> pa.Array:
     """Each value escaped for the inside of a JSON string literal, as ``json.dumps`` does.
 
-    Only values with a byte to escape are touched: ``\\``, ``"``, ``\n``, ``\r`` and
-    ``\t`` are replaced over the array; a value with another control character (rare)
-    goes through ``json.dumps`` itself.
+    Backslash, quote, newline, carriage return and tab are replaced over the whole
+    array (the ones that occur); a value with another control character (rare) goes
+    through ``json.dumps`` itself.
     """
     offsets, data = string_bytes(text)
-    at = np.flatnonzero(_JSON_ESCAPED_BYTES[data])
+    # Comparisons are cheaper than a table look-up per byte.
+    at = np.flatnonzero((data < 0x20) | (data == ord('"')) | (data == ord("\\")))
     if len(at) == 0:
         return text
-    # The value each escaped byte belongs to (offsets are sorted; empty values hold none).
-    owner = np.searchsorted(offsets, at, side="right") - 1
-    special = np.zeros(len(text), dtype=bool)
-    special[owner] = True
-    rare = np.zeros(len(text), dtype=bool)
-    rare[owner[_JSON_RARE_BYTES[data[at]]]] = True
-    subset = text.filter(pa.array(special))
+    original = text
     present = set(data[at].tobytes().decode("ascii"))
     for char, escape in _JSON_SHORT_ESCAPES:
         if char in present:
-            subset = pc.replace_substring(subset, char, escape)
-    if rare.any():
-        originals = text.filter(pa.array(rare)).to_pylist()
-        dumped = pa.array([json.dumps(v, ensure_ascii=False)[1:-1] for v in originals], pa.string())
-        subset = pc.replace_with_mask(subset, pa.array(rare[special]), dumped)
-    return pc.replace_with_mask(text, pa.array(special), subset)
+            text = pc.replace_substring(text, char, escape)
+    rare_at = at[_JSON_RARE_BYTES[data[at]]]
+    if len(rare_at):
+        # The values that hold them (offsets are sorted; empty values hold no byte).
+        rare = np.zeros(len(text), dtype=bool)
+        rare[np.searchsorted(offsets, rare_at, side="right") - 1] = True
+        values = original.filter(pa.array(rare)).to_pylist()
+        dumped = [json.dumps(value, ensure_ascii=False)[1:-1] for value in values]
+        text = pc.replace_with_mask(text, pa.array(rare), pa.array(dumped, pa.string()))
+    return text
 
 
 def _field_limits() -> dict[str, int]:
