@@ -52,12 +52,13 @@ NO_VALID_PHONE = "no_valid_phone"
 REJECT_REASONS = (MISSING_KEY, DUPLICATE_KEY, NO_VALID_PHONE)
 #: The columns of :attr:`ParsedChunk.valid`, in order.
 VALID_COLUMNS = ("row", "record_key", *RECORD_FIELDS, "custom_fields")
+# A row's reason as a small code while a chunk is parsed: 0 for a valid row, else the
+# position of its reason in _REASON_TEXT.
+_VALID = 0
+_REASON_TEXT = pa.array([None, *REJECT_REASONS], type=pa.string())
+_REASON_CODE = {reason: code for code, reason in enumerate(REJECT_REASONS, start=1)}
 
 _STR = pd.StringDtype("pyarrow", na_value=np.nan)
-# End bytes that may be (part of) white space that utf8_trim_whitespace removes: ASCII
-# 0x09-0x0D, 0x1C-0x20, and any non-ASCII byte (Unicode spaces such as U+00A0).
-_TRIM_BYTES = np.zeros(256, dtype=bool)
-_TRIM_BYTES[[*range(0x09, 0x0E), *range(0x1C, 0x21), *range(0x80, 0x100)]] = True
 # json.dumps escapes the control characters, '"' and '\' in a string. These escapes
 # are done over whole arrays, backslash first; the other control characters (written
 # as \b, \f or \u00XX), rare, are left to json.dumps itself.
@@ -230,7 +231,7 @@ class RecordParser:
         phones, phone_valid, phone_given = self._phones(trimmed, count)
         key = self._key(trimmed, phones)
         reason = self._reasons(key, np.asarray(phone_valid.any(axis=1), dtype=bool))
-        keep = reason == ""
+        keep = reason == _VALID
         valid = self._valid_frame(trimmed, phones, key, rows, keep)
         rejects = self._rejects(table, rows, reason, keep)
         invalid = int((phone_given & ~phone_valid)[keep].sum())
@@ -251,7 +252,7 @@ class RecordParser:
         names = _reject_column_names(table.column_names)
         for name, original in zip(names, table.columns, strict=True):
             columns[name] = original.filter(drop).cast(pa.string())
-        columns["reason"] = pa.array(reason[~keep].tolist(), type=pa.string())
+        columns["reason"] = _REASON_TEXT.take(pa.array(reason[~keep]))
         rejects: pd.DataFrame = pa.table(columns).to_pandas(types_mapper=_str_only)
         return rejects
 
@@ -263,14 +264,14 @@ class RecordParser:
         if not fields:
             return {}, np.zeros((count, 0), bool), np.zeros((count, 0), bool)
         stacked = pa.concat_arrays([trimmed[self._phone_columns[f]] for f in fields])
-        filled = pc.not_equal(stacked, "")
-        # Blank cells (most of phone2..phone10, usually) need no work.
-        normalised = pc.replace_with_mask(
-            pa.nulls(len(stacked), pa.string()),
-            filled,
-            normalise_phone_array(stacked.filter(filled), self.default_country),
-        )
-        given = np.asarray(filled).reshape(len(fields), count).T
+        offsets = string_bytes(stacked)[0]
+        filled = offsets[1:] > offsets[:-1]  # not blank (no cell is null)
+        # Blank cells (most of phone2..phone10, usually) need no work: they become null.
+        found = normalise_phone_array(stacked.filter(pa.array(filled)), self.default_country)
+        index = np.full(len(stacked), -1, dtype=np.int64)
+        index[filled] = np.arange(len(found))
+        normalised = found.take(pa.array(index, mask=~filled))
+        given = filled.reshape(len(fields), count).T
         valid = ~np.asarray(normalised.is_null()).reshape(len(fields), count).T
         phones = {f: normalised.slice(i * count, count) for i, f in enumerate(fields)}
         return phones, valid, given
@@ -283,21 +284,24 @@ class RecordParser:
         return raw
 
     def _reasons(self, key: pa.Array, has_phone: np.ndarray) -> np.ndarray:
-        """The reject reason of each row ("" when valid); remembers the keys it saw."""
+        """Each row's reject reason as a code (see :data:`_REASON_CODE`); remembers the keys."""
         count = len(key)
-        blank = np.asarray(pc.equal(key, ""))
+        offsets = string_bytes(key)[0]
+        blank = offsets[1:] == offsets[:-1]  # the key has no null
         # The first row with a key decides: within the chunk by exact text, across
         # chunks by the keys' fingerprints.
         first = np.zeros(count, dtype=bool)
         codes = np.asarray(pc.dictionary_encode(key).indices)
         first[np.unique(codes, return_index=True)[1]] = True
         high, low = _fingerprints(key)
-        seen_before = self._seen.contains(high, low)
-        self._seen.add(high[first & ~seen_before & ~blank], low[first & ~seen_before & ~blank])
-        reason = np.full(count, "", dtype=object)
-        reason[~has_phone] = NO_VALID_PHONE
-        reason[(~first | seen_before) & ~blank] = DUPLICATE_KEY
-        reason[blank] = MISSING_KEY
+        # The first rows with a key: in an earlier chunk, or new (and remembered).
+        candidate = first & ~blank
+        seen_before = np.zeros(count, dtype=bool)
+        seen_before[candidate] = self._seen.remember(high[candidate], low[candidate])
+        reason = np.zeros(count, dtype=np.int8)
+        reason[~has_phone] = _REASON_CODE[NO_VALID_PHONE]
+        reason[(~first | seen_before) & ~blank] = _REASON_CODE[DUPLICATE_KEY]
+        reason[blank] = _REASON_CODE[MISSING_KEY]
         return reason
 
     def _valid_frame(
@@ -335,7 +339,14 @@ class RecordParser:
         for field, limit in self._limits.items():
             if valid.num_rows == 0:
                 return
-            lengths = np.asarray(pc.fill_null(pc.utf8_length(valid[field]), 0))
+            values = valid[field]
+            if values.null_count == len(values):
+                continue
+            # A character takes one byte or more: most columns are short enough by bytes.
+            offsets = string_bytes(values)[0]
+            if int((offsets[1:] - offsets[:-1]).max()) <= limit:
+                continue
+            lengths = np.asarray(pc.fill_null(pc.utf8_length(values), 0))
             too_long = np.flatnonzero(lengths > limit)
             if len(too_long):
                 at = int(too_long[0])
@@ -427,12 +438,37 @@ class _SeenKeys:
         self._high = np.empty(0, dtype=np.uint64)
         self._low = np.empty(0, dtype=np.uint64)
 
-    def contains(self, high: np.ndarray, low: np.ndarray) -> np.ndarray:
-        """Whether each fingerprint was added before."""
-        found = np.zeros(len(high), dtype=bool)
-        if len(self._high) == 0 or len(high) == 0:
-            return found
+    def remember(self, high: np.ndarray, low: np.ndarray) -> np.ndarray:
+        """Whether each fingerprint was seen before; remember the ones that were not.
+
+        Args:
+            high: the high halves of keys that are distinct (by text).
+            low: their low halves.
+        """
+        # Sorted, the look-ups walk the sorted arrays forward, and the positions they
+        # find are where the new fingerprints go.
+        order = np.argsort(high)
+        high, low = high[order], low[order]
         at = np.searchsorted(self._high, high)
+        found_sorted = self._found(high, low, at)
+        new = ~found_sorted
+        # np.insert for both arrays, sharing the work: the new ones' places, then the rest.
+        places = at[new] + np.arange(int(new.sum()))
+        rest = np.ones(len(self._high) + len(places), dtype=bool)
+        rest[places] = False
+        for name, values in (("_high", high[new]), ("_low", low[new])):
+            merged = np.empty(len(rest), dtype=np.uint64)
+            merged[places] = values
+            merged[rest] = getattr(self, name)
+            setattr(self, name, merged)
+        found = np.empty(len(order), dtype=bool)
+        found[order] = found_sorted
+        return found
+
+    def _found(self, high: np.ndarray, low: np.ndarray, at: np.ndarray) -> np.ndarray:
+        """Whether each fingerprint is among the sorted ones (``at``: its insertion place)."""
+        if len(self._high) == 0 or len(high) == 0:
+            return np.zeros(len(high), dtype=bool)
         inside = at < len(self._high)
         at_clipped = np.minimum(at, len(self._high) - 1)
         same_high = inside & (self._high[at_clipped] == high)
@@ -442,16 +478,6 @@ class _SeenKeys:
             stop = np.searchsorted(self._high, high[row], side="right")
             found[row] = bool((self._low[at[row] : stop] == low[row]).any())
         return found
-
-    def add(self, high: np.ndarray, low: np.ndarray) -> None:
-        """Remember new fingerprints (distinct, and not seen before)."""
-        if len(high) == 0:
-            return
-        order = np.argsort(high, kind="stable")
-        high, low = high[order], low[order]
-        at = np.searchsorted(self._high, high)
-        self._high = np.insert(self._high, at, high)
-        self._low = np.insert(self._low, at, low)
 
 
 # --- helpers ---------------------------------------------------------------------------
@@ -473,13 +499,22 @@ def _trimmed(values: pa.ChunkedArray | pa.Array) -> pa.Array:
 
 
 def _may_need_trim(array: pa.Array) -> bool:
-    """Whether some value starts or ends with white space, or with a non-ASCII byte."""
+    """Whether some value starts or ends with white space, or with a non-ASCII byte.
+
+    The bytes that may be (part of) white space that utf8_trim_whitespace removes:
+    ASCII 0x09-0x0D and 0x1C-0x20, and any non-ASCII byte (Unicode spaces, U+00A0...).
+    """
     if len(array) == 0:
         return False
     offsets, data = string_bytes(array)
-    filled = offsets[1:] > offsets[:-1]
-    ends = np.concatenate((data[offsets[:-1][filled]], data[offsets[1:][filled] - 1]))
-    return bool(_TRIM_BYTES[ends].any())
+    if len(data) == 0:
+        return False
+    # An empty value reads a neighbour's byte (clipped at the ends): at worst a yes.
+    for ends in (data.take(offsets[:-1], mode="clip"), data.take(offsets[1:] - 1, mode="clip")):
+        # Comparisons are cheaper than a table look-up per byte.
+        if ((ends - np.uint8(0x09) < 5) | (ends - np.uint8(0x1C) < 5) | (ends >= 0x80)).any():
+            return True
+    return False
 
 
 def _blank_to_null(values: pa.Array) -> pa.Array:

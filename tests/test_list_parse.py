@@ -7,6 +7,7 @@ import random
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
@@ -313,9 +314,57 @@ def test_json_escaping_equals_json_dumps_on_every_kind_of_character() -> None:
 
     rng = random.Random(7)
     alphabet = [chr(c) for c in range(0x80)] + ["é", "€", "漢", "🙂", "\u2028", "\x7f"]
-    values = ["", "plain", '"', "\\", "\\\\n", "\x00", "\b\f", "a\tb\x1fc\"d\\e\nf\rg"]
+    values = ["", "plain", '"', "\\", "\\\\n", "\x00", "\b\f", 'a\tb\x1fc"d\\e\nf\rg']
     values += ["".join(rng.choices(alphabet, k=rng.randrange(0, 12))) for _ in range(5000)]
     for array in (pa.array(values), pa.array(["skip", *values]).slice(1)):
         escaped = _json_escaped(array).to_pylist()
         assert escaped == [json.dumps(v, ensure_ascii=False)[1:-1] for v in values]
     assert _json_escaped(pa.array(["a", "", "b c"])).to_pylist() == ["a", "", "b c"]
+
+
+def reference_fingerprint(key: str) -> tuple[int, int]:
+    """The polynomial fingerprint written out with Python integers."""
+    from contact_center.lists import _BASES, _PRIMES
+
+    data = key.encode("utf-8")
+    halves = []
+    for prime, base in zip(_PRIMES, _BASES, strict=True):
+        total = sum((b + 1) * pow(base, len(data) - 1 - i, prime) for i, b in enumerate(data))
+        halves.append((total + len(data)) % prime)
+    return halves[0], halves[1]
+
+
+@pytest.mark.parametrize(
+    "keys",
+    [
+        [f"AC{i:08d}" for i in range(500)],  # one length: the matrix way
+        [f"AC{i:08d}" if i % 7 else "" for i in range(500)],  # and blank keys
+        [f"K{i}" for i in range(500)] + ["é漢🙂", ""],  # mixed lengths
+        ["x" * 300, "y" * 255, "z" * 256, "q"],  # long keys: terms reduced first
+        ["é" * 200] * 3,
+        [""] * 3,
+    ],
+)
+def test_key_fingerprints_equal_the_polynomial(keys: list[str]) -> None:
+    from contact_center.lists import _fingerprints
+
+    expected = [reference_fingerprint(k) for k in keys]
+    for array in (pa.array(keys, pa.string()), pa.array(["pad", *keys], pa.string()).slice(1)):
+        high, low = _fingerprints(array)
+        assert list(zip(high.tolist(), low.tolist(), strict=True)) == expected
+
+
+def test_seen_keys_remember_across_batches_even_with_a_shared_high_half() -> None:
+    from contact_center.lists import _SeenKeys
+
+    rng = random.Random(3)
+    seen = _SeenKeys()
+    known: set[tuple[int, int]] = set()
+    for _ in range(30):
+        # Few high halves, so that many fingerprints share one.
+        batch = list({(rng.randrange(50), rng.randrange(1000)) for _ in range(200)})
+        high = np.array([h for h, _ in batch], dtype=np.uint64)
+        low = np.array([x for _, x in batch], dtype=np.uint64)
+        assert seen.remember(high, low).tolist() == [pair in known for pair in batch]
+        known.update(batch)
+    assert seen.remember(np.empty(0, np.uint64), np.empty(0, np.uint64)).tolist() == []
