@@ -319,15 +319,7 @@ def _with_plus(rows: np.ndarray, number: pa.StringArray, *, after_idd: bool = Fa
         if short.any():
             yield rows[short], pa.nulls(int(short.sum()), pa.string())
             rows, number = rows[~short], number.filter(pa.array(~short))
-    country = np.zeros(len(rows), dtype=np.int64)
-    width = np.zeros(len(rows), dtype=np.int64)
-    not_zero = ~_mask(pc.starts_with(number, "0"))
-    # _extract_country_code: the first of 1, 2, 3 leading digits that is a known code.
-    for size in (3, 2, 1):
-        head = pc.utf8_slice_codeunits(number, 0, size)
-        known = _mask(pc.is_in(head, value_set=_country_code_strings(size))) & not_zero
-        country[known] = np.asarray(pc.cast(head.filter(pa.array(known)), pa.int64()))
-        width[known] = size
+    country, width = _country_codes(number)
     order = np.argsort(country, kind="stable")
     codes, starts = np.unique(country[order], return_index=True)
     for code, group in zip(codes, np.split(order, starts[1:]), strict=True):
@@ -643,9 +635,38 @@ def _main_region(code: int) -> str:
     return COUNTRY_CODE_TO_REGION_CODE[code][0]
 
 
+def _country_codes(number: pa.StringArray) -> tuple[np.ndarray, np.ndarray]:
+    """``_extract_country_code``: the first of 1, 2, 3 leading digits that is a known code.
+
+    Returns each number's code (0 when none) and how many digits it takes.
+    """
+    offsets, data = string_bytes(number)
+    starts, length = offsets[:-1], offsets[1:] - offsets[:-1]
+    country = np.zeros(len(number), dtype=np.int64)
+    width = np.zeros(len(number), dtype=np.int64)
+    if len(data) == 0:
+        return country, width
+    last = len(data) - 1
+    first = data.take(np.minimum(starts, last))
+    head = np.zeros(len(number), dtype=np.int64)
+    heads = []
+    for size in (1, 2, 3):
+        digit = data.take(np.minimum(starts + size - 1, last)).astype(np.int64) - ord("0")
+        head = head * 10 + digit
+        heads.append((size, head, (length >= size) & (first != ord("0"))))
+    for size, head, usable in reversed(heads):  # the shortest known code wins
+        known = usable & _known_codes(size)[np.clip(head, 0, 10**size - 1)]
+        country[known] = head[known]
+        width[known] = size
+    return country, width
+
+
 @cache
-def _country_code_strings(size: int) -> pa.Array:
-    return pa.array(sorted(str(c) for c in COUNTRY_CODE_TO_REGION_CODE if len(str(c)) == size))
+def _known_codes(size: int) -> np.ndarray:
+    """``known[code]``: the calling code of ``size`` digits exists."""
+    known = np.zeros(10**size, dtype=bool)
+    known[[c for c in COUNTRY_CODE_TO_REGION_CODE if len(str(c)) == size]] = True
+    return known
 
 
 # --- automata over digits -----------------------------------------------------------------

@@ -246,3 +246,22 @@ def test_the_fast_shape_read_from_bytes_equals_its_regex() -> None:
         hopeless = value is None or (value.isascii() and len(digits) < 2)
         assert shape.hopeless[i] == hopeless, value
         assert shape.digits[i].as_py() == digits
+
+
+def test_country_codes_are_the_shortest_known_leading_digits() -> None:
+    from phonenumbers import COUNTRY_CODE_TO_REGION_CODE
+
+    def reference(digits: str) -> tuple[int, int]:
+        for size in (1, 2, 3):
+            head = digits[:size]
+            if len(head) == size and head[0] != "0" and int(head) in COUNTRY_CODE_TO_REGION_CODE:
+                return int(head), size
+        return 0, 0
+
+    rng = random.Random(8)
+    values = ["".join(rng.choices("0123456789", k=rng.randrange(0, 6))) for _ in range(20_000)]
+    values += [str(code) for code in COUNTRY_CODE_TO_REGION_CODE] + ["0", "00", "044", "1", ""]
+    country, width = phones._country_codes(pa.array(values))
+    assert list(zip(country.tolist(), width.tolist(), strict=True)) == [
+        reference(v) for v in values
+    ]
