@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -187,3 +188,126 @@ def test_prefetch_keeps_order_reraises_and_stops_its_producer() -> None:
     assert not [t for t in threading.enumerate() if t.name == "cctasks-prefetch"]
     assert len(produced) <= 4  # it ran at most a few items ahead
     assert sys.getswitchinterval() == interval
+
+
+def test_many_parts_of_odd_sizes_keep_every_value_in_order(engine: sa.Engine) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from contact_center.bulk import bulk_writer, is_postgresql
+
+    # 21,234 rows, then 7: more than one 20k batch, full 1000-row statements and a rest that
+    # is cut into smaller statements.
+    start = datetime(2026, 3, 4, 5, 6, 7, 89, tzinfo=UTC)
+    count = 21_241
+    texts = [TRICKY[i % len(TRICKY)] for i in range(count)]
+    stamps = [None if i % 5 == 0 else start + timedelta(seconds=i) for i in range(count)]
+    rows = pa.table(
+        {
+            "n": pa.array(range(count), pa.int64()),
+            "v": pa.array(texts, pa.string()),
+            "at": pa.array(stamps, pa.timestamp("us", tz="UTC")),
+        }
+    )
+    columns = {"n": "bigint", "v": "text", "at": "timestamp"}
+    with engine.begin() as conn, staging_table(conn, "odd", columns) as stg:
+        with bulk_writer(conn, stg, list(columns)) as writer:
+            assert writer.add(rows.slice(0, count - 7)) == count - 7
+            assert writer.add(rows.slice(count - 7)) == 7
+        got = conn.execute(sa.select(stg.c.n, stg.c.v, stg.c.at).order_by(stg.c.n)).all()
+        if not is_postgresql(conn):  # a staging timestamp reads back naive (UTC) on SQLite
+            stamps = [s and s.replace(tzinfo=None) for s in stamps]
+        assert [tuple(r) for r in got] == list(zip(range(count), texts, stamps, strict=True))
+        if not is_postgresql(conn):
+            # SQLite keeps timestamps as UTCDateTime does: naive UTC text with microseconds.
+            raw = sa.type_coerce(stg.c.at, sa.String())
+            stored = conn.execute(sa.select(raw).where(stg.c.n < 3).order_by(stg.c.n)).scalars()
+            assert list(stored) == [
+                None,
+                "2026-03-04 05:06:08.000089",
+                "2026-03-04 05:06:09.000089",
+            ]
+
+
+def test_sqlite_statements_stay_within_the_variable_limit(tmp_path: Path) -> None:
+    import sqlite3
+
+    from contact_center.db import create_db_engine, ensure_schema
+
+    engine = ensure_schema(create_db_engine(f"sqlite:///{tmp_path / 'limit.db'}"))
+    rows = [(f"k{i}", i, None if i % 3 else "x") for i in range(25)]
+    with (
+        engine.begin() as conn,
+        staging_table(conn, "lim", {"a": "text", "b": "bigint", "c": "text"}) as stg,
+    ):
+        dbapi = conn.connection.driver_connection
+        assert isinstance(dbapi, sqlite3.Connection)
+        previous = dbapi.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 10)
+        try:
+            # 3 columns and 10 variables: 3 rows per statement.
+            assert bulk_insert(conn, stg, ["a", "b", "c"], rows) == 25
+        finally:
+            dbapi.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, previous)
+        got = conn.execute(sa.select(stg.c.a, stg.c.b, stg.c.c).order_by(stg.c.b)).all()
+    assert [tuple(r) for r in got] == rows
+
+
+def test_statement_shapes_cover_the_rows_with_few_shapes() -> None:
+    from contact_center.bulk import _statement_shapes
+
+    assert _statement_shapes(2_345, 1000) == [(1000, 2), (256, 1), (64, 1), (16, 1), (8, 1), (1, 1)]
+    assert _statement_shapes(3, 1000) == [(2, 1), (1, 1)]
+    assert _statement_shapes(0, 1000) == []
+    shapes: set[int] = set()
+    for rows in range(0, 5_000, 7):
+        cut = _statement_shapes(rows, 1000)
+        assert sum(size * times for size, times in cut) == rows
+        shapes.update(size for size, _ in cut)
+    assert len(shapes) <= 11  # 1000 and the powers of two below it
+
+
+def _writer_threads() -> list[str]:
+    import threading
+
+    return [t.name for t in threading.enumerate() if t.name == "cctasks-sqlite-writer"]
+
+
+def test_an_error_in_an_early_part_comes_out_and_nothing_is_kept(engine: sa.Engine) -> None:
+    from contact_center.bulk import bulk_writer, is_postgresql
+
+    now = pd.Timestamp("2026-01-01", tz="UTC").to_pydatetime()
+    stamps = {"key_field": "account", "created_at": now, "updated_at": now}
+    # calling_lists.name is unique: the first part repeats a name, the later ones are fine.
+    with pytest.raises(sa.exc.IntegrityError, match="name"):
+        with engine.begin() as conn:
+            with bulk_writer(conn, "calling_lists", ["name"], constants=stamps) as writer:
+                writer.add([("twice",), ("twice",)])
+                # On SQLite a writer thread inserts while the caller prepares parts.
+                assert len(_writer_threads()) == (0 if is_postgresql(conn) else 1)
+                for part in range(5):
+                    writer.add(pd.DataFrame({"name": [f"p{part}-{i}" for i in range(30_000)]}))
+    assert not _writer_threads()
+    with engine.connect() as conn:
+        assert conn.scalar(sa.text("SELECT count(*) FROM calling_lists")) == 0
+
+
+def test_a_connection_bound_to_its_thread_inserts_in_the_callers_thread(tmp_path: Path) -> None:
+    from contact_center.bulk import bulk_writer
+
+    # sqlite3's check_same_thread (the default for in-memory databases) forbids the
+    # writer thread; the rows go in from the caller's thread instead.
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'bound.db'}?check_same_thread=true")
+    try:
+        rows = [(f"k{i}", i) for i in range(2_500)]
+        columns = {"k": "text", "n": "bigint"}
+        with engine.begin() as conn, staging_table(conn, "bound", columns) as stg:
+            with bulk_writer(conn, stg, list(columns)) as writer:
+                assert writer.add(rows) == 2_500
+                assert not _writer_threads()
+            got = conn.execute(sa.select(stg.c.k, stg.c.n).order_by(stg.c.n)).all()
+        assert [tuple(r) for r in got] == rows
+        with pytest.raises(sa.exc.IntegrityError, match="NOT NULL"):
+            with engine.begin() as conn:
+                conn.execute(sa.text("CREATE TABLE strict_t (a TEXT NOT NULL)"))
+                bulk_insert(conn, "strict_t", ["a"], [("x",), (None,)])
+    finally:
+        engine.dispose()
