@@ -435,7 +435,8 @@ def load_list_records(
             raised while producing one rolls everything back.
         options: the import's checked parameters.
         source: the file, recorded in ``list_imports``.
-        now: the import time (expiries count from it); defaults to now.
+        now: the import time (expiries count from it; records' ``updated_at``);
+            defaults to now (on PostgreSQL, the transaction's time).
         flow_run_id: the Prefect flow run, recorded in ``list_imports``.
         on_chunk: called with the rows read so far after each chunk (progress).
         fields: the record fields the file fills (the mapping's fields); the others
@@ -454,9 +455,15 @@ def load_list_records(
         InvalidParameter: ``key_field`` differs from the existing list's (except
             with ``replace``, which re-keys the list).
     """
-    now = now or datetime.now(UTC)
     with _database_errors(engine, options.list_name, file=source.name), engine.begin() as conn:
+        database_time = now is None and is_postgresql(conn)
+        if now is None:
+            # PostgreSQL: the transaction's own time, which list_records.updated_at
+            # defaults to, so that a bulk COPY need not send it with every row.
+            now = conn.scalar(sa.select(sa.func.now())) if database_time else None
+            now = (now or datetime.now(UTC)).astimezone(UTC)
         run = _ListLoad(conn, options, source, now, flow_run_id, fields)
+        run.database_time = database_time
         run.final_source = final_source
         return run.execute(chunks, on_chunk)
 
@@ -494,6 +501,9 @@ class _ListLoad:
             else None
         )
         self.final_source: Callable[[], SourceFile] | None = None
+        # Whether ``now`` is the database's transaction time (list_records.updated_at's
+        # default on PostgreSQL), so that bulk rows can leave it out.
+        self.database_time = False
         self.rejects: Counter[str] = Counter()
         self.rows_read = 0
         self.valid_rows = 0
@@ -625,11 +635,14 @@ class _ListLoad:
         self, chunks: Iterable[ParsedRows], on_chunk: Callable[[int], None] | None
     ) -> None:
         """An empty list and no scrub: every valid row is new, so COPY it in directly."""
-        constants = {
+        constants: dict[str, Any] = {
             "list_id": self.result.list_id,
             "import_id": self.result.import_id,
-            "updated_at": self.now,
         }
+        if not self.database_time:
+            # Else the column's default is ``now`` already; sending it would make the
+            # server parse the same time once per row (about 0.5 s per million).
+            constants["updated_at"] = self.now
         if self.expires_at is not None:
             constants["expires_at"] = self.expires_at
         columns = self._columns()

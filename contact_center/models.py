@@ -207,6 +207,8 @@ class ListRecord(Base):
     custom_fields: Mapped[Any] = mapped_column(JsonDoc, nullable=True)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     import_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
+    # On PostgreSQL it defaults to now() (the transaction's start; migration 0002), so
+    # that a bulk COPY leaves it out; writers elsewhere set it.
     updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 

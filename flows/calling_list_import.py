@@ -379,7 +379,6 @@ def load_list(
             recorded(prefetch(parsed_chunks(), depth=1)),
             options,
             _arriving_source(source),
-            now=utcnow(),
             flow_run_id=flow_run_id,
             on_chunk=on_chunk,
             fields=set(list_file.mapping.values()),

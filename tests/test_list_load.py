@@ -508,3 +508,17 @@ def test_a_killed_process_leaves_the_list_unchanged(
         assert conn.scalar(sa.select(sa.func.count()).select_from(ListImport)) == 1
     # Nothing stays locked or half-written: the next import goes through.
     assert load(engine, [chunk(keys(4))]).loaded == 1
+
+
+def test_default_time_is_the_imports_start_on_every_record(engine: sa.Engine) -> None:
+    # No time given: the database's (on PostgreSQL the transaction's, which
+    # list_records.updated_at defaults to, so a bulk load leaves it out).
+    fresh = load(engine, [chunk([record("A1", 2), record("A2", 3)])], now=None)
+    again = chunk([record("A1", 2, phone="+12125550199"), record("A3", 4)])
+    changed = load(engine, [again], now=None)
+    with engine.connect() as conn:
+        started = dict(conn.execute(sa.select(ListImport.id, ListImport.started_at)).all())
+    got = records(engine)
+    assert got["A2"]["updated_at"] == started[fresh.import_id]  # loaded straight in
+    assert got["A1"]["updated_at"] == got["A3"]["updated_at"] == started[changed.import_id]
+    assert started[changed.import_id] > started[fresh.import_id]
