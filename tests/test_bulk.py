@@ -1,4 +1,4 @@
-"""The bulk path (COPY on PostgreSQL, executemany on SQLite), on both databases."""
+"""The bulk path (COPY on PostgreSQL, multi-row INSERTs on SQLite), on both databases."""
 
 from __future__ import annotations
 
@@ -13,7 +13,21 @@ import sqlalchemy as sa
 from contact_center.bulk import bulk_insert, check_identifier, staging_table
 from contact_center.exceptions import InvalidParameter
 
-TRICKY = ["plain", "", None, 'quote " and, comma', "new\nline", "Zoë Muñoz €", "02134"]
+TRICKY = [
+    "plain",
+    "",
+    None,
+    'quote " and, comma',
+    "new\nline",
+    "Zoë Muñoz €",
+    "02134",
+    "tab\there",
+    "back\\slash",
+    "cr\r\nlf",
+    "\\N",  # the text that COPY's text format uses for NULL, as a value
+    "\\.",  # the text that ends COPY data, as a value
+    '{"Notes": "say \\"hi\\"\\n"}',
+]
 
 
 def test_values_round_trip_exactly(engine: sa.Engine) -> None:
