@@ -26,6 +26,10 @@ from contact_center.exceptions import HostKeyError, SourceUnavailable
 __all__ = ["RemoteFile", "SftpServer", "SftpSession"]
 
 # aes128-gcm was measured about 1.25x faster than paramiko's default on loopback.
+#: A download is requested this many bytes at a time (see SftpSession.get).
+READ_WINDOW_BYTES = 16 << 20
+# paramiko's largest SFTP read request.
+_READ_BYTES = 32768
 PREFERRED_CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com", "aes128-ctr")
 Progress = Callable[[int, int], None]
 
@@ -261,9 +265,33 @@ class SftpSession:
         return True
 
     def get(self, path: str, target: IO[bytes], progress: Progress | None = None) -> int:
-        """Download ``path`` into the open binary file ``target``; return the bytes read."""
+        """Download ``path`` into the open binary file ``target``; return the bytes read.
+
+        The file is read in windows of :data:`READ_WINDOW_BYTES`, each requested at
+        once (``readv``), then read in order. paramiko's whole-file prefetch
+        (``getfo``) has a race (paramiko#2519): when its requesting thread falls
+        behind the responses (other threads keeping the GIL busy, as when the import
+        parses the file while it arrives), it takes the prefetch for finished and
+        reads the rest one request at a time: a 125 MB download went from 1 s to 25 s
+        in one import out of four. A window bounds that to its own megabytes; 16 MiB
+        downloads at about 0.95 s where ``getfo`` takes 0.8 s here.
+        """
         try:
-            return int(self._sftp.getfo(path, target, callback=progress))
+            size = int(self._sftp.stat(path).st_size or 0)
+            done = 0
+            with self._sftp.open(path, "rb") as remote:
+                for start in range(0, size, READ_WINDOW_BYTES):
+                    stop = min(start + READ_WINDOW_BYTES, size)
+                    chunks = [
+                        (offset, min(_READ_BYTES, stop - offset))
+                        for offset in range(start, stop, _READ_BYTES)
+                    ]
+                    for data in remote.readv(chunks):
+                        target.write(data)
+                        done += len(data)
+                        if progress is not None:
+                            progress(done, size)
+            return done
         except (OSError, paramiko.SSHException) as exc:
             raise self._fail("download", path, exc) from None
 

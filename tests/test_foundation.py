@@ -286,3 +286,26 @@ def test_download_that_fails_before_starting_stops_its_reader(tmp_path: Path) ->
         fetch(parse_location(str(tmp_path / "missing.csv")), tmp_path, download=download)
     with pytest.raises(DownloadInterrupted, match="before it started"):
         download.open()
+
+
+def test_sftp_get_reads_window_after_window(
+    sshd, sftp_block: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import blocks.sftp as sftp_module
+
+    monkeypatch.setattr(sftp_module, "READ_WINDOW_BYTES", 100_000)  # a window not of 32 KiB
+    folder = f"windows-{uuid.uuid4().hex[:8]}"
+    (sshd.home / folder).mkdir()
+    payload = os.urandom(1_000_003)
+    (sshd.home / folder / "big.bin").write_bytes(payload)
+    (sshd.home / folder / "empty.bin").write_bytes(b"")
+    seen: list[tuple[int, int]] = []
+    big = fetch(
+        parse_location(f"sftp://{sftp_block}/{folder}/big.bin"),
+        tmp_path,
+        lambda done, total: seen.append((done, total)),
+    )
+    assert big.path.read_bytes() == payload and seen[-1] == (len(payload), len(payload))
+    assert [done for done, _ in seen] == sorted(done for done, _ in seen)
+    empty = fetch(parse_location(f"sftp://{sftp_block}/{folder}/empty.bin"), tmp_path)
+    assert empty.size == 0 and empty.path.read_bytes() == b""
