@@ -184,7 +184,7 @@ def _plain_query(
             a.c.list_id,
             a.c.record_key,
             *(r.c[f] for f in RECORD_FIELDS),
-            r.c.custom_fields,
+            *extra,  # json (schema 0002) has no equality to group by
         )
         .order_by(a.c.list_id, a.c.record_key)
     )
