@@ -28,7 +28,15 @@ from typing import Any
 
 import sqlalchemy as sa
 
-__all__ = ["child_main", "fmt", "openssh_sftp", "rss_mb", "run_flow", "throwaway_postgres"]
+__all__ = [
+    "child_main",
+    "client_files",
+    "fmt",
+    "openssh_sftp",
+    "rss_mb",
+    "run_flow",
+    "throwaway_postgres",
+]
 
 PG_ADMIN_URL = os.environ.get(
     "CCTASKS_BENCH_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -122,6 +130,16 @@ def fmt(values: list[float]) -> str:
     """The median and every run, e.g. ``  4.21 s  (runs: 4.30, 4.21, 4.02)``."""
     runs = ", ".join(f"{v:.2f}" for v in values)
     return f"{statistics.median(values):6.2f} s  (runs: {runs})"
+
+
+def client_files(sshd: Any, workdir: Path) -> tuple[Path, Path]:
+    """The reference client's private key (mode 600) and known_hosts for the test sshd."""
+    key = workdir / "client_key"
+    key.write_text(sshd.private_key)
+    key.chmod(0o600)
+    known_hosts = workdir / "known_hosts"
+    known_hosts.write_text(sshd.known_hosts + "\n")
+    return key, known_hosts
 
 
 def openssh_sftp(sshd: Any, key: Path, known_hosts: Path, *commands: str) -> None:

@@ -200,11 +200,7 @@ class References:
         self.sshd = sshd
         self.pg_url = pg_url
         self.workdir = workdir
-        self.key = workdir / "client_key"
-        self.key.write_text(sshd.private_key)
-        self.key.chmod(0o600)
-        self.known_hosts = workdir / "known_hosts"
-        self.known_hosts.write_text(sshd.known_hosts + "\n")
+        self.key, self.known_hosts = common.client_files(sshd, workdir)
         engine = sa.create_engine(pg_url)
         with engine.begin() as conn:
             conn.exec_driver_sql(

@@ -44,7 +44,7 @@ from typing import Any
 import sqlalchemy as sa
 from pydantic import SecretStr
 
-from bench.common import child_main, fmt, run_flow, throwaway_postgres
+from bench.common import child_main, client_files, fmt, openssh_sftp, run_flow, throwaway_postgres
 
 BLOCK_NAME = "bench-sftp"
 CAMPAIGN = "Bench Campaign"
@@ -202,11 +202,7 @@ class Reference:
             sa.make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
         )
         self.workdir = workdir
-        self.key = workdir / "client_key"
-        self.key.write_text(sshd.private_key)
-        self.key.chmod(0o600)
-        self.known_hosts = workdir / "known_hosts"
-        self.known_hosts.write_text(sshd.known_hosts + "\n")
+        self.key, self.known_hosts = client_files(sshd, workdir)
         self.last_copy = 0.0
         self.last_size = 0
 
@@ -228,28 +224,8 @@ class Reference:
             capture_output=True,
         )
         self.last_copy = time.perf_counter() - started
-        batch = self.workdir / "batch"
-        batch.write_text(f"put {local} {REMOTE_FOLDER}/reference.csv\n")
-        subprocess.run(
-            [
-                "sftp",
-                "-q",
-                "-b",
-                str(batch),
-                "-P",
-                str(self.sshd.port),
-                "-i",
-                str(self.key),
-                "-o",
-                f"UserKnownHostsFile={self.known_hosts}",
-                "-o",
-                "StrictHostKeyChecking=yes",
-                "-o",
-                "BatchMode=yes",
-                f"{self.sshd.username}@{self.sshd.host}",
-            ],
-            check=True,
-            capture_output=True,
+        openssh_sftp(
+            self.sshd, self.key, self.known_hosts, f"put {local} {REMOTE_FOLDER}/reference.csv"
         )
         seconds = time.perf_counter() - started
         self.last_size = local.stat().st_size
