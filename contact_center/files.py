@@ -536,14 +536,21 @@ def _read_up_to(handle: IO[bytes], count: int) -> bytes:
     return b"".join(parts)
 
 
-def _encoding_of_head(head: bytes) -> str | None:
-    """The encoding that the head of a longer file shows: its BOM's, else UTF-8 when the
-    head is UTF-8 (a guess: a later byte may say otherwise), else None (it takes the
-    whole file to tell Windows-1252 from ISO-8859-1)."""
+def _bom_encoding(head: bytes) -> str | None:
+    """The encoding a byte-order mark at the start of ``head`` names, if any."""
     if head.startswith(codecs.BOM_UTF8):
         return "utf-8-sig"
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         return "utf-16"
+    return None
+
+
+def _encoding_of_head(head: bytes) -> str | None:
+    """The encoding that the head of a longer file shows: its BOM's, else UTF-8 when the
+    head is UTF-8 (a guess: a later byte may say otherwise), else None (it takes the
+    whole file to tell Windows-1252 from ISO-8859-1)."""
+    if bom := _bom_encoding(head):
+        return bom
     try:
         codecs.getincrementaldecoder("utf-8")().decode(head)  # a cut last character is fine
     except UnicodeDecodeError:
@@ -632,10 +639,8 @@ def detect_encoding(path: Path, *, head: bytes | None = None, whole: bool = True
     if head is None:
         with path.open("rb") as handle:
             head = handle.read(_SAMPLE_BYTES)
-    if head.startswith(codecs.BOM_UTF8):
-        return "utf-8-sig"
-    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return "utf-16"
+    if bom := _bom_encoding(head):
+        return bom
     decoder = codecs.getincrementaldecoder("utf-8")()
     high_c1 = False
     undefined = False
