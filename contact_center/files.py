@@ -62,6 +62,8 @@ _SAMPLE_BYTES = 64 * 1024
 _SNIFF_RECORDS = 50
 # Arrow parses in blocks of this size; a chunk is re-cut to ``chunk_rows`` rows.
 _BLOCK_BYTES = 1 << 20
+# Rows in the first chunk; each next chunk doubles, up to ``chunk_rows``.
+_FIRST_CHUNK_ROWS = 4096
 _SCAN_BYTES = 4 << 20
 # Bytes 0x80-0x9F that Windows-1252 leaves undefined: text with them is ISO-8859-1.
 _CP1252_UNDEFINED = b"\x81\x8d\x8f\x90\x9d"
@@ -232,10 +234,16 @@ class TableReader:
             yield from self._rechunk(reader, first_row=2)
 
     def _rechunk(self, reader: pv.CSVStreamingReader, *, first_row: int) -> Iterator[Chunk]:
-        """Re-cut Arrow's byte-sized batches into frames of ``chunk_rows`` rows."""
+        """Re-cut Arrow's byte-sized batches into frames of ``chunk_rows`` rows.
+
+        The first chunks are smaller (:data:`_FIRST_CHUNK_ROWS`, doubling up to
+        ``chunk_rows``), so that whoever consumes them (the database, in an import
+        that loads a file while it arrives) starts work sooner.
+        """
         pending: list[pa.RecordBatch] = []
         pending_rows = 0
         next_row = first_row
+        size = min(self.chunk_rows, _FIRST_CHUNK_ROWS)
         while True:
             try:
                 batch = reader.read_next_batch()
@@ -245,12 +253,13 @@ class TableReader:
                 raise self._csv_error(exc, next_row + pending_rows) from exc
             pending.append(batch)
             pending_rows += batch.num_rows
-            while pending_rows >= self.chunk_rows:
+            while pending_rows >= size:
                 table = pa.Table.from_batches(pending, schema=reader.schema)
-                yield self._chunk(table.slice(0, self.chunk_rows), next_row)
-                next_row += self.chunk_rows
-                rest = table.slice(self.chunk_rows)
+                yield self._chunk(table.slice(0, size), next_row)
+                next_row += size
+                rest = table.slice(size)
                 pending, pending_rows = rest.to_batches(), rest.num_rows
+                size = min(self.chunk_rows, 2 * size)
         if pending_rows:
             yield self._chunk(pa.Table.from_batches(pending, schema=reader.schema), next_row)
 

@@ -121,6 +121,15 @@ def test_chunks_are_cut_at_chunk_rows_with_exact_row_numbers(tmp_path: Path) -> 
     assert sum(len(c.frame) for c in reader) == 1000
 
 
+def test_first_chunks_are_smaller_so_that_a_load_starts_sooner(tmp_path: Path) -> None:
+    # 4096 rows first, then twice as many each time, up to chunk_rows.
+    path = write(tmp_path / "ramp.csv", "id\n" + "".join(f"{i}\n" for i in range(30_000)))
+    chunks = list(read_table(path, name="ramp.csv", chunk_rows=10_000))
+    assert [len(c.frame) for c in chunks] == [4096, 8192, 10_000, 7712]
+    assert [c.first_row for c in chunks] == [2, 4098, 12_290, 22_290]
+    assert [int(c.frame["id"].iloc[0]) for c in chunks] == [0, 4096, 12_288, 22_288]
+
+
 def test_header_only_file_has_no_rows(tmp_path: Path) -> None:
     reader = read_table(write(tmp_path / "h.csv", "account,phone1\n"), name="h.csv")
     assert reader.header == ["account", "phone1"]
