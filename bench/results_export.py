@@ -161,7 +161,8 @@ def _plain_query(
     window = sa.and_(
         a.c.campaign_id == campaign_id, a.c.recorded_at >= start, a.c.recorded_at < end
     )
-    extra = [r.c.custom_fields[k].as_string() for k in keys]
+    # Custom fields are stored as JSON text (schema 0003); look inside as json.
+    extra = [sa.cast(r.c.custom_fields, sa.JSON())[k].as_string() for k in keys]
     joined = a.outerjoin(lists, lists.c.id == a.c.list_id).outerjoin(
         r, sa.and_(r.c.list_id == a.c.list_id, r.c.record_key == a.c.record_key)
     )
@@ -184,7 +185,7 @@ def _plain_query(
             a.c.list_id,
             a.c.record_key,
             *(r.c[f] for f in RECORD_FIELDS),
-            *extra,  # json (schema 0002) has no equality to group by
+            *extra,
         )
         .order_by(a.c.list_id, a.c.record_key)
     )

@@ -775,13 +775,11 @@ class _ListLoad:
         """
         quote = self.conn.dialect.identifier_preparer.quote
         fields = [quote(f) for f in RECORD_FIELDS]
-        custom = "CAST(s.custom_fields AS JSON)"
-        # json has no equality; its text is kept as written, and the parser writes
-        # one spelling, so the text tells a change (a document written by someone
-        # else in another spelling counts as changed once, and is then ours).
+        # Custom fields are JSON text (models.JsonText) and the parser writes one
+        # spelling, so the text tells a change (a document written by someone else
+        # in another spelling counts as changed once, and is then ours).
         differs = " OR ".join(
-            [f"r.{f} IS DISTINCT FROM s.{f}" for f in fields]
-            + ["CAST(r.custom_fields AS TEXT) IS DISTINCT FROM s.custom_fields"]
+            [f"r.{f} IS DISTINCT FROM s.{f}" for f in [*fields, "custom_fields"]]
         )
         # Names come from our own schema and the generated staging table, never from
         # user input; every value is a bound parameter.
@@ -790,14 +788,14 @@ class _ListLoad:
             "ON r.list_id = :list_id AND r.record_key = s.record_key "
             f"WHEN MATCHED AND ({differs}) THEN UPDATE SET "
             + ", ".join(f"{f} = s.{f}" for f in fields)
-            + f", custom_fields = {custom}, expires_at = :expires_at, import_id = :import_id, "
-            "updated_at = :now "
+            + ", custom_fields = s.custom_fields, expires_at = :expires_at, "
+            "import_id = :import_id, updated_at = :now "
             "WHEN NOT MATCHED THEN INSERT (list_id, record_key, "
             + ", ".join(fields)
             + ", custom_fields, expires_at, import_id, updated_at) VALUES "
             "(:list_id, s.record_key, "
             + ", ".join(f"s.{f}" for f in fields)
-            + f", {custom}, :expires_at, :import_id, :now)"
+            + ", s.custom_fields, :expires_at, :import_id, :now)"
         ).bindparams(
             sa.bindparam("expires_at", type_=UTCDateTime()),
             sa.bindparam("now", type_=UTCDateTime()),
@@ -822,17 +820,12 @@ class _ListLoad:
         )
         return int(added or 0), int(changed) - int(added or 0)
 
-    def _custom_fields(self, stg: sa.Table) -> sa.ColumnElement[Any]:
-        if is_postgresql(self.conn):
-            return sa.cast(stg.c.custom_fields, sa.JSON())
-        return stg.c.custom_fields
-
     def _stamp(self, value: datetime | None) -> sa.ColumnElement[Any]:
         return sa.literal(value, UTCDateTime())
 
     def _update_changed(self, stg: sa.Table) -> int:
         fields = {name: stg.c[name] for name in RECORD_FIELDS}
-        custom = self._custom_fields(stg)
+        custom = stg.c.custom_fields
         differs = sa.or_(
             *(_records.c[name].is_distinct_from(value) for name, value in fields.items()),
             _records.c.custom_fields.is_distinct_from(custom),
@@ -861,7 +854,7 @@ class _ListLoad:
             sa.literal(self.result.list_id, sa.Integer()),
             stg.c.record_key,
             *(stg.c[name] for name in RECORD_FIELDS),
-            self._custom_fields(stg),
+            stg.c.custom_fields,
             self._stamp(self.expires_at),
             sa.literal(self.result.import_id, sa.BigInteger()),
             self._stamp(self.now),

@@ -10,11 +10,11 @@ and naive values that come back are marked UTC.
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
-    JSON,
     BigInteger,
     Boolean,
     DateTime,
@@ -40,10 +40,32 @@ NAMING_CONVENTION = {
 
 # BIGINT primary keys autoincrement on SQLite only as INTEGER.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
-#: JSON documents: ``json`` on PostgreSQL, which keeps the text as written and only
-#: checks it; ``jsonb``'s decomposition made a 1M-row list COPY about 20% slower, and
-#: list records are written in bulk far more often than their custom fields are queried.
-JsonDoc = JSON()
+
+
+class JsonText(TypeDecorator[Any]):
+    """A JSON document stored as its text (``text`` on PostgreSQL, ``TEXT`` on SQLite).
+
+    List records are written in bulk far more often than their custom fields are
+    queried, and the parser writes each document itself, so the database need not
+    check or decompose it: ``jsonb`` made a 1M-row list COPY about 20% slower and
+    ``json``'s check about 10% more (migrations 0002 and 0003). Python sees the
+    document (a dict); SQL that looks inside casts it to ``JSON`` first.
+    """
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
+        """Write a document the way the list parser spells it (compact, UTF-8)."""
+        if value is None:
+            return None
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Any:
+        """Read the text back as the document."""
+        return None if value is None else json.loads(value)
+
+
 #: Keys that are loaded in bulk and matched exactly (record keys, exclusion keys): on
 #: PostgreSQL they use the "C" collation, so that their unique indexes compare bytes
 #: instead of calling the locale's collation (about 10% faster bulk loads). Sorting by
@@ -204,7 +226,7 @@ class ListRecord(Base):
     timezone: Mapped[str | None] = mapped_column(String(64), nullable=True)
     priority: Mapped[str | None] = mapped_column(String(40), nullable=True)
     call_at: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    custom_fields: Mapped[Any] = mapped_column(JsonDoc, nullable=True)
+    custom_fields: Mapped[Any] = mapped_column(JsonText(), nullable=True)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     import_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
     # On PostgreSQL it defaults to now() (the transaction's start; migration 0002), so

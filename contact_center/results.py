@@ -361,9 +361,14 @@ def _flag(expr: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
     return sa.case((expr, "true"), else_="false")
 
 
+def _custom_document() -> sa.ColumnElement[Any]:
+    """A record's custom fields as ``json`` (they are stored as its text, models.JsonText)."""
+    return sa.cast(_records.c.custom_fields, sa.JSON())
+
+
 def _custom_value(key: str, dialect: str) -> sa.ColumnElement[Any]:
     if dialect == "postgresql":
-        return cast(sa.ColumnElement[Any], _records.c.custom_fields[key].as_string())
+        return cast(sa.ColumnElement[Any], _custom_document()[key].as_string())
     # json_each matches any key exactly; a JSON path would need quoting rules.
     fields = sa.func.json_each(_records.c.custom_fields).table_valued("key", "value")
     return sa.select(sa.cast(fields.c.value, sa.Text)).where(fields.c.key == key).scalar_subquery()
@@ -544,11 +549,11 @@ def custom_keys(conn: Connection, *, campaign_id: int, start: datetime, end: dat
     lists = _window_lists(campaign_id, start, end)
     if conn.dialect.name == "postgresql":
         keys = (
-            sa.func.json_object_keys(_records.c.custom_fields)
+            sa.func.json_object_keys(_custom_document())
             .table_valued("key")
             .render_derived(name="object_keys")
         )
-        is_object = sa.func.json_typeof(_records.c.custom_fields) == "object"
+        is_object = sa.func.json_typeof(_custom_document()) == "object"
     else:
         keys = sa.func.json_each(_records.c.custom_fields).table_valued("key", "value")
         is_object = sa.func.json_type(_records.c.custom_fields) == "object"

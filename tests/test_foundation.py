@@ -170,7 +170,8 @@ def blank_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sa.Engi
         admin.dispose()
 
 
-def test_migration_0002_keeps_records_and_changes_key_types(blank_db: sa.Engine) -> None:
+def test_migrations_keep_records_and_change_column_types(blank_db: sa.Engine) -> None:
+    """0002 ("C" keys) and 0003 (custom fields as JSON text) keep a record as it was."""
     from contact_center.db import upgrade
 
     upgrade(blank_db, "0001")
@@ -200,7 +201,7 @@ def test_migration_0002_keeps_records_and_changes_key_types(blank_db: sa.Engine)
                 "list_records.record_key": "C",
                 "exclusions.key_value": "C",
                 "call_attempts.record_key": "C",
-                "list_records.custom_fields": "json",
+                "list_records.custom_fields": "text",
             }
     assert custom[0] == "ÄB-1"
     loaded = custom[1] if isinstance(custom[1], dict) else json.loads(custom[1])
