@@ -96,8 +96,10 @@ def run_flow(module: str, params: dict[str, Any], env: dict[str, str]) -> dict[s
     """Run ``python -m <module> --child <params>``; return its figures.
 
     The figures gain ``in_flow``: the run's own start-to-end time on the server
-    (what the task log shows as Duration: without the client's creation of the run,
-    but with Prefect's wait for its heartbeat thread, which sleeps in 1 s steps), or None.
+    (what the task log shows as Duration), or None. The wall time adds the client's
+    creation of the run and, after the run has completed, Prefect's wait for its
+    heartbeat thread, which sleeps in 1 s steps (so a sync call returns on a whole
+    second of that thread).
 
     Raises:
         RuntimeError: the flow failed; the message holds the child's output.
