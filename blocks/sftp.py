@@ -165,6 +165,10 @@ class SftpSession:
         """Open a connection to ``server`` (see :meth:`SftpServer.open`)."""
         try:
             sock = socket.create_connection((server.host, server.port), timeout=server.timeout)
+            # SFTP is requests and answers: with Nagle's algorithm a small request
+            # waited for the last answer's ACK (delayed up to 40 ms), at the start of
+            # every read window and for every request that paramiko sends alone.
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError as exc:
             raise SourceUnavailable(f"cannot reach SFTP server {server.address}: {exc}") from None
         transport = paramiko.Transport(sock)
@@ -273,8 +277,13 @@ class SftpSession:
         behind the responses (other threads keeping the GIL busy, as when the import
         parses the file while it arrives), it takes the prefetch for finished and
         reads the rest one request at a time: a 125 MB download went from 1 s to 25 s
-        in one import out of four. A window bounds that to its own megabytes; 16 MiB
-        downloads at about 0.95 s where ``getfo`` takes 0.8 s here.
+        in one import out of four. A window bounds that to its own megabytes, and
+        with ``TCP_NODELAY`` (see :meth:`connect`) a request sent alone waits one
+        round trip, not a delayed ACK: the imports' slowest downloads went from
+        about 6 s to about 4 s (of 2 s, beside the parse and the load). In 16 MiB
+        windows the 125 MB list downloads in about 0.87 s here (``getfo``: 0.70 s);
+        each window ends with one round trip of idle pipe, which a distant server
+        makes costlier in small windows.
         """
         try:
             size = int(self._sftp.stat(path).st_size or 0)
