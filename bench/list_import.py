@@ -12,8 +12,9 @@ and measures, interleaved run by run, medians of ``--runs``:
   plus ``psql \\copy`` of it into a table of the same shape (the file's columns as
   text and a ``bigserial`` primary key); at ``--rows`` and at ``--small`` rows;
 - **database floor**: ``\\copy`` of the flow's own loaded rows into a table shaped like
-  ``list_records`` (its JSON, primary and unique keys): what the database must do
-  for this load whoever sends the rows, to tell our overhead from the schema's;
+  ``list_records`` (its primary and unique keys, the custom fields as JSON text): what
+  the database must do for this load whoever sends the rows, to tell our overhead from
+  the schema's;
 - **peak RSS** of the process running the flow (each flow run is a child process,
   so the figure is that run's own), and its baseline before the flow starts;
 - **update path**: the re-import (``force``) of the same file into the loaded list,
@@ -223,7 +224,7 @@ class References:
     def floor_copy(self, list_name: str) -> float:
         """``\\copy`` of the flow's own rows into a table shaped like ``list_records``.
 
-        The same rows, already normalised, into the same columns, JSON and unique key:
+        The same rows, already normalised, into the same columns and keys:
         what the database itself must do for the load, whoever sends the rows.
         """
         if list_name not in self.floor_files:
@@ -507,7 +508,7 @@ def _print_results(args: argparse.Namespace, results: dict[str, Any]) -> None:
     )
     _report(
         f"database floor: \\copy of the flow's own rows into a table shaped like list_records "
-        f"(JSON, unique key): {common.fmt(full['floor'])}; "
+        f"(primary and unique keys): {common.fmt(full['floor'])}; "
         f"= {med(full['floor']) / med(full['copy']):.2f}x the reference's \\copy"
     )
     _report(
