@@ -39,6 +39,7 @@ from prefect.runtime import flow_run as runtime_flow_run
 from contact_center.db import mapped_database_errors, safe_url
 from contact_center.exceptions import DeliveryFailed, HostKeyError, InvalidParameter
 from contact_center.locations import has_glob, parse_location, render_path
+from contact_center.names import check_name
 from contact_center.outcome import Outcome
 from contact_center.results import (
     DEFAULT_FILE_NAME,
@@ -145,8 +146,7 @@ def validate_request(
     Raises:
         InvalidParameter: a parameter is not valid; the message names it.
     """
-    if not isinstance(campaign, str) or not campaign.strip():
-        raise InvalidParameter("campaign must be a non-empty campaign name")
+    campaign = check_name("campaign", campaign)
     location = parse_location(destination)
     if has_glob(location.path):
         raise InvalidParameter(f"destination {destination!r} is a folder; it cannot hold a glob")
@@ -162,7 +162,7 @@ def validate_request(
     gzip = _check_bool("gzip", gzip)
     render_file_name(file_name, campaign=campaign, start=now, end=now, format=format, gzip=gzip)
     return ExportRequest(
-        campaign=campaign.strip(),
+        campaign=campaign,
         destination=destination.strip(),
         format=format,
         since=parsed,
