@@ -262,7 +262,12 @@ def test_parse_since_and_times() -> None:
 def test_file_names_are_stable_and_safe() -> None:
     start, end = datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 11, 1, 6, 30, tzinfo=UTC)
     name = render_file_name(
-        DEFAULT_FILE_NAME, campaign="Spring Sale", start=start, end=end, format="simple", export_id=7
+        DEFAULT_FILE_NAME,
+        campaign="Spring Sale",
+        start=start,
+        end=end,
+        format="simple",
+        export_id=7,
     )
     assert name == "Spring Sale_20261101000000_20261101063000_7.csv"
     assert (
