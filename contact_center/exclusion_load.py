@@ -37,7 +37,6 @@ __all__ = [
     "ExclusionListInfo",
     "ImportRecord",
     "LoadCounts",
-    "count_keys",
     "ensure_exclusion_list",
     "get_exclusion_list",
     "imported_file_names",
@@ -200,12 +199,6 @@ def imported_file_names(conn: Connection, list_id: int) -> set[str]:
         )
     )
     return {name for (name,) in rows}
-
-
-def count_keys(conn: Connection, list_id: int) -> int:
-    """How many keys the list holds (expired ones included)."""
-    query = sa.select(sa.func.count()).where(_exclusions.c.exclusion_list_id == list_id)
-    return int(conn.execute(query).scalar_one())
 
 
 def _list_is_empty(conn: Connection, list_id: int) -> bool:

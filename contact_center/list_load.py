@@ -754,23 +754,12 @@ class _ListLoad:
         policy = self.options.update_policy
         removed = 0
         if policy == "replace":
-            current = self.conn.scalar(
-                sa.select(sa.func.count()).where(_records.c.list_id == list_id)
-            )
             removed = self.conn.execute(
                 sa.delete(_records).where(
                     _records.c.list_id == list_id,
                     ~sa.exists().where(stg.c.record_key == _records.c.record_key),
                 )
             ).rowcount
-            # After the delete (its count is the gate's), before the commit: a failed
-            # gate rolls the delete back with the rest of the import.
-            RemovalGate(self.options.max_removed_ratio, self.options.force).check(
-                removed=removed,
-                current=int(current or 0),
-                file=self.source.name,
-                target=f"calling list {self.options.list_name!r}",
-            )
         updated = 0
         if policy == "append":
             loaded = self._insert_new(stg)
@@ -780,6 +769,17 @@ class _ListLoad:
             updated = self._update_changed(stg)
             loaded = self._insert_new(stg)
         self._finish_counts(loaded=loaded, updated=updated, removed=removed)
+        if policy == "replace":
+            # Before the commit, so a failed gate rolls the whole import back. The list
+            # had the records removed plus those the file kept (updated or unchanged):
+            # no count query on the way.
+            r = self.result
+            RemovalGate(self.options.max_removed_ratio, self.options.force).check(
+                removed=r.removed,
+                current=r.removed + r.updated + r.unchanged,
+                file=self.source.name,
+                target=f"calling list {self.options.list_name!r}",
+            )
 
     def _merge(self, stg: sa.Table) -> tuple[int, int]:
         """PostgreSQL: update the changed records and add the new ones in one join.

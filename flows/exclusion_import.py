@@ -38,7 +38,6 @@ from contact_center.exclusion_load import (
     UPDATE_POLICIES,
     ImportRecord,
     LoadCounts,
-    count_keys,
     ensure_exclusion_list,
     get_exclusion_list,
     imported_file_names,
@@ -303,13 +302,13 @@ def load_exclusions(
                 case_sensitive=request.case_sensitive,
                 update_policy=request.update_policy,
             )
-            current = count_keys(conn, info.id)
             counts = load_exclusion_keys(
                 conn, info.id, parsed.keys, update_policy=request.update_policy, now=started_at
             )
+            # The list had the keys removed plus the file's keys already in it (renewed).
             request.removal.check(
                 removed=counts.removed,
-                current=current,
+                current=counts.removed + counts.renewed,
                 file=fetched.name,
                 target=f"exclusion list {request.exclusion_list!r}",
                 unit="keys",
