@@ -4,13 +4,13 @@ A run:
 
 1. ``select_results``: finds the campaign and the window (``since: last`` from the
    watermark of the (campaign, destination) pair up to the run's scheduled time, or
-   an explicit ``START/END`` backfill), reserves a ``since: last`` window as a
-   pending export, and surveys it (rows, custom-field columns).
+   an explicit ``START/END`` backfill), reserves the export (its id, in the file
+   name), and surveys it (rows, custom-field columns).
 2. ``render_export``: streams the rows into a local CSV (optionally gzip), never
    holding them all in memory.
 3. ``deliver_export`` (the network step, retried with backoff): uploads under a
-   temporary name, checks the size and renames into place
-   (:func:`flows.common.transfer.deliver`).
+   temporary name, checks the size and renames into place, never over another
+   export's file (:func:`flows.common.transfer.deliver`).
 4. ``record_export``: marks the export delivered and, for ``since: last``, moves the
    watermark to the window's end, in one transaction, only after the rename.
 
