@@ -255,7 +255,9 @@ def measure(
         "destination": f"sftp://{BLOCK_NAME}/{REMOTE_FOLDER}",
         "format": format,
         "since": f"{start.isoformat()}/{end.isoformat()}",
-        "file_name": "{campaign}_{format}.csv",
+        # Each run is an export of its own: a name of its own (a delivery never
+        # replaces another export's file).
+        "file_name": "{campaign}_{format}_{export_id}.csv",
     }
     names = ("ref", "copy", "plain", "flow", "in_flow", "peak", "baseline")
     figures: dict[str, Any] = {name: [] for name in names}
@@ -271,6 +273,8 @@ def measure(
         figures["baseline"].append(result["baseline_mb"])
         figures["flow"].append(result["seconds"])
         figures["outcome"] = result["outcome"]
+        for delivered in result["outcome"]["files"]:
+            (ref.sshd.home / REMOTE_FOLDER / delivered.rsplit("/", 1)[-1]).unlink()
         _report(
             f"  run {run + 1}: reference {figures['ref'][-1]:.2f} s (\\copy "
             f"{figures['copy'][-1]:.2f} s), plain {figures['plain'][-1]:.2f} s, flow "

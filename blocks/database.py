@@ -8,8 +8,9 @@ password and hands out an engine from :mod:`contact_center.db`.
 
 from __future__ import annotations
 
+import sqlalchemy as sa
 from prefect.blocks.core import Block
-from pydantic import Field, SecretStr
+from pydantic import ConfigDict, Field, SecretStr, field_validator
 from sqlalchemy.engine import Engine, make_url
 
 from contact_center.db import create_db_engine, ensure_schema, safe_url
@@ -32,6 +33,9 @@ class ContactCenterDatabase(Block):
     _block_type_slug = "contact-center-database"
     _description = "SQLAlchemy URL (SQLite or PostgreSQL) of the contact-centre database."
 
+    # A refused value is not quoted in the validation error: it may hold a password.
+    model_config = ConfigDict(hide_input_in_errors=True)
+
     url: str = Field(
         description=(
             "SQLAlchemy URL without the password, e.g. sqlite:///.cctasks/contact-center.db "
@@ -41,6 +45,22 @@ class ContactCenterDatabase(Block):
     password: SecretStr | None = Field(
         default=None, description="Database password, kept apart from the URL."
     )
+
+    @field_validator("url")
+    @classmethod
+    def _url_without_password(cls, value: str) -> str:
+        """Refuse a URL that carries a password: the URL is stored in plain text."""
+        try:
+            password = make_url(value).password
+        except sa.exc.ArgumentError:
+            return value  # not a URL at all: create_url says so when it is used
+        if password is not None:
+            raise ValueError(
+                "the url must not carry the password (the block stores its url in plain "
+                "text, and Prefect's events copy it); remove it from the url and put it in "
+                "the block's `password` field, which is kept secret"
+            )
+        return value
 
     def create_url(self) -> str:
         """The full URL, with the password put in (unwrapped only here)."""

@@ -34,6 +34,7 @@ from contact_center.models import (
     ExclusionList,
     utcnow,
 )
+from contact_center.names import check_name
 
 __all__ = [
     "CampaignInfo",
@@ -381,8 +382,7 @@ def ensure_campaign(
     Raises:
         InvalidParameter: empty name, unknown time zone or state.
     """
-    if not name or not name.strip():
-        raise InvalidParameter("a campaign needs a non-empty name")
+    check_name("campaign", name)
     validate_time_zone(time_zone)
     if state is not None and state not in TARGET_STATE.values():
         raise InvalidParameter(f"state must be 'running' or 'stopped', not {state!r}")

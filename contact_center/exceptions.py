@@ -13,7 +13,8 @@ location or object involved, never a secret::
     │   └── DownloadInterrupted a download that a reader follows failed or started over
     ├── DeliveryFailed          a file or an email could not be delivered
     ├── InvalidFile             a file cannot be parsed; names file, row and column
-    ├── QualityGateFailed       a quality gate (min_rows, max_reject_ratio) stopped a load
+    ├── QualityGateFailed       a quality gate (min_rows, max_reject_ratio,
+    │                           max_removed_ratio) stopped a load
     ├── CampaignStateError      a campaign cannot take the requested step
     └── DatabaseError           the contact-centre database refused an operation
 

@@ -29,6 +29,7 @@ from contact_center.bulk import bulk_insert, is_postgresql, staging_table
 from contact_center.db import sqlite_timestamp
 from contact_center.exceptions import InvalidParameter, ObjectNotFound
 from contact_center.exclusions import validate_match_field
+from contact_center.list_rows import insert_new_list
 from contact_center.models import Base, Exclusion, ExclusionImport, ExclusionList, UTCDateTime
 
 __all__ = [
@@ -152,18 +153,24 @@ def ensure_exclusion_list(
     ``case_sensitive`` (it rewrites every key). An ``add`` may not: keys folded one
     way would silently stop matching, so a mismatch is refused.
 
+    The list's row is locked until the transaction ends, so two imports into one
+    list run one after the other; two first imports of a new list too (the second
+    waits for the first to commit, then finds its list).
+
     Raises:
         InvalidParameter: an ``add`` whose settings differ from the stored list's.
     """
     validate_match_field(match_field)
-    row = conn.execute(sa.select(_lists).where(_lists.c.name == name)).one_or_none()
+    # FOR UPDATE serialises imports into one list on PostgreSQL (SQLite has one writer).
+    locked = sa.select(_lists).where(_lists.c.name == name).with_for_update()
+    row = conn.execute(locked).one_or_none()
     if row is None:
-        new_id = conn.execute(
-            sa.insert(_lists)
-            .values(name=name, match_field=match_field, case_sensitive=case_sensitive)
-            .returning(_lists.c.id)
-        ).scalar_one()
-        return ExclusionListInfo(int(new_id), name, match_field, case_sensitive, True)
+        new_id = insert_new_list(
+            conn, _lists, name=name, match_field=match_field, case_sensitive=case_sensitive
+        )
+        if new_id is not None:
+            return ExclusionListInfo(new_id, name, match_field, case_sensitive, True)
+        row = conn.execute(locked).one()
     info = _info(row)
     if (info.match_field, info.case_sensitive) == (match_field, case_sensitive):
         return info

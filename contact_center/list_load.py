@@ -44,6 +44,8 @@ from contact_center.exceptions import (
     QualityGateFailed,
 )
 from contact_center.exclusions import key_is_excluded, record_match_columns
+from contact_center.gates import DEFAULT_MAX_REMOVED_RATIO, RemovalGate
+from contact_center.list_rows import insert_new_list
 from contact_center.locations import parse_location
 from contact_center.models import (
     RECORD_FIELDS,
@@ -53,6 +55,7 @@ from contact_center.models import (
     ListRecord,
     UTCDateTime,
 )
+from contact_center.names import check_name
 
 __all__ = [
     "FILE_FORMATS",
@@ -124,6 +127,7 @@ class ImportOptions:
     expires_after_days: int | None = None
     min_rows: int = 0
     max_reject_ratio: float | None = None
+    max_removed_ratio: float = DEFAULT_MAX_REMOVED_RATIO
     scrub_exclusions: tuple[str, ...] = ()
     after_import: str = "keep"
     force: bool = False
@@ -140,11 +144,7 @@ class ImportOptions:
         """
         import phonenumbers
 
-        list_name = params.get("list_name")
-        if not isinstance(list_name, str) or not list_name.strip() or len(list_name) > 200:
-            raise InvalidParameter(
-                f"list_name {list_name!r} must be a non-empty name of at most 200 characters"
-            )
+        list_name = check_name("list_name", params.get("list_name"))
         source = params.get("source")
         parse_location(source)  # type: ignore[arg-type]
         policy = params.get("update_policy") or "update"
@@ -224,13 +224,14 @@ class ImportOptions:
             raise InvalidParameter(
                 f"scrub_exclusions {scrub!r} must be a list of exclusion-list names"
             )
+        scrub = [check_name("scrub_exclusions", s) for s in scrub]
         after = params.get("after_import") or "keep"
         _check_after_import(after)
-        force = params.get("force", False)
-        if not isinstance(force, bool):
-            raise InvalidParameter(f"force {force!r} must be true or false")
+        removal = RemovalGate.from_parameters(
+            params.get("max_removed_ratio"), params.get("force", False)
+        )
         return cls(
-            list_name=list_name.strip(),
+            list_name=list_name,
             source=source,  # type: ignore[arg-type]
             mapping=mapping,
             update_policy=policy,
@@ -245,9 +246,10 @@ class ImportOptions:
             expires_after_days=expires,
             min_rows=min_rows,
             max_reject_ratio=float(ratio) if ratio is not None else None,
-            scrub_exclusions=tuple(dict.fromkeys(s.strip() for s in scrub)),
+            max_removed_ratio=removal.max_ratio,
+            scrub_exclusions=tuple(dict.fromkeys(scrub)),
             after_import=after,
-            force=force,
+            force=removal.force,
         )
 
 
@@ -450,7 +452,8 @@ def load_list_records(
 
     Raises:
         ObjectNotFound: a ``scrub_exclusions`` list does not exist.
-        QualityGateFailed: ``min_rows`` or ``max_reject_ratio`` stopped the load.
+        QualityGateFailed: ``min_rows``, ``max_reject_ratio`` or (``replace``)
+            ``max_removed_ratio`` stopped the load.
         DatabaseError: the database refused the load.
         InvalidParameter: ``key_field`` differs from the existing list's (except
             with ``replace``, which re-keys the list).
@@ -549,18 +552,20 @@ class _ListLoad:
         opts = self.options
         # FOR UPDATE serialises two imports into one list on PostgreSQL; SQLite's
         # single writer does it for us (the clause is left out there).
-        row = self.conn.execute(
+        locked = (
             sa.select(_lists.c.id, _lists.c.key_field)
             .where(_lists.c.name == opts.list_name)
             .with_for_update()
-        ).first()
+        )
+        row = self.conn.execute(locked).first()
         if row is None:
-            list_id = self.conn.execute(
-                sa.insert(CallingList)
-                .values(name=opts.list_name, key_field=opts.key_field)
-                .returning(CallingList.id)
-            ).scalar_one()
-            return int(list_id), True
+            created = insert_new_list(
+                self.conn, _lists, name=opts.list_name, key_field=opts.key_field
+            )
+            if created is not None:
+                return created, True
+            # Another first import created the list meanwhile; its commit ended our wait.
+            row = self.conn.execute(locked).one()
         list_id, key_field = int(row[0]), row[1]
         if key_field != opts.key_field:
             if opts.update_policy != "replace":
@@ -764,6 +769,17 @@ class _ListLoad:
             updated = self._update_changed(stg)
             loaded = self._insert_new(stg)
         self._finish_counts(loaded=loaded, updated=updated, removed=removed)
+        if policy == "replace":
+            # Before the commit, so a failed gate rolls the whole import back. The list
+            # had the records removed plus those the file kept (updated or unchanged):
+            # no count query on the way.
+            r = self.result
+            RemovalGate(self.options.max_removed_ratio, self.options.force).check(
+                removed=r.removed,
+                current=r.removed + r.updated + r.unchanged,
+                file=self.source.name,
+                target=f"calling list {self.options.list_name!r}",
+            )
 
     def _merge(self, stg: sa.Table) -> tuple[int, int]:
         """PostgreSQL: update the changed records and add the new ones in one join.

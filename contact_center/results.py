@@ -20,11 +20,14 @@ watermark when the file has been delivered; an explicit ``START/END`` window
 (a backfill) never moves it.
 
 **Exactly once.** :func:`plan_export` writes a ``pending`` ``results_exports`` row
-before anything is delivered. A later run (a retry, or the next scheduled run) that
-finds it resumes that same window under the same file name, so a file that was
-renamed into place just before a crash is overwritten, never repeated in a second
-file. :func:`complete_export` marks the row ``delivered`` and advances the watermark
-in one transaction, after the rename.
+before anything is delivered; its id is the export's id, part of the default file
+name (:mod:`contact_center.export_naming`). A later run (a retry, or the next
+scheduled run) that finds it resumes that same window under the same id and file
+name, so a file that was renamed into place just before a crash is replaced by the
+same export, never repeated in a second file. No export ever replaces a file that
+another export delivered. :func:`complete_export` marks the row ``delivered`` and
+advances the watermark in one transaction, after the rename. A backfill (an explicit
+window) reserves a ``backfill`` row the same way, for its id; it is never resumed.
 
 **Safety.** Every text cell that starts with ``=``, ``+``, ``-``, ``@``, a tab or a
 carriage return gets a leading apostrophe (:func:`neutralise`), so spreadsheets show
@@ -49,8 +52,6 @@ import csv
 import io
 import math
 import random
-import re
-import string
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -66,6 +67,7 @@ from contact_center.bulk import bulk_insert, is_postgresql
 from contact_center.campaigns import CampaignInfo, get_campaign, transaction
 from contact_center.db import sqlite_timestamp
 from contact_center.exceptions import CampaignStateError, DatabaseError, InvalidParameter
+from contact_center.export_naming import DEFAULT_FILE_NAME, destination_key, render_file_name
 from contact_center.models import (
     PHONE_FIELDS,
     RECORD_FIELDS,
@@ -106,7 +108,6 @@ __all__ = [
 ]
 
 FORMATS = ("simple", "detailed")
-DEFAULT_FILE_NAME = "{campaign}_{start:%Y%m%d%H%M}_{end:%Y%m%d%H%M}.csv"
 #: A cell that starts with one of these is neutralised (OWASP's CSV-injection list).
 FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 #: Rows fetched per batch where the rows pass through Python (SQLite).
@@ -154,8 +155,6 @@ SIMPLE_COLUMNS: tuple[str, ...] = (
 
 _ISO_UTC_PG = 'YYYY-MM-DD"T"HH24:MI:SS"Z"'
 _ISO_UTC_SQLITE = "%Y-%m-%dT%H:%M:%SZ"
-_TEMPLATE_FIELDS = ("campaign", "start", "end", "format")
-_UNSAFE_NAME_CHARS = re.compile(r"[^\w .@+-]")
 
 _attempts = cast(sa.Table, CallAttempt.__table__)
 _records = cast(sa.Table, ListRecord.__table__)
@@ -227,76 +226,6 @@ def parse_since(since: str) -> Since:
     if end <= start:
         raise InvalidParameter(f"since {since!r}: the end must be after the start")
     return Since("window", start, end)
-
-
-def destination_key(destination: str) -> str:
-    """The destination as the watermark knows it: stripped, without a trailing slash.
-
-    Date templates stay unrendered, so a monthly folder keeps one watermark.
-    """
-    text = destination.strip()
-    return text.rstrip("/") or text
-
-
-def _check_template(template: str) -> None:
-    try:
-        parsed = list(string.Formatter().parse(template))
-    except ValueError as exc:
-        raise InvalidParameter(f"file_name {template!r} is not a valid template: {exc}") from None
-    for _literal, field, _spec, conversion in parsed:
-        if field is None:
-            continue
-        # Only plain names: no attribute or index access into the values.
-        if field not in _TEMPLATE_FIELDS or conversion:
-            raise InvalidParameter(
-                f"file_name {template!r} uses {{{field}}}; "
-                f"the template may use {', '.join('{' + f + '}' for f in _TEMPLATE_FIELDS)}"
-            )
-
-
-def _safe_name_part(text: str) -> str:
-    cleaned = _UNSAFE_NAME_CHARS.sub("_", text).strip().lstrip(".")
-    return cleaned or "campaign"
-
-
-def render_file_name(
-    template: str,
-    *,
-    campaign: str,
-    start: datetime,
-    end: datetime,
-    format: str,
-    gzip: bool = False,
-) -> str:
-    """Render the export's file name; the same window always gets the same name.
-
-    Args:
-        template: a ``str.format`` template with ``{campaign}``, ``{start:<strftime>}``,
-            ``{end:<strftime>}`` and ``{format}``; times are UTC.
-        campaign: the campaign's name (characters unsafe in a file name become ``_``).
-        start: the window's start.
-        end: the window's end.
-        format: ``simple`` or ``detailed``.
-        gzip: append ``.gz``.
-
-    Raises:
-        InvalidParameter: another field, attribute access, or a name with a folder.
-    """
-    _check_template(template)
-    try:
-        name = template.format(
-            campaign=_safe_name_part(campaign),
-            start=start.astimezone(UTC),
-            end=end.astimezone(UTC),
-            format=format,
-        )
-    except (ValueError, TypeError) as exc:
-        raise InvalidParameter(f"file_name {template!r} cannot be rendered: {exc}") from None
-    if "/" in name or "\\" in name or name in ("", ".", "..") or name.startswith("."):
-        raise InvalidParameter(
-            f"file_name {template!r} renders as {name!r}, which is not a plain file name"
-        )
-    return f"{name}.gz" if gzip else name
 
 
 def neutralise(value: str | None) -> str | None:
@@ -685,7 +614,8 @@ class ExportWindow:
         end: exclusive, UTC.
         advances_watermark: ``since: last`` (the watermark moves to ``end`` once
             delivered); an explicit window does not move it.
-        export_id: the ``pending`` ``results_exports`` row of a ``since: last`` export.
+        export_id: the export's ``results_exports`` row, reserved before the delivery
+            (``pending`` for ``since: last``, ``backfill`` for an explicit window).
         resumed: the window is that of an earlier, interrupted export.
         up_to_date: nothing to do: the watermark is already at or past the run's time.
     """
@@ -710,6 +640,9 @@ class ExportPlan:
         custom_keys: the custom-field keys that become columns, sorted.
         rows: how many data rows are expected (for progress).
         file_name: the final file name at the destination.
+        replace: whether the delivery may replace a file of that name: only when the
+            export resumes its own interrupted delivery and no other export
+            delivered that name.
     """
 
     campaign: CampaignInfo
@@ -719,6 +652,7 @@ class ExportPlan:
     custom_keys: tuple[str, ...]
     rows: int
     file_name: str
+    replace: bool = False
 
 
 def _read_watermark(conn: Connection, campaign_id: int, destination: str) -> datetime | None:
@@ -767,15 +701,16 @@ def plan_export(
     run_time: datetime,
     first_since: datetime | None = None,
     format: str = "detailed",
-    file_name: Callable[[datetime, datetime], str] | None = None,
+    file_name: Callable[[datetime, datetime, int], str] | None = None,
     flow_run_id: str | None = None,
 ) -> tuple[CampaignInfo, ExportWindow]:
-    """Choose the window of an export and, for ``since: last``, reserve it.
+    """Choose the window of an export and reserve its ``results_exports`` row (its id).
 
     ``since: last`` resumes the newest ``pending`` export of the pair whose start is
-    the watermark (an interrupted run: same window, so the same file name); else it
-    runs from the watermark (or ``first_since``, or the campaign's oldest row) to
-    ``run_time``, and records the window as a ``pending`` ``results_exports`` row.
+    the watermark (an interrupted run: same window and id, so the same file name);
+    else it runs from the watermark (or ``first_since``, or the campaign's oldest
+    row) to ``run_time``, and records the window as a ``pending`` row. An explicit
+    window reserves a ``backfill`` row, which is never resumed.
 
     Args:
         bind: an engine or a connection.
@@ -785,7 +720,8 @@ def plan_export(
         run_time: the run's scheduled time: the end of a ``since: last`` window.
         first_since: the start of the very first export, if not everything.
         format: recorded on the export row.
-        file_name: renders the file name from (start, end), recorded on the row.
+        file_name: renders the file name from (start, end, export id), recorded on
+            the row.
         flow_run_id: the Prefect flow run, recorded on the row.
 
     Raises:
@@ -796,7 +732,9 @@ def plan_export(
         info = get_campaign(conn, campaign)
         if since.mode == "window":
             assert since.start is not None and since.end is not None
-            return info, ExportWindow(since.start, since.end, advances_watermark=False)
+            reserve = _Reservation(info.id, key, format, flow_run_id, file_name)
+            export_id = reserve(conn, since.start, since.end, status="backfill")
+            return info, ExportWindow(since.start, since.end, False, export_id=export_id)
         watermark = _read_watermark(conn, info.id, key)
         pending = _pending_export(conn, info.id, key, watermark)
         if pending is not None:
@@ -818,24 +756,47 @@ def plan_export(
             start = min(first_since, run_time)
         else:
             start = _first_start(conn, info.id, run_time)
-        export_id = conn.execute(
-            sa.insert(_exports)
-            .values(
-                campaign_id=info.id,
-                destination=key,
-                file_name=file_name(start, run_time) if file_name else None,
-                format=format,
-                window_start=start,
-                window_end=run_time,
-                rows=0,
-                bytes=0,
-                flow_run_id=flow_run_id,
-                exported_at=utcnow(),
-                status="pending",
+        reserve = _Reservation(info.id, key, format, flow_run_id, file_name)
+        export_id = reserve(conn, start, run_time, status="pending")
+        return info, ExportWindow(start, run_time, True, export_id=export_id)
+
+
+@dataclass(frozen=True)
+class _Reservation:
+    """Writes the ``results_exports`` row of an export about to be delivered."""
+
+    campaign_id: int
+    destination: str
+    format: str
+    flow_run_id: str | None
+    file_name: Callable[[datetime, datetime, int], str] | None
+
+    def __call__(self, conn: Connection, start: datetime, end: datetime, *, status: str) -> int:
+        """Insert the row; then record its file name, which holds the row's id."""
+        export_id = int(
+            conn.execute(
+                sa.insert(_exports)
+                .values(
+                    campaign_id=self.campaign_id,
+                    destination=self.destination,
+                    format=self.format,
+                    window_start=start,
+                    window_end=end,
+                    rows=0,
+                    bytes=0,
+                    flow_run_id=self.flow_run_id,
+                    exported_at=utcnow(),
+                    status=status,
+                )
+                .returning(_exports.c.id)
+            ).scalar_one()
+        )
+        if self.file_name is not None:
+            name = self.file_name(start, end, export_id)
+            conn.execute(
+                sa.update(_exports).where(_exports.c.id == export_id).values(file_name=name)
             )
-            .returning(_exports.c.id)
-        ).scalar_one()
-        return info, ExportWindow(start, run_time, True, export_id=int(export_id))
+        return export_id
 
 
 def _advance_watermark(conn: Connection, campaign_id: int, destination: str, to: datetime) -> None:

@@ -63,6 +63,7 @@ from contact_center.exceptions import (
     ObjectNotFound,
 )
 from contact_center.files import TableReader, read_arriving_table
+from contact_center.gates import DEFAULT_MAX_REMOVED_RATIO
 from contact_center.list_load import (
     ImportOptions,
     LoadResult,
@@ -343,7 +344,8 @@ def load_list(
 
     Raises:
         InvalidFile: a row cannot be parsed (names file, row and column).
-        QualityGateFailed: ``min_rows`` or ``max_reject_ratio``; nothing changed.
+        QualityGateFailed: ``min_rows``, ``max_reject_ratio`` or ``max_removed_ratio``;
+            nothing changed.
         ObjectNotFound: a ``scrub_exclusions`` list does not exist.
         DatabaseError: the database refused the load; nothing changed.
     """
@@ -461,6 +463,7 @@ def import_calling_list(
     expires_after_days: int | None = None,
     min_rows: int | None = None,
     max_reject_ratio: float | None = None,
+    max_removed_ratio: float = DEFAULT_MAX_REMOVED_RATIO,
     scrub_exclusions: list[str] | None = None,
     after_import: str = "keep",
     force: bool = False,
@@ -488,9 +491,11 @@ def import_calling_list(
         expires_after_days: records added or changed expire this many days later.
         min_rows: fewest rows to load, else fail (default 1 for ``replace``, else 0).
         max_reject_ratio: fail when more than this fraction of rows is rejected.
+        max_removed_ratio: a ``replace`` removing more than this share of the list fails.
         scrub_exclusions: exclusion lists whose keys are not loaded (``excluded``).
         after_import: ``keep``, ``delete`` or ``archive:<folder>``, after the commit.
-        force: import even when the file is the same as the last import.
+        force: import even when the file is the same as the last import, and
+            ``replace`` even beyond ``max_removed_ratio``.
 
     Returns:
         The outcome, also recorded as an artifact of the run.
@@ -512,6 +517,7 @@ def import_calling_list(
             expires_after_days=expires_after_days,
             min_rows=min_rows,
             max_reject_ratio=max_reject_ratio,
+            max_removed_ratio=max_removed_ratio,
             scrub_exclusions=scrub_exclusions,
             after_import=after_import,
             force=force,

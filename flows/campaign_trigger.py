@@ -46,6 +46,7 @@ from contact_center.campaigns import (
 )
 from contact_center.db import mapped_database_errors
 from contact_center.exceptions import DeliveryFailed, InvalidParameter, ObjectNotFound
+from contact_center.names import check_name
 from contact_center.outcome import Outcome
 from contact_center.settings import NETWORK_RETRIES, NETWORK_RETRY_DELAYS
 from flows.common import RunProgress, contact_center_engine, recording_outcome
@@ -140,8 +141,7 @@ def validate_request(
     Raises:
         InvalidParameter: a parameter is not valid; the message names it.
     """
-    if not isinstance(campaign, str) or not campaign.strip():
-        raise InvalidParameter("campaign must be a non-empty campaign name")
+    check_name("campaign", campaign)
     if not isinstance(allow_empty, bool):
         raise InvalidParameter(f"allow_empty must be true or false, not {allow_empty!r}")
     url = _validate_notify_url(notify_url)

@@ -52,8 +52,10 @@ from contact_center.exclusions import (
     validate_match_field,
 )
 from contact_center.files import FORMATS, match_column, read_table
+from contact_center.gates import DEFAULT_MAX_REMOVED_RATIO, RemovalGate
 from contact_center.locations import parse_location
 from contact_center.models import utcnow
+from contact_center.names import check_name
 from contact_center.outcome import Outcome
 from contact_center.settings import (
     DEFAULT_EXCLUSION_EXPIRY_DAYS,
@@ -107,6 +109,7 @@ class ExclusionRequest:
     delimiter: str | None
     sheet: str | None
     after_import: str
+    removal: RemovalGate = RemovalGate()
 
 
 def _text(name: str, value: object, *, required: bool) -> str | None:
@@ -140,13 +143,15 @@ def validate_request(
     delimiter: str | None,
     sheet: str | None,
     after_import: str,
+    max_removed_ratio: float = DEFAULT_MAX_REMOVED_RATIO,
+    force: bool = False,
 ) -> ExclusionRequest:
     """Check the flow's parameters before anything runs.
 
     Raises:
         InvalidParameter: a parameter is not valid; the message names it.
     """
-    name = _text("exclusion_list", exclusion_list, required=True)
+    name = check_name("exclusion_list", exclusion_list)
     if step not in STEPS:
         raise InvalidParameter(f"step {step!r} is not one of {', '.join(STEPS)}")
     if step == "import":
@@ -169,7 +174,6 @@ def validate_request(
         except LookupError:
             raise InvalidParameter(f"unknown encoding {encoding!r}") from None
     validate_after_import(after_import)
-    assert name is not None
     return ExclusionRequest(
         exclusion_list=name,
         step=step,
@@ -186,6 +190,7 @@ def validate_request(
         delimiter=delimiter,
         sheet=_text("sheet", sheet, required=False),
         after_import=after_import,
+        removal=RemovalGate.from_parameters(max_removed_ratio, force),
     )
 
 
@@ -277,7 +282,8 @@ def load_exclusions(
     """Apply the keys with the update policy, in one transaction with its import row.
 
     Raises:
-        QualityGateFailed: fewer distinct valid keys than ``min_rows``; nothing changed.
+        QualityGateFailed: fewer distinct valid keys than ``min_rows``, or a ``replace``
+            removing more than ``max_removed_ratio`` of the keys; nothing changed.
         InvalidParameter: an ``add`` whose match_field/case_sensitive differ from the list's.
         DatabaseError: the database refused; nothing changed.
     """
@@ -298,6 +304,14 @@ def load_exclusions(
             )
             counts = load_exclusion_keys(
                 conn, info.id, parsed.keys, update_policy=request.update_policy, now=started_at
+            )
+            # The list had the keys removed plus the file's keys already in it (renewed).
+            request.removal.check(
+                removed=counts.removed,
+                current=counts.removed + counts.renewed,
+                file=fetched.name,
+                target=f"exclusion list {request.exclusion_list!r}",
+                unit="keys",
             )
             record = ImportRecord(
                 step="import",
@@ -410,6 +424,8 @@ def import_exclusions(
     delimiter: str | None = None,
     sheet: str | None = None,
     after_import: str = "keep",
+    max_removed_ratio: float = DEFAULT_MAX_REMOVED_RATIO,
+    force: bool = False,
 ) -> Outcome:
     """Import a Do-Not-Call list of keys, or reset (empty) it.
 
@@ -434,6 +450,8 @@ def import_exclusions(
         delimiter: the delimiter; detected when not given.
         sheet: the XLSX sheet; the first when not given.
         after_import: ``keep`` (default), ``delete`` or ``archive:<folder>``.
+        max_removed_ratio: a ``replace`` removing more than this share of the keys fails.
+        force: ``replace`` even beyond ``max_removed_ratio``.
 
     Returns:
         The run's outcome (also recorded as an artifact): rows_read (keys read),
@@ -457,6 +475,8 @@ def import_exclusions(
             delimiter=delimiter,
             sheet=sheet,
             after_import=after_import,
+            max_removed_ratio=max_removed_ratio,
+            force=force,
         )
         started_at = utcnow()
         if request.step == "reset":

@@ -35,6 +35,7 @@ from prefect_email import EmailServerCredentials
 
 from contact_center.exceptions import DeliveryFailed, InvalidParameter, ObjectNotFound
 from contact_center.locations import Location, parse_location
+from contact_center.names import check_name
 from contact_center.outcome import Outcome
 from contact_center.reports import (
     RUN_COLUMNS,
@@ -199,7 +200,7 @@ def prepare_request(
         InvalidParameter: an unknown format, a bad address, period, zone or option,
             or nowhere to deliver.
     """
-    definition = get_report(report)
+    definition = get_report(check_name("report", report))
     chosen_formats = validate_formats(formats if isinstance(formats, str) else list(formats or []))
     recipients = validate_addresses(email_to)
     if email_subject is not None and any(c in email_subject for c in "\r\n"):

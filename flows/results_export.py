@@ -4,13 +4,13 @@ A run:
 
 1. ``select_results``: finds the campaign and the window (``since: last`` from the
    watermark of the (campaign, destination) pair up to the run's scheduled time, or
-   an explicit ``START/END`` backfill), reserves a ``since: last`` window as a
-   pending export, and surveys it (rows, custom-field columns).
+   an explicit ``START/END`` backfill), reserves the export (its id, in the file
+   name), and surveys it (rows, custom-field columns).
 2. ``render_export``: streams the rows into a local CSV (optionally gzip), never
    holding them all in memory.
 3. ``deliver_export`` (the network step, retried with backoff): uploads under a
-   temporary name, checks the size and renames into place
-   (:func:`flows.common.transfer.deliver`).
+   temporary name, checks the size and renames into place, never over another
+   export's file (:func:`flows.common.transfer.deliver`).
 4. ``record_export``: marks the export delivered and, for ``since: last``, moves the
    watermark to the window's end, in one transaction, only after the rename.
 
@@ -38,13 +38,14 @@ from prefect.runtime import flow_run as runtime_flow_run
 
 from contact_center.db import mapped_database_errors, safe_url
 from contact_center.exceptions import DeliveryFailed, HostKeyError, InvalidParameter
+from contact_center.export_naming import delivered_by_another
 from contact_center.locations import has_glob, parse_location, render_path
+from contact_center.names import check_name
 from contact_center.outcome import Outcome
 from contact_center.results import (
     DEFAULT_FILE_NAME,
     FORMATS,
     ExportPlan,
-    ExportWindow,
     Since,
     complete_export,
     count_rows,
@@ -145,8 +146,7 @@ def validate_request(
     Raises:
         InvalidParameter: a parameter is not valid; the message names it.
     """
-    if not isinstance(campaign, str) or not campaign.strip():
-        raise InvalidParameter("campaign must be a non-empty campaign name")
+    campaign = check_name("campaign", campaign)
     location = parse_location(destination)
     if has_glob(location.path):
         raise InvalidParameter(f"destination {destination!r} is a folder; it cannot hold a glob")
@@ -160,9 +160,11 @@ def validate_request(
         )
     start = parse_time(first_since, "first_since") if first_since else None
     gzip = _check_bool("gzip", gzip)
-    render_file_name(file_name, campaign=campaign, start=now, end=now, format=format, gzip=gzip)
+    render_file_name(
+        file_name, campaign=campaign, start=now, end=now, format=format, export_id=0, gzip=gzip
+    )
     return ExportRequest(
-        campaign=campaign.strip(),
+        campaign=campaign,
         destination=destination.strip(),
         format=format,
         since=parsed,
@@ -174,13 +176,14 @@ def validate_request(
     )
 
 
-def _file_name(request: ExportRequest, window: ExportWindow) -> str:
+def _file_name(request: ExportRequest, start: datetime, end: datetime, export_id: int) -> str:
     return render_file_name(
         request.file_name,
         campaign=request.campaign,
-        start=window.start,
-        end=window.end,
+        start=start,
+        end=end,
         format=request.format,
+        export_id=export_id,
         gzip=request.gzip,
     )
 
@@ -205,19 +208,27 @@ def select_results(
             run_time=run_time,
             first_since=request.first_since,
             format=request.format,
-            file_name=lambda start, end: _file_name(
-                request, ExportWindow(start, end, advances_watermark=True)
-            ),
+            file_name=lambda start, end, export_id: _file_name(request, start, end, export_id),
             flow_run_id=flow_run_id,
         )
+        name = _file_name(request, window.start, window.end, window.export_id or 0)
         keys: list[str] = []
         rows = 0
+        replace = False
         if not window.up_to_date:
             with engine.connect() as conn:
                 start, end = window.start, window.end
                 keys = custom_keys(conn, campaign_id=campaign.id, start=start, end=end)
                 rows = count_rows(
                     conn, format=request.format, campaign_id=campaign.id, start=start, end=end
+                )
+                # Only this export's own earlier delivery may be replaced (it resumes).
+                replace = window.resumed and not delivered_by_another(
+                    conn,
+                    destination=request.destination,
+                    file_name=name,
+                    window_end=end,
+                    export_id=window.export_id,
                 )
     logger = get_run_logger()
     logger.info(
@@ -237,7 +248,8 @@ def select_results(
         window=window,
         custom_keys=tuple(keys),
         rows=rows,
-        file_name=_file_name(request, window),
+        file_name=name,
+        replace=replace,
     )
 
 
@@ -317,7 +329,8 @@ def _retry_delivery(task: Any, task_run: TaskRun, state: State) -> bool:
     try:
         state.result()
     except DeliveryFailed as exc:
-        return not isinstance(exc.__cause__, HostKeyError)
+        # A taken file name (FileExistsError) will not free itself either.
+        return not isinstance(exc.__cause__, HostKeyError | FileExistsError)
     except Exception:
         return False
     return False
@@ -330,15 +343,17 @@ def _retry_delivery(task: Any, task_run: TaskRun, state: State) -> bool:
     cache_policy=NO_CACHE,
 )
 def deliver_export(
-    rendered: RenderedExport, destination: str, name: str, progress: RunProgress
+    rendered: RenderedExport, destination: str, name: str, progress: RunProgress, replace: bool
 ) -> tuple[str, int]:
-    """Upload the file to a temporary name, check its size, rename it into place.
+    """Upload the file to a temporary name, check its size, rename it into place
+    (replacing a file of that name only if ``replace``: see ``ExportPlan.replace``).
 
     Returns:
         The final location (as text) and the bytes delivered.
 
     Raises:
-        DeliveryFailed: the destination cannot be reached or written.
+        DeliveryFailed: the destination cannot be reached or written, or a file of
+            that name is already there (not retried).
         ObjectNotFound: the destination's SFTP block does not exist.
     """
     assert rendered.path is not None
@@ -347,6 +362,7 @@ def deliver_export(
         destination,
         name=name,
         progress=lambda done, total: progress.update("deliver", done, total),
+        replace=replace,
     )
     get_run_logger().info("delivered %s (%d bytes, %d rows)", final.text, size, rendered.rows)
     return final.text, size
@@ -412,7 +428,8 @@ def export_campaign_results(
             given) for a backfill, which does not move the watermark.
         first_since: ISO start of the first ``since: last`` export (default: all).
         file_name: the file-name template; ``{campaign}``, ``{start:%...}``,
-            ``{end:%...}`` (UTC) and ``{format}``.
+            ``{end:%...}`` (UTC), ``{format}`` and ``{export_id}``; a file that
+            another export delivered is never replaced.
         gzip: gzip the file and append ``.gz`` to its name.
         skip_empty: write no file for an empty window (else a header-only file);
             the watermark moves either way.
@@ -463,7 +480,9 @@ def export_campaign_results(
                 # The window's end, not the run's time: a resumed window goes to the
                 # same folder as the interrupted run's file, even across a month end.
                 target = render_path(destination.strip(), window.end)
-                delivered, size = deliver_export(rendered, target, plan.file_name, progress)
+                delivered, size = deliver_export(
+                    rendered, target, plan.file_name, progress, plan.replace
+                )
                 outcome.files = [delivered]
                 outcome.bytes = size
         finally:

@@ -187,7 +187,12 @@ def test_min_rows_gate_and_empty_replace(engine: sa.Engine, drop: Any) -> None:
     with pytest.raises(QualityGateFailed, match=r"0 valid keys, fewer than min_rows=1"):
         import_exclusions("dnc", source=empty, update_policy="replace")
     assert keys_in(engine, "dnc") == ["1", "2"]
-    outcome = import_exclusions("dnc", source=empty, update_policy="replace", min_rows=0)
+    with pytest.raises(QualityGateFailed, match=r"max_removed_ratio.*remove 2 of the 2 keys"):
+        import_exclusions("dnc", source=empty, update_policy="replace", min_rows=0)
+    assert keys_in(engine, "dnc") == ["1", "2"]
+    outcome = import_exclusions(
+        "dnc", source=empty, update_policy="replace", min_rows=0, force=True
+    )
     assert outcome.removed == 2 and keys_in(engine, "dnc") == []
 
 

@@ -204,7 +204,10 @@ def test_replace_makes_the_list_exactly_the_file(engine: sa.Engine) -> None:
     load(engine, [chunk(keys(5))])
     other = load(engine, [chunk(keys(2))], list_name="Other")  # another list is untouched
     new_file = [record("A00003", 5, first_name="n3"), record("A00004", 6, first_name="new")]
-    result = load(engine, [chunk(new_file + [record("B1", 7)])], update_policy="replace")
+    # 3 of the 5 records go: more than max_removed_ratio (0.5) allows without force.
+    result = load(
+        engine, [chunk(new_file + [record("B1", 7)])], update_policy="replace", force=True
+    )
     assert counts(result) == (3, 1, 1, 1, 3, 0, 0)
     got = records(engine)
     assert sorted(got) == ["A00003", "A00004", "B1"] and got["A00004"]["first_name"] == "new"
@@ -224,8 +227,8 @@ def test_replace_with_an_empty_file_never_wipes_the_list(engine: sa.Engine) -> N
     assert records(engine) == before
     with engine.connect() as conn:
         assert conn.scalar(sa.select(sa.func.count()).select_from(ListImport)) == 1
-    # An explicit min_rows=0 allows emptying it on purpose.
-    result = load(engine, [chunk([])], update_policy="replace", min_rows=0)
+    # An explicit min_rows=0 and force (past max_removed_ratio) empty it on purpose.
+    result = load(engine, [chunk([])], update_policy="replace", min_rows=0, force=True)
     assert result.removed == 3 and records(engine) == {}
 
 

@@ -262,19 +262,25 @@ def test_parse_since_and_times() -> None:
 def test_file_names_are_stable_and_safe() -> None:
     start, end = datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 11, 1, 6, 30, tzinfo=UTC)
     name = render_file_name(
-        DEFAULT_FILE_NAME, campaign="Spring Sale", start=start, end=end, format="simple"
+        DEFAULT_FILE_NAME,
+        campaign="Spring Sale",
+        start=start,
+        end=end,
+        format="simple",
+        export_id=7,
     )
-    assert name == "Spring Sale_202611010000_202611010630.csv"
+    assert name == "Spring Sale_20261101000000_20261101063000_7.csv"
     assert (
         render_file_name(
-            "{campaign}-{format}.csv",
+            "{campaign}-{format}-{export_id:04d}.csv",
             campaign="a/b:c",
             start=start,
             end=end,
             format="detailed",
+            export_id=7,
             gzip=True,
         )
-        == "a_b_c-detailed.csv.gz"
+        == "a_b_c-detailed-0007.csv.gz"
     )
     for template, match in [
         ("{campaign.__class__}.csv", "uses"),
@@ -284,7 +290,9 @@ def test_file_names_are_stable_and_safe() -> None:
         ("x/{campaign}.csv", "not a plain file name"),
     ]:
         with pytest.raises(InvalidParameter, match=match):
-            render_file_name(template, campaign="c", start=start, end=end, format="simple")
+            render_file_name(
+                template, campaign="c", start=start, end=end, format="simple", export_id=1
+            )
 
 
 def test_neutralise_and_custom_column_names() -> None:
@@ -454,7 +462,17 @@ def test_plan_and_complete_move_the_watermark_once(
     _, window = plan_export(
         engine, campaign=CAMPAIGN, destination="sftp://x/out", since=backfill, run_time=run1
     )
-    assert not window.advances_watermark and window.export_id is None
+    # A backfill reserves a row of its own (for its id), which is never resumed.
+    assert not window.advances_watermark and window.export_id is not None
+    assert window.export_id not in (first.export_id, second.export_id)
+    _, again = plan_export(
+        engine,
+        campaign=CAMPAIGN,
+        destination="sftp://x/out",
+        since=Since("last"),
+        run_time=run1 + timedelta(hours=2),
+    )
+    assert (again.export_id, again.resumed) == (second.export_id, True)
     complete_export(
         engine,
         campaign_id=campaign.id,

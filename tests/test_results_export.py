@@ -147,6 +147,7 @@ def exports(engine: sa.Engine) -> list[Any]:
                     ResultsExport.bytes,
                     ResultsExport.window_start,
                     ResultsExport.window_end,
+                    ResultsExport.id,
                 ).order_by(ResultsExport.id)
             )
         )
@@ -167,16 +168,17 @@ def test_detailed_export_to_sftp(engine: sa.Engine, seeded: dict[str, Any], remo
     row = dict(zip(table[0], table[2], strict=True))
     assert row["call_note"] == "'=cmd|' /C calc'!A0" and row["phone"] == "'+13125550199"
     assert row["first_name"] == '\'=HYPERLINK("http://x")' and row["custom_phone"] == "'@evil"
-    # The file name is the window, in UTC minutes; the outcome says what happened.
+    # The file name is the window, in UTC seconds, and the export's id; the outcome
+    # says what happened.
     end = datetime.fromisoformat(outcome.extra["window_end"])
     start = datetime.fromisoformat(outcome.extra["window_start"])
-    assert name == f"Spring Sale_{start:%Y%m%d%H%M}_{end:%Y%m%d%H%M}.csv"
+    (record,) = exports(engine)
+    assert name == f"Spring Sale_{start:%Y%m%d%H%M%S}_{end:%Y%m%d%H%M%S}_{record.id}.csv"
     assert (outcome.status, outcome.step, outcome.rows_read) == ("completed", "export", 5)
     assert outcome.bytes == len(data) and outcome.files == [f"{destination}/{name}"]
     assert outcome.extra["since"] == "last" and outcome.extra["watermark"] == end.isoformat()
     assert abs(end - datetime.now(UTC)) < timedelta(minutes=1)
     assert watermark(engine) == end
-    (record,) = exports(engine)
     assert (record.status, record.file_name, record.rows, record.bytes) == (
         "delivered",
         name,
@@ -264,7 +266,8 @@ def test_destination_template_uses_the_window_end(
         since="2026-10-01T00:00/2026-10-02T00:00",
     )
     files = final_files(tmp_path / "out" / "2026-10")
-    assert list(files) == ["Spring Sale_202610010000_202610020000.csv"]
+    (backfill,) = exports(engine)
+    assert list(files) == [f"Spring Sale_20261001000000_20261002000000_{backfill.id}.csv"]
     assert attempt_ids(files) == [old] and outcome.rows_read == 1
 
 
@@ -371,8 +374,9 @@ def test_retry_of_the_same_run_exports_the_same_window(
     assert state.is_completed() and len(calls) == 2
     (name,) = final_files(remote.folder)
     end = datetime.fromisoformat(outcome.extra["window_end"])
-    assert name.endswith(f"_{end:%Y%m%d%H%M}.csv") and outcome.rows_read == 5
-    assert [e.window_end for e in exports(engine)] == [end]
+    (export,) = exports(engine)
+    assert name.endswith(f"_{end:%Y%m%d%H%M%S}_{export.id}.csv") and outcome.rows_read == 5
+    assert export.window_end == end
 
 
 def test_the_delivery_step_retries(

@@ -34,6 +34,7 @@ from contact_center.models import (
     ListImport,
     ListRecord,
 )
+from contact_center.names import check_name
 from contact_center.reports.catalogue import ReportContent, ReportQuery
 from contact_center.reports.periods import day_starts
 
@@ -70,6 +71,8 @@ def _names_option(query: ReportQuery, option: str) -> list[str] | None:
     names = [value] if isinstance(value, str) else list(value)
     if not names or not all(isinstance(n, str) and n for n in names):
         raise InvalidParameter(f"option {option!r} must be a name or a list of names")
+    for name in names:
+        check_name(f"option {option}", name)
     return names
 
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import cast
 
 from prefect.exceptions import ObjectNotFound as PrefectObjectNotFound
+from pydantic import ValidationError
 from sqlalchemy.engine import Engine
 
 from blocks.database import ContactCenterDatabase
 from contact_center.db import create_db_engine, ensure_schema
+from contact_center.exceptions import InvalidParameter
 from contact_center.settings import DEFAULT_DATABASE_BLOCK, get_settings
 
 __all__ = ["contact_center_engine"]
@@ -19,6 +21,15 @@ def _saved_block(name: str) -> ContactCenterDatabase | None:
         return cast(ContactCenterDatabase, ContactCenterDatabase.load(name))
     except (ValueError, PrefectObjectNotFound):
         return None
+    except RuntimeError as exc:
+        # A block saved before its url was checked (say, with a password in it):
+        # Prefect wraps the validation error, whose message never quotes the value.
+        if not isinstance(exc.__cause__, ValidationError):
+            raise
+        raise InvalidParameter(
+            f"the Contact Center Database block {name!r} cannot be loaded: "
+            f"{exc.__cause__.errors(include_input=False)[0]['msg']}; save it again"
+        ) from None
 
 
 def contact_center_engine(block_name: str = DEFAULT_DATABASE_BLOCK) -> Engine:

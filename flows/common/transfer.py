@@ -30,6 +30,7 @@ from contact_center.exceptions import (
     SourceUnavailable,
 )
 from contact_center.locations import Location, has_glob, parse_location, pick_newest, render_path
+from flows.common.placing import check_free, place_local, place_remote, refusal
 
 __all__ = [
     "Download",
@@ -439,17 +440,24 @@ def deliver(
     *,
     name: str | None = None,
     progress: Progress | None = None,
+    replace: bool = True,
 ) -> tuple[Location, int]:
     """Deliver ``local_file`` into the folder ``destination`` under ``name``.
 
     The file goes to a temporary name first, its size is checked, and only then is
     it renamed, so a reader never sees a partial file under the final name.
 
+    Args:
+        replace: whether a file already under ``name`` may be replaced; if not, the
+            delivery refuses it (see :mod:`flows.common.placing`).
+
     Returns:
         The final location and the bytes delivered.
 
     Raises:
-        DeliveryFailed: the destination cannot be reached or written.
+        DeliveryFailed: the destination cannot be reached or written, or (without
+            ``replace``) a file of that name is already there (its cause is then a
+            ``FileExistsError``).
     """
     dest = _as_location(destination)
     name = name or local_file.name
@@ -458,25 +466,34 @@ def deliver(
     size = local_file.stat().st_size
     final = dest.with_path(posixpath.join(dest.path, name))
     temp_path = posixpath.join(dest.path, f".{name}.part")
+    refused = refusal(name, dest.text, final.text)
     try:
         if dest.scheme == "file":
-            _deliver_local(local_file, Path(dest.path), name, size, progress)
+            _deliver_local(local_file, Path(dest.path), name, size, progress, replace, refused)
         else:
             with sftp_session(dest) as session, local_file.open("rb") as source:
                 session.makedirs(dest.path)
+                if not replace:
+                    check_free(session, final.path, refused)
                 written = session.put(source, temp_path, progress)
                 if written != size:
                     raise DeliveryFailed(
                         f"upload to {final.text!r} fell short: {written} of {size} bytes"
                     )
-                session.rename(temp_path, final.path)
+                place_remote(session, temp_path, final.path, replace=replace, refused=refused)
     except SourceUnavailable as exc:
         raise DeliveryFailed(f"cannot deliver {name!r} to {dest.text!r}: {exc}") from exc
     return final, size
 
 
 def _deliver_local(
-    local_file: Path, folder: Path, name: str, size: int, progress: Progress | None
+    local_file: Path,
+    folder: Path,
+    name: str,
+    size: int,
+    progress: Progress | None,
+    replace: bool,
+    refused: DeliveryFailed,
 ) -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -484,7 +501,7 @@ def _deliver_local(
         shutil.copyfile(local_file, temp)
         if temp.stat().st_size != size:
             raise DeliveryFailed(f"copy to {str(folder / name)!r} fell short")
-        temp.replace(folder / name)
+        place_local(temp, folder / name, replace=replace, refused=refused)
     except OSError as exc:
         raise DeliveryFailed(f"cannot write {str(folder / name)!r}: {exc.strerror}") from None
     if progress:
