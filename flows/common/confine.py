@@ -14,8 +14,9 @@ destination) must resolve inside its base:
 Two checks, both before the file is touched:
 
 1. :func:`check_before_io`, at a flow's start: the path as written, made absolute and
-   normalised (``..``, ``//``). Local paths are checked in full here; an SFTP path
-   is checked here when it and the block's base are both absolute, else once connected.
+   normalised (``..``, ``//``). An SFTP path is checked here when it and the block's
+   base are both absolute, else once connected; a local path is also resolved here
+   (it costs nothing), so a local archive folder outside is refused before the load.
 2. :func:`check_local` / :func:`check_remote`, just before the file is listed, read,
    moved, deleted or written: the lexical check again, then the path with its symlinks
    resolved (``os.path.realpath``; the SFTP server's ``realpath``, paramiko's
@@ -37,7 +38,14 @@ import paramiko
 
 from blocks.sftp import SftpServer, SftpSession
 from contact_center.exceptions import SourceUnavailable
-from contact_center.locations import Location, outside_base, parse_location, render_path, within
+from contact_center.locations import (
+    Location,
+    has_glob,
+    outside_base,
+    parse_location,
+    render_path,
+    within,
+)
 from contact_center.settings import get_settings
 from flows.common.servers import load_sftp_block
 
@@ -46,18 +54,6 @@ __all__ = ["check_before_io", "check_local", "check_remote"]
 _LOCAL = "the local folders"
 _LOCAL_HINT = "CCTASKS_LOCAL_FOLDERS lists the folders allowed"
 _REMOTE = "the block's base folder"
-
-
-def _local_bases() -> list[str]:
-    return [str(folder) for folder in get_settings().local_folders]
-
-
-def _check_local_text(path: str, parameter: str, text: str) -> str:
-    absolute = os.path.abspath(path)
-    bases = _local_bases()
-    if not any(within(absolute, base) for base in bases):
-        raise outside_base(parameter, text, _LOCAL, bases, hint=_LOCAL_HINT)
-    return absolute
 
 
 def check_local(path: str, parameter: str, text: str) -> Path:
@@ -73,9 +69,11 @@ def check_local(path: str, parameter: str, text: str) -> Path:
     Raises:
         InvalidParameter: the path is outside the local folders.
     """
-    absolute = _check_local_text(path, parameter, text)
+    bases = [str(folder) for folder in get_settings().local_folders]
+    absolute = os.path.abspath(path)
+    if not any(within(absolute, base) for base in bases):
+        raise outside_base(parameter, text, _LOCAL, bases, hint=_LOCAL_HINT)
     resolved = os.path.realpath(absolute)
-    bases = _local_bases()
     if not any(within(resolved, os.path.realpath(base)) for base in bases):
         raise outside_base(parameter, text, _LOCAL, bases, resolved=resolved, hint=_LOCAL_HINT)
     return Path(resolved)
@@ -126,10 +124,12 @@ def check_remote(session: SftpSession, path: str, parameter: str, text: str) -> 
     return resolved
 
 
-def _check_text(location: Location, parameter: str, server: SftpServer | None) -> None:
+def _check_early(location: Location, parameter: str, server: SftpServer | None) -> None:
     path = render_path(location.path, datetime.now(UTC))
+    if has_glob(path):  # a glob is checked by its folder, as it is listed
+        path = posixpath.dirname(path) or "."
     if location.scheme == "file":
-        _check_local_text(path, parameter, location.text)
+        check_local(path, parameter, location.text)
         return
     base = server.base_folder if server is not None else None
     # A relative path or base is taken from the login folder, known once connected.
@@ -168,7 +168,7 @@ def check_before_io(
         checks.append((loc, "destination"))
     servers = _servers(loc for loc, _ in checks)
     for loc, parameter in checks:
-        _check_text(loc, parameter, servers.get(loc.block or ""))
+        _check_early(loc, parameter, servers.get(loc.block or ""))
 
 
 def _servers(locations: Iterable[Location]) -> dict[str, SftpServer]:
