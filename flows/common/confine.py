@@ -83,21 +83,24 @@ def _realpath(session: SftpSession, path: str) -> str:
     """The server's realpath of ``path``. OpenSSH resolves a path whose last part is
     missing, not one missing deeper: then the existing head is resolved and the rest
     appended (it does not exist, so it holds no symlink)."""
-    head, rest = path, list[str]()
+    head, rest = posixpath.normpath(path), list[str]()
     sftp = session.raw()
     while True:
         try:
             return posixpath.join(str(sftp.normalize(head or ".")), *reversed(rest))
-        except FileNotFoundError:
+        except FileNotFoundError as exc:
             parent, name = posixpath.split(head)
-            if not name or parent == head:
-                raise
+            if not name:
+                error: BaseException = exc
+                break
             head = parent
             rest.append(name)
         except (OSError, paramiko.SSHException) as exc:
-            raise SourceUnavailable(
-                f"cannot resolve {path!r} on {session.server.address}: {type(exc).__name__}"
-            ) from None
+            error = exc
+            break
+    raise SourceUnavailable(
+        f"cannot resolve {path!r} on {session.server.address}: {type(error).__name__}"
+    )
 
 
 def check_remote(session: SftpSession, path: str, parameter: str, text: str) -> str:
