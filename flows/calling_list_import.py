@@ -82,7 +82,7 @@ from flows.common import (
 )
 from flows.common.rejects import RejectsFile
 from flows.common.retries import retry_transfer
-from flows.common.workdir import make_run_folder, sweep_leftover_work
+from flows.common.workdir import run_folder, sweep_leftover_work
 
 __all__ = [
     "ListFile",
@@ -500,7 +500,7 @@ def import_calling_list(
         sweep_leftover_work()
         run_id = _flow_run_id()
         progress = RunProgress({"fetch": 1.0, "load": 2.0}, description=f"{list_name} · import")
-        workdir = make_run_folder(run_id)
+        workdir = run_folder(run_id)  # made by the first file written in it
         # Resolved once: finding the database block is a round trip to the server.
         engine = contact_center_engine()
         last_sha256 = None if options.force else last_import_sha256(engine, options.list_name)

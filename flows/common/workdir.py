@@ -34,6 +34,7 @@ from contact_center.settings import WORK_SWEEP_UNKNOWN_RUN_SECONDS, get_settings
 __all__ = [
     "current_run_id",
     "make_run_folder",
+    "run_folder",
     "run_workdir",
     "sweep_leftover_work",
     "sweep_work_folders",
@@ -49,13 +50,18 @@ def current_run_id() -> str | None:
     return str(context.flow_run.id) if context and context.flow_run else None
 
 
-def make_run_folder(run_id: str | None = None) -> Path:
-    """Create (if needed) and return the run's work folder, ``<home>/work/<run-id>``.
+def run_folder(run_id: str | None = None) -> Path:
+    """The run's work folder, ``<home>/work/<run-id>`` (not created).
 
     Args:
         run_id: the flow run; default the current one (a fresh id outside a run).
     """
-    folder = get_settings().work_root / (run_id or current_run_id() or uuid.uuid4().hex)
+    return get_settings().work_root / (run_id or current_run_id() or uuid.uuid4().hex)
+
+
+def make_run_folder(run_id: str | None = None) -> Path:
+    """Create (if needed) and return the run's work folder (see :func:`run_folder`)."""
+    folder = run_folder(run_id)
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 
