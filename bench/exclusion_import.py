@@ -115,6 +115,7 @@ def run(tmp: Path, url: sa.URL, keys: int, runs: int) -> None:
     from contact_center.db import create_db_engine, ensure_schema
 
     os.environ["CCTASKS_HOME"] = str(tmp / "home")
+    os.environ["CCTASKS_LOCAL_FOLDERS"] = str(tmp)  # the source file is generated in tmp
     os.environ["CCTASKS_DATABASE_URL"] = url.render_as_string(hide_password=False)
     engine = ensure_schema(create_db_engine(url))
     source = tmp / "dnc_keys.csv"

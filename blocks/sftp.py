@@ -83,6 +83,14 @@ class SftpServer(Block):
         description="Refuse servers whose key is not in known_host_keys. Leave on.",
     )
     timeout: float = Field(default=30.0, description="Connect and read timeout, in seconds.")
+    base_folder: str | None = Field(
+        default=None,
+        description=(
+            "The folder that every location on this server must resolve inside, after "
+            "symlinks: sources, archive folders, deletions and destinations. An absolute "
+            "path, or one relative to the login folder. Empty: the login folder."
+        ),
+    )
 
     def open(self) -> SftpSession:
         """Connect, verify the host key, log in and return a session to use in ``with``.

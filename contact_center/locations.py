@@ -9,7 +9,12 @@ A location is one of:
 
 The path may hold a date template (``leads_{date:%Y%m%d}.csv``) and a glob
 (``leads_*.csv``). A path that climbs out of its base with ``..`` is refused.
-This module is pure: it parses and renders, and does no I/O.
+
+Every location must also resolve inside its base folder: a local path inside one
+of the local folders (the setting ``CCTASKS_LOCAL_FOLDERS``), an SFTP path inside
+its block's ``base_folder``. :func:`within` is the lexical test and
+:func:`outside_base` the error; ``flows.common.confine`` applies them, also after
+symlinks are resolved. This module is pure: it parses and renders, and does no I/O.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from __future__ import annotations
 import fnmatch
 import posixpath
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import PurePosixPath
@@ -25,7 +31,15 @@ from urllib.parse import unquote
 
 from contact_center.exceptions import InvalidParameter
 
-__all__ = ["Location", "parse_location", "render_path", "has_glob", "pick_newest"]
+__all__ = [
+    "Location",
+    "has_glob",
+    "outside_base",
+    "parse_location",
+    "pick_newest",
+    "render_path",
+    "within",
+]
 
 _TEMPLATE = re.compile(r"\{(date|now|today)(?::([^{}]*))?\}")
 _GLOB_CHARS = re.compile(r"[*?\[]")
@@ -162,3 +176,57 @@ def pick_newest(
         if fnmatch.fnmatchcase(name, pattern) and name not in exclude
     ]
     return max(matching)[1] if matching else None
+
+
+def _normal(path: str) -> str:
+    # POSIX lets a path start with "//" (normpath keeps it); for us it is "/".
+    normal = posixpath.normpath(path)
+    return "/" + normal.lstrip("/") if normal.startswith("/") else normal
+
+
+def within(path: str, base: str) -> bool:
+    """Whether ``path`` is ``base`` or lies inside it, by their text alone.
+
+    Both are normalised first (``.``, ``..``, repeated slashes and a leading ``//``),
+    so ``/srv/drop/../etc`` is not inside ``/srv/drop``. Give both absolute (or both
+    relative to the same folder); symlinks are the caller's to resolve.
+
+    Example:
+        ```python
+        within("/srv/drop/in/a.csv", "/srv/drop")   # True
+        within("//etc/shadow", "/srv/drop")         # False
+        within("/srv/dropbox/a.csv", "/srv/drop")   # False
+        ```
+    """
+    path, base = _normal(path), _normal(base)
+    return path == base or path.startswith(base.rstrip("/") + "/")
+
+
+def outside_base(
+    parameter: str,
+    text: str,
+    where: str,
+    bases: Sequence[str],
+    *,
+    resolved: str | None = None,
+    hint: str = "",
+) -> InvalidParameter:
+    """The one-line error for a location outside its base folder(s).
+
+    Args:
+        parameter: the parameter that holds the location (``source``, ``destination``,
+            ``after_import``).
+        text: its value, as the user wrote it.
+        where: what the bases are (``the block's base folder``, ``the local folders``).
+        bases: the base folders.
+        resolved: where the location led once symlinks were followed, if that is
+            what put it outside.
+        hint: how to allow it, appended in parentheses.
+
+    Example:
+        ``source 'sftp://partner//etc/shadow' is outside the block's base folder '/home/cc'``
+    """
+    how = f" resolves to {resolved!r}, which" if resolved is not None else ""
+    folders = ", ".join(repr(b) for b in bases)
+    tail = f" ({hint})" if hint else ""
+    return InvalidParameter(f"{parameter} {text!r}{how} is outside {where} {folders}{tail}")

@@ -34,6 +34,11 @@ PROGRESS_MIN_INTERVAL_SECONDS = 0.5
 DEFAULT_COUNTRY = "US"
 DEFAULT_EXCLUSION_EXPIRY_DAYS = 90
 
+# The sweep of leftover work folders (``<home>/work/<flow-run-id>``) at each flow's start
+# asks the Prefect API for those runs' states; a folder of a run the API does not know
+# (deleted from the history) is removed once it has not changed for this long.
+WORK_SWEEP_UNKNOWN_RUN_SECONDS = 24 * 3600
+
 # Reports: days start at midnight in the centre's zone; email goes through this block.
 DEFAULT_REPORT_TIME_ZONE = "America/New_York"
 DEFAULT_EMAIL_BLOCK = "cctasks-email"
@@ -50,16 +55,26 @@ class Settings:
         home: the state directory (``CCTASKS_HOME``, default ``./.cctasks``).
         database_url: ``CCTASKS_DATABASE_URL``, else a SQLite file under ``home``.
         database_url_from_env: whether ``database_url`` was set explicitly.
+        local_folders: the local folders that local sources, archive folders and
+            destinations must resolve inside (``CCTASKS_LOCAL_FOLDERS``, folders
+            separated by ``os.pathsep``; default ``<home>/drop`` and ``<home>/outbox``),
+            absolute.
     """
 
     home: Path
     database_url: str
     database_url_from_env: bool
+    local_folders: tuple[Path, ...] = ()
 
     @property
     def default_sqlite_url(self) -> str:
         """The embedded default database: ``<home>/contact-center.db``."""
         return f"sqlite:///{self.home / 'contact-center.db'}"
+
+    @property
+    def work_root(self) -> Path:
+        """Where each run keeps its work files: ``<home>/work/<flow-run-id>``."""
+        return self.home / "work"
 
 
 def get_settings() -> Settings:
@@ -67,4 +82,12 @@ def get_settings() -> Settings:
     home = Path(os.environ.get("CCTASKS_HOME", ".cctasks")).expanduser().absolute()
     env_url = os.environ.get("CCTASKS_DATABASE_URL") or None
     url = env_url or f"sqlite:///{home / 'contact-center.db'}"
-    return Settings(home=home, database_url=url, database_url_from_env=env_url is not None)
+    listed = [f.strip() for f in os.environ.get("CCTASKS_LOCAL_FOLDERS", "").split(os.pathsep)]
+    # abspath, not Path.absolute: it also folds "..", so a folder is compared as it is.
+    folders = tuple(Path(os.path.abspath(Path(f).expanduser())) for f in listed if f)
+    return Settings(
+        home=home,
+        database_url=url,
+        database_url_from_env=env_url is not None,
+        local_folders=folders or (home / "drop", home / "outbox"),
+    )

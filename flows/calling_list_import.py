@@ -16,7 +16,8 @@ still being downloaded.
 3. ``load_list`` parses the file chunk by chunk in a background thread while the
    database ingests the previous chunk, all in ONE transaction (see
    :mod:`contact_center.list_load`): memory stays flat, and any failure leaves
-   the list as it was. Rejected rows go to a rejects CSV under ``<home>/rejects``.
+   the list as it was. Rejected rows go to a rejects CSV under ``<home>/rejects``
+   (marked ``.failed.csv`` when the load did not commit).
 4. Once the download has finished, ``check_list_file`` compares the file's SHA-256
    with the list's last completed import: the same file again completes as
    ``skipped`` unless ``force`` (a load already under way is rolled back).
@@ -39,7 +40,6 @@ from __future__ import annotations
 import io
 import posixpath
 import shutil
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -48,20 +48,13 @@ from typing import Any, cast
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
-from prefect.client.schemas.objects import State, TaskRun
 from prefect.context import FlowRunContext
 from prefect.futures import PrefectFuture
 from prefect.runtime import flow_run as runtime_flow_run
 from sqlalchemy.engine import Engine
 
 from contact_center.bulk import prefetch
-from contact_center.exceptions import (
-    DownloadInterrupted,
-    HostKeyError,
-    InvalidFile,
-    InvalidParameter,
-    ObjectNotFound,
-)
+from contact_center.exceptions import DownloadInterrupted, InvalidFile
 from contact_center.files import TableReader, read_arriving_table
 from contact_center.gates import DEFAULT_MAX_REMOVED_RATIO
 from contact_center.list_load import (
@@ -76,23 +69,21 @@ from contact_center.list_load import (
 from contact_center.lists import RecordParser, validate_mapping
 from contact_center.models import utcnow
 from contact_center.outcome import Outcome
-from contact_center.settings import (
-    FETCH_RETRIES,
-    FETCH_RETRY_DELAYS,
-    LIST_CHUNK_ROWS,
-    get_settings,
-)
+from contact_center.settings import FETCH_RETRIES, FETCH_RETRY_DELAYS, LIST_CHUNK_ROWS
 from flows.common import (
     Download,
     FetchedFile,
     RunProgress,
     after_import,
+    check_before_io,
     contact_center_engine,
     fetch,
     recording_outcome,
     resolve_source,
 )
 from flows.common.rejects import RejectsFile
+from flows.common.retries import retry_transfer
+from flows.common.workdir import run_folder, sweep_leftover_work
 
 __all__ = [
     "ListFile",
@@ -110,21 +101,10 @@ _NEWLINE_SCAN_BYTES = 1 << 20
 # --- the steps -------------------------------------------------------------------------
 
 
-def _retry_transfer_errors(task: Any, task_run: TaskRun, state: State) -> bool:
-    """Retry a failed transfer, but not what a retry cannot fix."""
-    try:
-        state.result()
-    except (HostKeyError, InvalidParameter, ObjectNotFound, DownloadInterrupted):
-        return False
-    except Exception:
-        return True
-    return False
-
-
 @task(
     retries=FETCH_RETRIES,
     retry_delay_seconds=[float(s) for s in FETCH_RETRY_DELAYS],
-    retry_condition_fn=_retry_transfer_errors,
+    retry_condition_fn=retry_transfer,
     cache_policy=NO_CACHE,
 )
 def fetch_list_file(
@@ -522,9 +502,11 @@ def import_calling_list(
             after_import=after_import,
             force=force,
         )
+        check_before_io(options.source, after_import=options.after_import)
+        sweep_leftover_work()
         run_id = _flow_run_id()
         progress = RunProgress({"fetch": 1.0, "load": 2.0}, description=f"{list_name} · import")
-        workdir = get_settings().home / "work" / (run_id or uuid.uuid4().hex)
+        workdir = run_folder(run_id)  # made by the first file written in it
         # Resolved once: finding the database block is a round trip to the server.
         engine = contact_center_engine()
         last_sha256 = None if options.force else last_import_sha256(engine, options.list_name)
@@ -532,7 +514,7 @@ def import_calling_list(
         fetching = fetch_list_file.submit(
             options, engine, _scheduled_time(), workdir, progress, download
         )
-        rejects = RejectsFile.for_run(list_name, run_id)
+        rejects = RejectsFile.for_run(list_name, run_id, workdir)
         try:
             # The file is parsed and loaded while it arrives...
             list_file = parse_list(options, download) if _download_started(download) else None
@@ -548,6 +530,7 @@ def import_calling_list(
                 rejects.discard()
                 result = _load_fetched(options, engine, fetched, outcome, rejects, progress, run_id)
             if result is not None:
+                rejects.commit()
                 _fill_outcome(outcome, result)
             else:
                 outcome.status = "skipped"
@@ -558,8 +541,8 @@ def import_calling_list(
             if options.after_import != "keep":
                 outcome.extra["after_import"] = tidy_list_source(fetched, options.after_import)
         finally:
+            rejects.report(outcome)  # before _settle removes the folder it is staged in
             _settle(fetching, download, workdir, outcome)
-            rejects.report(outcome)
         progress.finish()
     return outcome
 

@@ -23,7 +23,6 @@ domain functions take ``now`` so tests can set it.
 from __future__ import annotations
 
 import codecs
-import tempfile
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -66,6 +65,7 @@ from flows.common import (
     FetchedFile,
     RunProgress,
     after_import,
+    check_before_io,
     contact_center_engine,
     fetch,
     recording_outcome,
@@ -73,6 +73,8 @@ from flows.common import (
     validate_after_import,
 )
 from flows.common.rejects import RejectsFile
+from flows.common.retries import retry_transfer
+from flows.common.workdir import run_workdir, sweep_leftover_work
 
 __all__ = [
     "STEPS",
@@ -200,6 +202,7 @@ def validate_request(
 @task(
     retries=FETCH_RETRIES,
     retry_delay_seconds=[float(s) for s in FETCH_RETRY_DELAYS],
+    retry_condition_fn=retry_transfer,
     cache_policy=NO_CACHE,
 )
 def fetch_exclusion_file(
@@ -354,6 +357,7 @@ def reset_exclusions(
 @task(
     retries=FETCH_RETRIES,
     retry_delay_seconds=[float(s) for s in FETCH_RETRY_DELAYS],
+    retry_condition_fn=retry_transfer,
     cache_policy=NO_CACHE,
 )
 def tidy_source(fetched: FetchedFile, action: str) -> str:
@@ -371,12 +375,12 @@ def _scheduled_time() -> datetime:
 
 def _run_import(request: ExclusionRequest, outcome: Outcome, started_at: datetime) -> None:
     progress = RunProgress({"fetch": 3, "parse": 3, "load": 4})
-    with tempfile.TemporaryDirectory(prefix="cctasks-exclusions-") as workdir:
-        fetched = fetch_exclusion_file(request, _scheduled_time(), Path(workdir), progress)
+    with run_workdir() as workdir:
+        fetched = fetch_exclusion_file(request, _scheduled_time(), workdir, progress)
         outcome.bytes = fetched.size
         outcome.files = [fetched.location.text]
         outcome.sha256 = fetched.sha256
-        rejects = RejectsFile.for_run(request.exclusion_list, runtime_flow_run.id)
+        rejects = RejectsFile.for_run(request.exclusion_list, runtime_flow_run.id, workdir)
         try:
             parsed = parse_exclusions(request, fetched, started_at)
             progress.update("parse", 1, 1, force=True)
@@ -395,6 +399,7 @@ def _run_import(request: ExclusionRequest, outcome: Outcome, started_at: datetim
                 started_at=started_at,
                 flow_run_id=runtime_flow_run.id,
             )
+            rejects.commit()
         finally:
             fetched.cleanup()
             rejects.report(outcome)
@@ -479,6 +484,9 @@ def import_exclusions(
             force=force,
         )
         started_at = utcnow()
+        if request.step == "import":
+            check_before_io(request.source, after_import=request.after_import)
+            sweep_leftover_work()
         if request.step == "reset":
             counts = reset_exclusions(
                 request, started_at=started_at, flow_run_id=runtime_flow_run.id

@@ -16,7 +16,6 @@ from __future__ import annotations
 import smtplib
 import socket
 import ssl
-import tempfile
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -64,11 +63,13 @@ from contact_center.settings import (
 )
 from flows.common import (
     RunProgress,
+    check_before_io,
     contact_center_engine,
     deliver,
-    load_sftp_block,
     recording_outcome,
 )
+from flows.common.retries import retry_transfer
+from flows.common.workdir import run_workdir, sweep_leftover_work
 
 __all__ = [
     "ReportRequest",
@@ -220,9 +221,8 @@ def prepare_request(
         subject=email_subject,
         now=now,
     )
-    if location is not None and location.scheme == "sftp":
-        assert location.block is not None
-        load_sftp_block(location.block)
+    if location is not None:
+        check_before_io(destination=location)  # loads an SFTP destination's block
     if recipients:
         request.email = _load_email_block(email_block)
         sender = email_from or request.email.username
@@ -264,6 +264,7 @@ def render_report(data: ReportData, formats: list[str]) -> list[RenderedFile]:
 @task(
     retries=NETWORK_RETRIES,
     retry_delay_seconds=[float(s) for s in NETWORK_RETRY_DELAYS],
+    retry_condition_fn=retry_transfer,
     cache_policy=NO_CACHE,
 )
 def deliver_report(files: list[RenderedFile], destination: Location, workdir: Path) -> list[str]:
@@ -435,6 +436,7 @@ def run_report(
             options=options,
             now=_run_time(),
         )
+        sweep_leftover_work()
         outcome.extra.update(
             period=request.period.description,
             period_start=request.period.start.isoformat(),
@@ -469,8 +471,8 @@ def _distribute(
     the failed run; the run records no bytes as sent.
     """
     if request.destination is not None:
-        with tempfile.TemporaryDirectory(prefix="cctasks-report-") as folder:
-            delivered += deliver_report(files, request.destination, Path(folder))
+        with run_workdir() as folder:
+            delivered += deliver_report(files, request.destination, folder)
     if request.recipients:
         assert request.email is not None and request.sender is not None
         message = compose_report_email(

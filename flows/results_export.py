@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import gzip as gzip_lib
 import shutil
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -59,7 +58,14 @@ from contact_center.results import (
     write_export,
 )
 from contact_center.settings import NETWORK_RETRIES, NETWORK_RETRY_DELAYS
-from flows.common import RunProgress, contact_center_engine, deliver, recording_outcome
+from flows.common import (
+    RunProgress,
+    check_before_io,
+    contact_center_engine,
+    deliver,
+    recording_outcome,
+)
+from flows.common.workdir import make_run_folder, sweep_leftover_work
 
 __all__ = [
     "EXPORT_GZIP_LEVEL",
@@ -453,6 +459,8 @@ def export_campaign_results(
             neutralise_formulas=neutralise_formulas,
             now=datetime.now(UTC),
         )
+        check_before_io(destination=request.destination)
+        sweep_leftover_work()
         flow_run_id = runtime_flow_run.id
         progress = RunProgress({"select": 1, "render": 6, "deliver": 3})
         plan = select_results(request, run_time, flow_run_id)
@@ -470,7 +478,7 @@ def export_campaign_results(
             outcome.message = f"nothing to export: already exported up to {window.end.isoformat()}"
             progress.finish()
             return outcome
-        workdir = Path(tempfile.mkdtemp(prefix="cctasks-export-"))
+        workdir = make_run_folder()
         try:
             rendered = render_export(plan, request, workdir, progress)
             outcome.rows_read = rendered.rows

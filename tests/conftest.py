@@ -1,6 +1,8 @@
 """Shared fixtures: a real Prefect server, a real OpenSSH sshd, SQLite and PostgreSQL.
 
-- ``prefect_server`` (session, autouse): one ``prefect_test_harness``.
+- ``prefect_server`` (session, autouse): one ``prefect_test_harness``; ``CCTASKS_HOME``
+  is a folder of the session's temporary root, and the local folders
+  (``CCTASKS_LOCAL_FOLDERS``) are that whole root.
 - ``sshd`` (session): an OpenSSH server on a free loopback port, serving SFTP from a
   temporary home folder; skipped with a reason where ``/usr/sbin/sshd`` is missing
   (CI installs it, so there it runs).
@@ -50,6 +52,9 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     from prefect.testing.utilities import prefect_test_harness
 
     os.environ["CCTASKS_HOME"] = str(tmp_path_factory.mktemp("cctasks-home"))
+    # Local locations must resolve inside the local folders: the tests' files live in
+    # their tmp_path folders, all under the session's temporary root.
+    os.environ["CCTASKS_LOCAL_FOLDERS"] = str(tmp_path_factory.getbasetemp())
     with prefect_test_harness(server_startup_timeout=120):
         yield
 

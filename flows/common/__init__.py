@@ -1,16 +1,16 @@
 """Steps shared by every flow: file transfer, the database, outcome and progress."""
 
+from flows.common.confine import check_before_io
 from flows.common.database import contact_center_engine
 from flows.common.outcome import RunProgress, record_outcome, recording_outcome
+from flows.common.servers import load_sftp_block, sftp_session
 from flows.common.transfer import (
     Download,
     FetchedFile,
     after_import,
     deliver,
     fetch,
-    load_sftp_block,
     resolve_source,
-    sftp_session,
     validate_after_import,
 )
 
@@ -19,6 +19,7 @@ __all__ = [
     "FetchedFile",
     "RunProgress",
     "after_import",
+    "check_before_io",
     "contact_center_engine",
     "deliver",
     "fetch",

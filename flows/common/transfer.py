@@ -12,25 +12,22 @@ import os
 import posixpath
 import shutil
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any, cast
 
-from prefect.exceptions import ObjectNotFound as PrefectObjectNotFound
-
-from blocks.sftp import SftpServer, SftpSession
 from contact_center.exceptions import (
     DeliveryFailed,
     DownloadInterrupted,
     InvalidParameter,
-    ObjectNotFound,
     SourceUnavailable,
 )
 from contact_center.locations import Location, has_glob, parse_location, pick_newest, render_path
+from flows.common.confine import check_local, check_remote
 from flows.common.placing import check_free, place_local, place_remote, refusal
+from flows.common.servers import load_sftp_block, sftp_session
 
 __all__ = [
     "Download",
@@ -76,28 +73,6 @@ class FetchedFile:
             self.path.unlink(missing_ok=True)
 
 
-def load_sftp_block(name: str) -> SftpServer:
-    """Load the saved SFTP-server block ``name``.
-
-    Raises:
-        ObjectNotFound: no such block.
-    """
-    try:
-        return cast(SftpServer, SftpServer.load(name))
-    except (ValueError, PrefectObjectNotFound):
-        raise ObjectNotFound(
-            f"no SFTP Server block named {name!r}; save one (see README, 'SFTP blocks')"
-        ) from None
-
-
-@contextmanager
-def sftp_session(location: Location) -> Iterator[SftpSession]:
-    """An open session to the server of an ``sftp://`` location."""
-    assert location.block is not None
-    with load_sftp_block(location.block).open() as session:
-        yield session
-
-
 def _as_location(location: str | Location) -> Location:
     return location if isinstance(location, Location) else parse_location(location)
 
@@ -124,6 +99,7 @@ def resolve_source(
 
     Raises:
         SourceUnavailable: nothing matches the glob (or the folder cannot be listed).
+        InvalidParameter: the folder is outside its base (see :mod:`flows.common.confine`).
     """
     loc = _as_location(location)
     loc = loc.with_path(render_path(loc.path, when))
@@ -131,9 +107,10 @@ def resolve_source(
         return loc
     if loc.scheme == "sftp":
         with sftp_session(loc) as session:
-            entries = [(f.name, f.mtime) for f in session.list(loc.directory)]
+            folder = check_remote(session, loc.directory, "source", loc.text)
+            entries = [(f.name, f.mtime) for f in session.list(folder)]
     else:
-        entries = _local_entries(Path(loc.directory))
+        entries = _local_entries(check_local(loc.directory, "source", loc.text))
     name = pick_newest(entries, loc.pattern, set(exclude))
     if name is None:
         raise SourceUnavailable(
@@ -386,6 +363,7 @@ def fetch(
 
     Raises:
         SourceUnavailable: the file is missing or the transfer failed or fell short.
+        InvalidParameter: the file is outside its base (see :mod:`flows.common.confine`).
     """
     try:
         fetched = _fetch(location, workdir, progress, download)
@@ -401,8 +379,9 @@ def fetch(
 def _fetch(
     location: Location, workdir: Path, progress: Progress | None, download: Download | None
 ) -> FetchedFile:
+    name = posixpath.basename(location.path)
     if location.scheme == "file":
-        path = Path(location.path)
+        path = check_local(location.path, "source", location.text)
         if not path.is_file():
             raise SourceUnavailable(f"file {location.text!r} does not exist")
         size = path.stat().st_size
@@ -411,18 +390,19 @@ def _fetch(
             download.wrote(size)
         if progress:
             progress(size, size)
-        return FetchedFile(path, path.name, location, size, _sha256_of(path), temporary=False)
+        return FetchedFile(path, name, location, size, _sha256_of(path), temporary=False)
     workdir.mkdir(parents=True, exist_ok=True)
-    name = posixpath.basename(location.path)
     partial = workdir / f".{name}.part"
     with sftp_session(location) as session:
-        expected = session.stat(location.path).size
+        # The file that was checked is the one read: its resolved path.
+        remote = check_remote(session, location.path, "source", location.text)
+        expected = session.stat(remote).size
         # Unbuffered: what the writer has written is what a follower can read.
         with partial.open("wb", buffering=0) as handle:
             if download is not None:
                 download.started(partial, location, expected)
             writer = _HashingWriter(handle, download)
-            session.get(location.path, writer, progress)  # type: ignore[arg-type]
+            session.get(remote, writer, progress)  # type: ignore[arg-type]
     got = partial.stat().st_size
     if got != expected:
         partial.unlink(missing_ok=True)
@@ -458,6 +438,7 @@ def deliver(
         DeliveryFailed: the destination cannot be reached or written, or (without
             ``replace``) a file of that name is already there (its cause is then a
             ``FileExistsError``).
+        InvalidParameter: the folder is outside its base (see :mod:`flows.common.confine`).
     """
     dest = _as_location(destination)
     name = name or local_file.name
@@ -469,9 +450,11 @@ def deliver(
     refused = refusal(name, dest.text, final.text)
     try:
         if dest.scheme == "file":
-            _deliver_local(local_file, Path(dest.path), name, size, progress, replace, refused)
+            folder = check_local(dest.path, "destination", dest.text)
+            _deliver_local(local_file, folder, name, size, progress, replace, refused)
         else:
             with sftp_session(dest) as session, local_file.open("rb") as source:
+                check_remote(session, temp_path, "destination", dest.text)  # and its folder
                 session.makedirs(dest.path)
                 if not replace:
                     check_free(session, final.path, refused)
@@ -498,6 +481,7 @@ def _deliver_local(
     try:
         folder.mkdir(parents=True, exist_ok=True)
         temp = folder / f".{name}.part"
+        temp.unlink(missing_ok=True)  # a symlink left there would be written through
         shutil.copyfile(local_file, temp)
         if temp.stat().st_size != size:
             raise DeliveryFailed(f"copy to {str(folder / name)!r} fell short")
@@ -518,6 +502,9 @@ def after_import(location: Location, action: str) -> str:
 
     Returns:
         What happened, for the outcome (e.g. ``archived to done/leads.csv``).
+
+    Raises:
+        InvalidParameter: the file or the folder is outside its base.
     """
     kind, _, folder = action.partition(":")
     if action == "keep":
@@ -528,18 +515,21 @@ def after_import(location: Location, action: str) -> str:
         )
     name = posixpath.basename(location.path)
     if location.scheme == "file":
+        check_local(location.path, "source", location.text)
         source = Path(location.path)
         if kind == "delete":
             source.unlink(missing_ok=True)
             return "deleted"
-        target_dir = Path(folder)
+        target_dir = check_local(folder, "after_import", action)
         target_dir.mkdir(parents=True, exist_ok=True)
         os.replace(source, target_dir / name)
-        return f"archived to {target_dir / name}"
+        return f"archived to {Path(folder) / name}"
     with sftp_session(location) as session:
+        check_remote(session, location.path, "source", location.text)
         if kind == "delete":
             session.remove(location.path)
             return "deleted"
+        check_remote(session, folder, "after_import", action)
         session.makedirs(folder)
         target = posixpath.join(folder, name)
         session.rename(location.path, target)
