@@ -44,7 +44,12 @@ from faults.snapshot import attempt_ids_in, export_state, folder_files, list_sta
 from faults.sshd import KillableSshd, killable_sshd
 from faults.watch import FaultWhen
 from prefect import get_client
-from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
+from prefect.client.schemas.filters import (
+    FlowRunFilter,
+    FlowRunFilterName,
+    TaskRunFilter,
+    TaskRunFilterFlowRunId,
+)
 from prefect.client.schemas.objects import State
 from prefect.settings import PREFECT_API_URL, PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 from prefect.states import Crashed
@@ -66,6 +71,8 @@ pytestmark = pytest.mark.slow
 ROWS = 150_000
 #: The relay's pace, each way: the big file takes about 3 s to cross it.
 RATE = 5_000_000
+#: Results in the export that is cut: a file of about 15 MB.
+UPLOAD_ATTEMPTS = 60_000
 CAMPAIGN = "Spring Sale"
 # Names to the microsecond: the default template names windows to the minute, and
 # three exports of one campaign within a minute would share one name.
@@ -153,6 +160,21 @@ def partial_size(folder: Path, pattern: str, at_least: int) -> int | None:
     return None
 
 
+def task_attempts(state: State) -> dict[str, int]:
+    """Task name -> attempts (run_count) of the flow run's task runs."""
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(
+            task_run_filter=TaskRunFilter(
+                flow_run_id=TaskRunFilterFlowRunId(any_=[state.state_details.flow_run_id])
+            )
+        )
+    attempts: dict[str, int] = {}
+    for run in runs:
+        name = run.name.rsplit("-", 1)[0]
+        attempts[name] = max(attempts.get(name, 0), run.run_count)
+    return attempts
+
+
 def check_imported(
     engine: sa.Engine,
     list_name: str,
@@ -204,4 +226,222 @@ def test_sshd_killed_mid_download_changes_nothing_and_the_rerun_loads_once(
     counts = (ROWS, ROWS - 3000, 3000, 0, 0, 0)
     check_imported(
         engine, list_name, expected, before.imports, ("completed", name, sha256(remote), size, *counts)
+    )
+
+
+def test_sshd_killed_mid_download_and_back_before_the_retry_loads_once(
+    engine: sa.Engine, slow_sftp: SlowSftp
+) -> None:
+    # The fetch's own retry policy (first retry after 2 s): the server is back by then.
+    list_name = "Spring Leads"
+    name = unique("leads.csv")
+    remote = write_list(slow_sftp.sshd.home / "incoming" / name, ROWS)
+    size = remote.stat().st_size
+    work = get_settings().home / "work"
+
+    def kill_and_restart(_: int) -> int:
+        killed = slow_sftp.sshd.kill()
+        slow_sftp.sshd.restart()
+        return killed
+
+    with FaultWhen(lambda: partial_size(work, f"*/.{name}.part", size // 3), kill_and_restart) as fault:
+        state = import_list(list_name, f"sftp://{slow_sftp.block}/incoming/{name}")
+
+    assert fault.fired and fault.seen < size and fault.done >= 2
+    assert state.is_completed()
+    assert task_attempts(state)["fetch_list_file"] == 2
+    # The rows read while the first attempt arrived were rolled back: each key once.
+    check_imported(
+        engine,
+        list_name,
+        expected_records(ROWS),
+        (),
+        ("completed", name, sha256(remote), size, ROWS, ROWS, 0, 0, 0, 0),
+    )
+
+
+# --- the sshd, killed mid-upload ------------------------------------------------------------
+
+
+def export(destination: str) -> State:
+    """Run the export flow in-process (``since: last``); its final state."""
+    return cast(
+        State,
+        export_campaign_results(CAMPAIGN, destination, file_name=EXPORT_NAME, return_state=True),
+    )
+
+
+def all_attempt_ids(engine: sa.Engine) -> list[int]:
+    with engine.connect() as conn:
+        return sorted(conn.scalars(sa.select(CallAttempt.id)))
+
+
+def test_sshd_killed_mid_upload_delivers_nothing_and_every_result_lands_once(
+    engine: sa.Engine, slow_sftp: SlowSftp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    quick_retries(monkeypatch)
+    seed_list(engine, RECORDS)
+    folder = slow_sftp.sshd.home / "exports"
+    destination = f"sftp://{slow_sftp.block}/exports"
+    now = datetime.now(UTC)
+    generate_call_attempts(
+        engine, CAMPAIGN, count=2000, start=now - timedelta(hours=2), end=now - timedelta(hours=1)
+    )
+    assert export(destination).is_completed()
+    exports_before, marks_before = export_state(engine)
+    files_before = folder_files(folder)
+    ((*_, first_end),) = marks_before
+    # About 15 MB of results after the first window: the next export's file.
+    generate_call_attempts(
+        engine, CAMPAIGN, count=UPLOAD_ATTEMPTS, seed=1, start=first_end, end=datetime.now(UTC)
+    )
+
+    with FaultWhen(
+        lambda: partial_size(folder, ".*.part", 3_000_000), lambda _: slow_sftp.sshd.kill()
+    ) as fault:
+        state = export(destination)
+
+    assert fault.fired and fault.done >= 2
+    assert state.is_failed() and "DeliveryFailed" in (state.message or "")
+    exports, marks = export_state(engine)
+    assert marks == marks_before  # the watermark did not move
+    assert exports[:-1] == exports_before
+    pending = exports[-1]  # the window is reserved, to be resumed under the same name
+    assert (pending[1], pending[5]) == ("pending", first_end)
+    part = f".{pending[2]}.part"
+    files = folder_files(folder)
+    assert files == {**files_before, part: files[part]}  # nothing under a final name
+
+    slow_sftp.sshd.restart()
+    late = generate_call_attempts(
+        engine, CAMPAIGN, count=500, seed=2, start=pending[6], end=datetime.now(UTC)
+    )
+    assert late == 500
+    resumed = export(destination)
+    assert resumed.is_completed() and resumed.result().extra["resumed"] is True
+    assert export(destination).is_completed()
+
+    exports, marks = export_state(engine)
+    assert [e[1] for e in exports] == ["delivered"] * 3
+    # The resumed export is the reserved one: same row, window and file name.
+    assert [exports[1][i] for i in (0, 2, 5, 6)] == [pending[i] for i in (0, 2, 5, 6)]
+    delivered = folder_files(folder)
+    assert delivered == {e[2]: e[4] for e in exports}  # exactly the three, no temporary
+    assert fault.seen <= files[part] < delivered[pending[2]]  # the kill was mid-upload
+    assert marks[0][2] == exports[-1][6]
+    ids = attempt_ids_in(folder)
+    assert len(ids) == len(set(ids)) and sorted(ids) == all_attempt_ids(engine)
+
+
+# --- PostgreSQL: the import's backend terminated ----------------------------------------------
+
+
+def admin_engine(db_url: str) -> sa.Engine:
+    """A second connection to the test database, outside any transaction of the flow's."""
+    return sa.create_engine(db_url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+
+
+def copy_past(admin: sa.Engine, rows: int) -> Any:
+    """The (pid, tuples) of a COPY into this database that has taken ``rows`` rows."""
+    with admin.connect() as conn:
+        return conn.execute(
+            sa.text(
+                "SELECT pid, tuples_processed FROM pg_stat_progress_copy "
+                "WHERE datname = current_database() AND command = 'COPY FROM' "
+                "AND tuples_processed >= :rows"
+            ),
+            {"rows": rows},
+        ).first()
+
+
+def terminate(admin: sa.Engine, pid: int, statement: str) -> bool:
+    """Terminate backend ``pid`` if it is still running ``statement`` (a LIKE pattern)."""
+    with admin.connect() as conn:
+        return bool(
+            conn.scalar(
+                sa.text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE pid = :pid AND state = 'active' AND query LIKE :statement"
+                ),
+                {"pid": pid, "statement": statement},
+            )
+        )
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_backend_terminated_mid_copy_leaves_no_list_and_the_rerun_loads_once(
+    engine: sa.Engine, db_url: str, tmp_path: Path
+) -> None:
+    admin = admin_engine(db_url)
+    list_name = "Spring Leads"
+    path = write_list(tmp_path / unique("leads.csv"), ROWS)
+    before = list_state(engine, list_name)
+    assert not before.exists
+
+    # A new list is loaded straight into list_records: the rows are in the real table.
+    with FaultWhen(
+        lambda: copy_past(admin, 50_000),
+        lambda seen: terminate(admin, seen.pid, "COPY%"),
+    ) as fault:
+        state = import_list(list_name, str(path))
+
+    assert fault.fired and fault.done, "the backend was not terminated in its COPY"
+    assert fault.seen.tuples_processed < ROWS
+    assert state.is_failed() and "DatabaseError" in (state.message or "")
+    assert list_state(engine, list_name) == before
+
+    assert import_list(list_name, str(path)).is_completed()
+    counts = (ROWS, ROWS, 0, 0, 0, 0)
+    check_imported(
+        engine,
+        list_name,
+        expected_records(ROWS),
+        (),
+        ("completed", path.name, sha256(path), path.stat().st_size, *counts),
+    )
+
+
+def merge_running(admin: sa.Engine) -> Any:
+    """The pid of the import's MERGE once it has run for 50 ms."""
+    with admin.connect() as conn:
+        return conn.scalar(
+            sa.text(
+                "SELECT pid FROM pg_stat_activity "
+                "WHERE datname = current_database() AND state = 'active' "
+                "AND query LIKE 'MERGE INTO list_records%' "
+                "AND clock_timestamp() - query_start > interval '50 milliseconds'"
+            )
+        )
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_backend_terminated_mid_merge_changes_nothing_and_the_rerun_merges_once(
+    engine: sa.Engine, db_url: str, tmp_path: Path
+) -> None:
+    admin = admin_engine(db_url)
+    list_name = "Spring Leads"
+    first = write_list(tmp_path / "first.csv", ROWS)
+    assert import_list(list_name, str(first)).is_completed()
+    before = list_state(engine, list_name)
+    # Every record changes (names, custom fields) and 1,000 keys are new.
+    path = write_list(tmp_path / unique("leads.csv"), ROWS, variant=1)
+
+    with FaultWhen(
+        lambda: merge_running(admin), lambda pid: terminate(admin, pid, "MERGE INTO%")
+    ) as fault:
+        state = import_list(list_name, str(path))
+
+    assert fault.fired and fault.done, "the backend was not terminated in its MERGE"
+    assert state.is_failed() and "DatabaseError" in (state.message or "")
+    assert list_state(engine, list_name) == before
+
+    assert import_list(list_name, str(path)).is_completed()
+    expected = {**expected_records(ROWS), **expected_records(ROWS, 1)}
+    counts = (ROWS, 1000, ROWS - 1000, 0, 0, 0)
+    check_imported(
+        engine,
+        list_name,
+        expected,
+        before.imports,
+        ("completed", path.name, sha256(path), path.stat().st_size, *counts),
     )

@@ -38,6 +38,8 @@ class ThrottledRelay:
         self.sent_down = 0
         self.sent_up = 0
         self._listener = socket.create_server(("127.0.0.1", 0))
+        # A closed listener does not wake a blocked accept(): look up now and then.
+        self._listener.settimeout(0.1)
         self.port = int(self._listener.getsockname()[1])
         self._sockets: list[socket.socket] = []
         self._lock = threading.Lock()
@@ -69,8 +71,11 @@ class ThrottledRelay:
         while not self._closed:
             try:
                 client, _ = self._listener.accept()
+            except TimeoutError:
+                continue
             except OSError:
                 return
+            client.settimeout(None)
             try:
                 server = socket.create_connection(("127.0.0.1", self.upstream_port), timeout=5)
             except OSError:
