@@ -28,7 +28,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -47,10 +46,12 @@ from prefect import get_client
 from prefect.client.schemas.filters import (
     FlowRunFilter,
     FlowRunFilterName,
+    FlowRunFilterState,
+    FlowRunFilterStateType,
     TaskRunFilter,
     TaskRunFilterFlowRunId,
 )
-from prefect.client.schemas.objects import State
+from prefect.client.schemas.objects import State, StateType
 from prefect.settings import PREFECT_API_URL, PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 from prefect.states import Crashed
 from sshd_server import sshd_available
@@ -224,9 +225,8 @@ def test_sshd_killed_mid_download_changes_nothing_and_the_rerun_loads_once(
     expected = {**expected_records(3000, 1), **expected_records(ROWS)}
     # 3,000 keys of the seed are in the file, changed; the rest are new.
     counts = (ROWS, ROWS - 3000, 3000, 0, 0, 0)
-    check_imported(
-        engine, list_name, expected, before.imports, ("completed", name, sha256(remote), size, *counts)
-    )
+    imported = ("completed", name, sha256(remote), size, *counts)
+    check_imported(engine, list_name, expected, before.imports, imported)
 
 
 def test_sshd_killed_mid_download_and_back_before_the_retry_loads_once(
@@ -244,7 +244,8 @@ def test_sshd_killed_mid_download_and_back_before_the_retry_loads_once(
         slow_sftp.sshd.restart()
         return killed
 
-    with FaultWhen(lambda: partial_size(work, f"*/.{name}.part", size // 3), kill_and_restart) as fault:
+    partial = f"*/.{name}.part"
+    with FaultWhen(lambda: partial_size(work, partial, size // 3), kill_and_restart) as fault:
         state = import_list(list_name, f"sftp://{slow_sftp.block}/incoming/{name}")
 
     assert fault.fired and fault.seen < size and fault.done >= 2
@@ -444,4 +445,104 @@ def test_backend_terminated_mid_merge_changes_nothing_and_the_rerun_merges_once(
         expected,
         before.imports,
         ("completed", path.name, sha256(path), path.stat().st_size, *counts),
+    )
+
+
+# --- the flow's process, killed mid-load ------------------------------------------------------
+
+_IMPORT_IN_A_CHILD = (
+    "import json, sys\n"
+    "from flows.calling_list_import import import_calling_list\n"
+    "import_calling_list(**json.loads(sys.argv[1]))\n"
+)
+
+
+def start_import_process(log: Path, **parameters: Any) -> subprocess.Popen[bytes]:
+    """Run the import flow in a child process, on the test Prefect server and database
+    (``CCTASKS_DATABASE_URL`` and ``CCTASKS_HOME`` are in the environment)."""
+    env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value())}
+    with log.open("wb") as output:
+        return subprocess.Popen(
+            [sys.executable, "-c", _IMPORT_IN_A_CHILD, json.dumps(parameters)],
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            cwd=Path(__file__).parent.parent,
+        )
+
+
+def rows_arriving(db_url: str, child: subprocess.Popen[bytes], log: Path) -> Any:
+    """Evidence that the child's load is writing rows: on PostgreSQL its COPY past the
+    first chunk; on SQLite its uncommitted pages spilling into the WAL (over 4 MB)."""
+    if child.poll() is not None:
+        raise AssertionError(f"the import process ended first:\n{log.read_text()[-3000:]}")
+    if db_url.startswith("postgresql"):
+        return copy_past(admin_engine(db_url), 50_000)
+    wal = Path(f"{sa.make_url(db_url).database}-wal")
+    size = wal.stat().st_size if wal.exists() else 0
+    return size if size >= 4_000_000 else None
+
+
+def kill_9(child: subprocess.Popen[bytes]) -> int:
+    child.send_signal(signal.SIGKILL)
+    return child.wait(timeout=30)
+
+
+def mark_crashed(flow_run_name: str) -> int:
+    """Force the runs of that name still Running to Crashed; return how many there were.
+
+    A SIGKILLed process reports nothing: its run stays Running until something
+    marks it (in production, a heartbeat automation; see Prefect's zombie-flow guide).
+    """
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(
+                name=FlowRunFilterName(any_=[flow_run_name]),
+                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.RUNNING])),
+            )
+        )
+        for run in runs:
+            client.set_flow_run_state(
+                run.id, Crashed(message="the process was killed (SIGKILL)"), force=True
+            )
+    return len(runs)
+
+
+def test_flow_process_killed_mid_load_changes_nothing_and_the_rerun_loads_once(
+    engine: sa.Engine, db_url: str, slow_sftp: SlowSftp, tmp_path: Path
+) -> None:
+    list_name = unique("Spring Leads")
+    # The list exists, empty, with one import: the big file goes straight into
+    # list_records, so the killed load's rows were in the real table.
+    empty = write_list(tmp_path / "empty.csv", 0)
+    assert import_list(list_name, str(empty)).is_completed()
+    before = list_state(engine, list_name)
+    assert before.exists and before.records == 0 and len(before.imports) == 1
+    if engine.dialect.name == "sqlite":
+        with engine.connect() as conn:  # an empty WAL, so that its growth is the load's
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    name = unique("leads.csv")
+    remote = write_list(slow_sftp.sshd.home / "incoming" / name, ROWS)
+    source = f"sftp://{slow_sftp.block}/incoming/{name}"
+    log = tmp_path / "child.log"
+    child = start_import_process(log, list_name=list_name, source=source, mapping=MAPPING)
+
+    with FaultWhen(lambda: rows_arriving(db_url, child, log), lambda _: kill_9(child)) as fault:
+        fault.wait()
+    if child.poll() is None:  # the watcher gave up: do not leave the child running
+        kill_9(child)
+
+    assert fault.fired, "the load never got under way"
+    assert fault.done == -signal.SIGKILL
+    assert list_state(engine, list_name) == before
+    assert mark_crashed(f"{list_name} · import") == 1  # the killed run, left Running
+
+    assert import_list(list_name, source).is_completed()
+    counts = (ROWS, ROWS, 0, 0, 0, 0)
+    check_imported(
+        engine,
+        list_name,
+        expected_records(ROWS),
+        before.imports,
+        ("completed", name, sha256(remote), remote.stat().st_size, *counts),
     )

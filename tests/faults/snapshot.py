@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from faults.lists import content_digest
 
 from contact_center.models import (
     CallingList,
@@ -28,6 +27,7 @@ from contact_center.models import (
     ListRecord,
     ResultsExport,
 )
+from faults.lists import content_digest
 
 __all__ = [
     "ListState",

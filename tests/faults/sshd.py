@@ -82,7 +82,8 @@ class KillableSshd:
                 return
             except OSError:
                 if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"sshd did not restart: {(root / 'sshd.log').read_text()}")
+                    log = (root / "sshd.log").read_text()
+                    raise RuntimeError(f"sshd did not restart: {log}") from None
                 time.sleep(0.05)
 
     def stop_restarted(self) -> None:

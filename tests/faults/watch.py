@@ -20,7 +20,8 @@ __all__ = ["FaultWhen"]
 class FaultWhen:
     """Poll ``evidence`` until it returns something, then call ``inject`` with it.
 
-    Use it as a context manager around the run; on exit it waits for the thread and
+    Use it as a context manager around the run (or, when the run is another
+    process, around :meth:`wait`); on exit it stops polling, waits for the thread and
     re-raises its error, if any.
 
     Args:
@@ -66,6 +67,11 @@ class FaultWhen:
         self._thread.join(timeout=self._timeout)
         if self._error is not None and exc is None:
             raise self._error
+
+    def wait(self) -> bool:
+        """Wait until the fault is injected (or the evidence times out); whether it was."""
+        self._thread.join(timeout=self._timeout + 5)
+        return self.fired
 
     @property
     def fired(self) -> bool:
