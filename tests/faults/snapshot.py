@@ -81,9 +81,7 @@ def list_state(engine: sa.Engine, list_name: str) -> ListState:
             sa.select(ListRecord).where(ListRecord.list_id == list_id).order_by(ListRecord.id)
         ).all()
         imports = conn.execute(
-            sa.select(*_IMPORT_COLUMNS)
-            .where(ListImport.list_id == list_id)
-            .order_by(ListImport.id)
+            sa.select(*_IMPORT_COLUMNS).where(ListImport.list_id == list_id).order_by(ListImport.id)
         ).all()
     content = content_digest(
         (r.record_key, (r.account, r.first_name, r.phone1, r.custom_fields)) for r in records
