@@ -23,11 +23,7 @@ See docs/development.md, "Fault tests".
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 import signal
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -38,22 +34,19 @@ from typing import Any, cast
 import pytest
 import sqlalchemy as sa
 from faults.lists import MAPPING, content_digest, expected_records, write_list
+from faults.postgres import admin_engine, copy_past, merge_running, terminate
+from faults.process import kill_9, mark_crashed, rows_arriving, start_import_process
 from faults.relay import ThrottledRelay
 from faults.snapshot import attempt_ids_in, export_state, folder_files, list_state
 from faults.sshd import KillableSshd, killable_sshd
 from faults.watch import FaultWhen
 from prefect import get_client
 from prefect.client.schemas.filters import (
-    FlowRunFilter,
-    FlowRunFilterName,
-    FlowRunFilterState,
-    FlowRunFilterStateType,
     TaskRunFilter,
     TaskRunFilterFlowRunId,
 )
-from prefect.client.schemas.objects import State, StateType
-from prefect.settings import PREFECT_API_URL, PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
-from prefect.states import Crashed
+from prefect.client.schemas.objects import State
+from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 from sshd_server import sshd_available
 from test_results import RECORDS, seed_list
 
@@ -344,38 +337,6 @@ def test_sshd_killed_mid_upload_delivers_nothing_and_every_result_lands_once(
 # --- PostgreSQL: the import's backend terminated ----------------------------------------------
 
 
-def admin_engine(db_url: str) -> sa.Engine:
-    """A second connection to the test database, outside any transaction of the flow's."""
-    return sa.create_engine(db_url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
-
-
-def copy_past(admin: sa.Engine, rows: int) -> Any:
-    """The (pid, tuples) of a COPY into this database that has taken ``rows`` rows."""
-    with admin.connect() as conn:
-        return conn.execute(
-            sa.text(
-                "SELECT pid, tuples_processed FROM pg_stat_progress_copy "
-                "WHERE datname = current_database() AND command = 'COPY FROM' "
-                "AND tuples_processed >= :rows"
-            ),
-            {"rows": rows},
-        ).first()
-
-
-def terminate(admin: sa.Engine, pid: int, statement: str) -> bool:
-    """Terminate backend ``pid`` if it is still running ``statement`` (a LIKE pattern)."""
-    with admin.connect() as conn:
-        return bool(
-            conn.scalar(
-                sa.text(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE pid = :pid AND state = 'active' AND query LIKE :statement"
-                ),
-                {"pid": pid, "statement": statement},
-            )
-        )
-
-
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 def test_backend_terminated_mid_copy_leaves_no_list_and_the_rerun_loads_once(
     engine: sa.Engine, db_url: str, tmp_path: Path
@@ -407,19 +368,6 @@ def test_backend_terminated_mid_copy_leaves_no_list_and_the_rerun_loads_once(
         (),
         ("completed", path.name, sha256(path), path.stat().st_size, *counts),
     )
-
-
-def merge_running(admin: sa.Engine) -> Any:
-    """The pid of the import's MERGE once it has run for 50 ms."""
-    with admin.connect() as conn:
-        return conn.scalar(
-            sa.text(
-                "SELECT pid FROM pg_stat_activity "
-                "WHERE datname = current_database() AND state = 'active' "
-                "AND query LIKE 'MERGE INTO list_records%' "
-                "AND clock_timestamp() - query_start > interval '50 milliseconds'"
-            )
-        )
 
 
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
@@ -456,63 +404,6 @@ def test_backend_terminated_mid_merge_changes_nothing_and_the_rerun_merges_once(
 
 
 # --- the flow's process, killed mid-load ------------------------------------------------------
-
-_IMPORT_IN_A_CHILD = (
-    "import json, sys\n"
-    "from flows.calling_list_import import import_calling_list\n"
-    "import_calling_list(**json.loads(sys.argv[1]))\n"
-)
-
-
-def start_import_process(log: Path, **parameters: Any) -> subprocess.Popen[bytes]:
-    """Run the import flow in a child process, on the test Prefect server and database
-    (``CCTASKS_DATABASE_URL`` and ``CCTASKS_HOME`` are in the environment)."""
-    env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value())}
-    with log.open("wb") as output:
-        return subprocess.Popen(
-            [sys.executable, "-c", _IMPORT_IN_A_CHILD, json.dumps(parameters)],
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            cwd=Path(__file__).parent.parent,
-        )
-
-
-def rows_arriving(db_url: str, child: subprocess.Popen[bytes], log: Path) -> Any:
-    """Evidence that the child's load is writing rows: on PostgreSQL its COPY past the
-    first chunk; on SQLite its uncommitted pages spilling into the WAL (over 4 MB)."""
-    if child.poll() is not None:
-        raise AssertionError(f"the import process ended first:\n{log.read_text()[-3000:]}")
-    if db_url.startswith("postgresql"):
-        return copy_past(admin_engine(db_url), 50_000)
-    wal = Path(f"{sa.make_url(db_url).database}-wal")
-    size = wal.stat().st_size if wal.exists() else 0
-    return size if size >= 4_000_000 else None
-
-
-def kill_9(child: subprocess.Popen[bytes]) -> int:
-    child.send_signal(signal.SIGKILL)
-    return child.wait(timeout=30)
-
-
-def mark_crashed(flow_run_name: str) -> int:
-    """Force the runs of that name still Running to Crashed; return how many there were.
-
-    A SIGKILLed process reports nothing: its run stays Running until something
-    marks it (in production, a heartbeat automation; see Prefect's zombie-flow guide).
-    """
-    with get_client(sync_client=True) as client:
-        runs = client.read_flow_runs(
-            flow_run_filter=FlowRunFilter(
-                name=FlowRunFilterName(any_=[flow_run_name]),
-                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.RUNNING])),
-            )
-        )
-        for run in runs:
-            client.set_flow_run_state(
-                run.id, Crashed(message="the process was killed (SIGKILL)"), force=True
-            )
-    return len(runs)
 
 
 def test_flow_process_killed_mid_load_changes_nothing_and_the_rerun_loads_once(
