@@ -64,7 +64,7 @@ pytestmark = pytest.mark.slow
 #: Rows of the big list file (about 15 MB; 3 chunks of the import).
 ROWS = 150_000
 #: Rows of the list that a re-import MERGEs into (every record changes).
-MERGE_ROWS = 100_000
+MERGE_ROWS = 60_000
 #: The relay's pace, each way: the big file takes about 3 s to cross it.
 RATE = 5_000_000
 #: Results in the export that is cut: a file of about 18 MB (300 bytes a row).
