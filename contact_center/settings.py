@@ -50,11 +50,15 @@ class Settings:
         home: the state directory (``CCTASKS_HOME``, default ``./.cctasks``).
         database_url: ``CCTASKS_DATABASE_URL``, else a SQLite file under ``home``.
         database_url_from_env: whether ``database_url`` was set explicitly.
+        time_zone: the contact centre's IANA time zone for the views
+            (``CCTASKS_TIME_ZONE``, e.g. ``America/New_York``); ``None``: the
+            machine's local zone.
     """
 
     home: Path
     database_url: str
     database_url_from_env: bool
+    time_zone: str | None = None
 
     @property
     def default_sqlite_url(self) -> str:
@@ -67,4 +71,9 @@ def get_settings() -> Settings:
     home = Path(os.environ.get("CCTASKS_HOME", ".cctasks")).expanduser().absolute()
     env_url = os.environ.get("CCTASKS_DATABASE_URL") or None
     url = env_url or f"sqlite:///{home / 'contact-center.db'}"
-    return Settings(home=home, database_url=url, database_url_from_env=env_url is not None)
+    return Settings(
+        home=home,
+        database_url=url,
+        database_url_from_env=env_url is not None,
+        time_zone=os.environ.get("CCTASKS_TIME_ZONE", "").strip() or None,
+    )

@@ -88,6 +88,7 @@ from flows.common import (
     after_import,
     contact_center_engine,
     fetch,
+    final_state,
     recording_outcome,
     resolve_source,
 )
@@ -145,15 +146,16 @@ def fetch_list_file(
         HostKeyError: the server's host key is unknown or changed (not retried).
     """
     try:
-        exclude = imported_file_names(engine, options.list_name)
-        location = resolve_source(options.source, when=when, exclude=exclude)
-        get_run_logger().info("fetching %s", location.text)
-        fetched = fetch(
-            location,
-            workdir,
-            lambda done, total: progress.update("fetch", done, total),
-            download=download,
-        )
+        with progress.attempt("fetch"):
+            exclude = imported_file_names(engine, options.list_name)
+            location = resolve_source(options.source, when=when, exclude=exclude)
+            get_run_logger().info("fetching %s", location.text)
+            fetched = fetch(
+                location,
+                workdir,
+                lambda done, total: progress.update("fetch", done, total),
+                download=download,
+            )
     except BaseException:
         if download is not None:
             download.failed()  # a reader waiting for the start must not wait forever
@@ -517,7 +519,12 @@ def import_calling_list(
             force=force,
         )
         run_id = _flow_run_id()
-        progress = RunProgress({"fetch": 1.0, "load": 2.0}, description=f"{list_name} · import")
+        progress = RunProgress(
+            {"fetch": 1.0, "load": 2.0},
+            description=f"{list_name} · import",
+            outcome=outcome,
+            units={"fetch": "bytes", "load": "rows"},
+        )
         workdir = get_settings().home / "work" / (run_id or uuid.uuid4().hex)
         # Resolved once: finding the database block is a round trip to the server.
         engine = contact_center_engine()
@@ -555,7 +562,7 @@ def import_calling_list(
             _settle(fetching, download, workdir, outcome)
             rejects.report(outcome)
         progress.finish()
-    return outcome
+    return final_state(outcome)  # type: ignore[return-value]
 
 
 def _download_started(download: Download) -> bool:

@@ -58,7 +58,13 @@ from contact_center.results import (
     write_export,
 )
 from contact_center.settings import NETWORK_RETRIES, NETWORK_RETRY_DELAYS
-from flows.common import RunProgress, contact_center_engine, deliver, recording_outcome
+from flows.common import (
+    RunProgress,
+    contact_center_engine,
+    deliver,
+    final_state,
+    recording_outcome,
+)
 
 __all__ = [
     "EXPORT_GZIP_LEVEL",
@@ -342,12 +348,13 @@ def deliver_export(
         ObjectNotFound: the destination's SFTP block does not exist.
     """
     assert rendered.path is not None
-    final, size = deliver(
-        rendered.path,
-        destination,
-        name=name,
-        progress=lambda done, total: progress.update("deliver", done, total),
-    )
+    with progress.attempt("deliver"):
+        final, size = deliver(
+            rendered.path,
+            destination,
+            name=name,
+            progress=lambda done, total: progress.update("deliver", done, total),
+        )
     get_run_logger().info("delivered %s (%d bytes, %d rows)", final.text, size, rendered.rows)
     return final.text, size
 
@@ -437,7 +444,12 @@ def export_campaign_results(
             now=datetime.now(UTC),
         )
         flow_run_id = runtime_flow_run.id
-        progress = RunProgress({"select": 1, "render": 6, "deliver": 3})
+        progress = RunProgress(
+            {"select": 1, "render": 6, "deliver": 3},
+            description=f"{campaign} · export",
+            outcome=outcome,
+            units={"render": "rows", "deliver": "bytes"},
+        )
         plan = select_results(request, run_time, flow_run_id)
         window = plan.window
         outcome.extra = {
@@ -452,7 +464,7 @@ def export_campaign_results(
             outcome.status = "skipped"
             outcome.message = f"nothing to export: already exported up to {window.end.isoformat()}"
             progress.finish()
-            return outcome
+            return final_state(outcome)  # type: ignore[return-value]
         workdir = Path(tempfile.mkdtemp(prefix="cctasks-export-"))
         try:
             rendered = render_export(plan, request, workdir, progress)
@@ -477,4 +489,4 @@ def export_campaign_results(
             else "empty window: no file written (skip_empty)"
         )
         progress.finish()
-    return outcome
+    return final_state(outcome)  # type: ignore[return-value]

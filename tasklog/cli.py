@@ -5,6 +5,7 @@ Commands:
     cctasks scheduled          the Scheduled and In-Progress Tasks view
     cctasks log                the Task Log
     cctasks run TASK           request an immediate run of a deployment
+    cctasks pause|resume TASK  hold a task's schedules, or let them run again
     cctasks campaign start|stop NAME
     cctasks db upgrade         migrate the contact-centre database
 """
@@ -58,11 +59,19 @@ def db_upgrade(
 
 # --- views: log, scheduled, run (tasklog) -------------------------------------------
 
-from tasklog.commands import log_command, run_command, scheduled_command  # noqa: E402
+from tasklog.commands import (  # noqa: E402
+    log_command,
+    pause_command,
+    resume_command,
+    run_command,
+    scheduled_command,
+)
 
 app.command("log")(log_command)
 app.command("scheduled")(scheduled_command)
 app.command("run")(run_command)
+app.command("pause")(pause_command)
+app.command("resume")(resume_command)
 
 # --- the embedded stack: up (deployments) -------------------------------------------
 

@@ -1,7 +1,7 @@
 """Steps shared by every flow: file transfer, the database, outcome and progress."""
 
 from flows.common.database import contact_center_engine
-from flows.common.outcome import RunProgress, record_outcome, recording_outcome
+from flows.common.outcome import RunProgress, final_state, record_outcome, recording_outcome
 from flows.common.transfer import (
     Download,
     FetchedFile,
@@ -22,6 +22,7 @@ __all__ = [
     "contact_center_engine",
     "deliver",
     "fetch",
+    "final_state",
     "load_sftp_block",
     "record_outcome",
     "recording_outcome",
