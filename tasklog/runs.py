@@ -102,8 +102,8 @@ class RunStatus:
 
     @property
     def attempts_text(self) -> str:
-        """``2 of 3`` when the run has a retrying step (or flow), else the number."""
-        if self.max_attempts and self.max_attempts > 1:
+        """``2 of 3`` once a retrying step (or flow) tries again, else the number."""
+        if self.max_attempts and self.max_attempts > 1 and self.attempts > 1:
             return f"{self.attempts} of {self.max_attempts}"
         return str(self.attempts)
 

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import timedelta
 from types import TracebackType
@@ -45,8 +46,16 @@ class Watch(Protocol):
         """Show one status."""
 
 
+# The progress description names the try too; the watch shows Prefect's count once.
+_DESCRIBED_ATTEMPT = re.compile(r",\s*attempt \d+ of \d+")
+
+
 def _attempt(status: RunStatus) -> str:
     return f"attempt {status.attempts_text}"
+
+
+def _step(status: RunStatus) -> str:
+    return _DESCRIBED_ATTEMPT.sub("", status.step) if not status.final else ""
 
 
 class _Reachability:
@@ -96,7 +105,7 @@ class LineWatch:
             return
         elapsed = format_duration(timedelta(seconds=time.monotonic() - self._started))
         progress = "" if status.progress is None else f"  progress {status.progress:.0f}%"
-        step = f"  {status.step}" if status.step and not status.final else ""
+        step = f"  {_step(status)}" if _step(status) else ""
         self._out.print(
             f"{elapsed}  {status.state}  {_attempt(status)}{progress}{step}",
             highlight=False,
@@ -136,7 +145,7 @@ class BarWatch:
         """Move the bar; its text says the state, the step and the attempt."""
         if self._reach.check(status) or not status.state:
             return
-        parts = [status.state, status.step, _attempt(status)]
+        parts = [status.state, _step(status), _attempt(status)]
         self._progress.update(
             self._task,
             completed=status.progress or (100.0 if status.completed else 0.0),
