@@ -224,3 +224,38 @@ def test_an_ansi_escape_in_a_list_name_never_reaches_the_output() -> None:
     text = cctasks("log", "--since", since, "--format", "json").stdout
     assert "\\u001b" not in text and "\x1b" not in text
     assert list(json.loads(text)[0]) == [k for k, _ in LOG_COLUMNS]
+
+
+def test_the_task_log_report_counts_a_skipped_run_as_completed() -> None:
+    from datetime import UTC, datetime
+
+    import pandas as pd
+
+    from contact_center.reports.periods import resolve_period
+    from contact_center.reports.runs import RUN_COLUMNS, task_log_content
+
+    period = resolve_period("yesterday", "UTC", now=datetime(2026, 11, 30, 12, tzinfo=UTC))
+    start = datetime(2026, 11, 29, 8, tzinfo=UTC)
+    results = ["completed", "completed (skipped)", "failed"]
+    runs = pd.DataFrame(
+        [
+            {
+                "start_time": start,
+                "end_time": start,
+                "type": "Calling list import",
+                "object_name": "Spring Leads",
+                "task_name": "spring-leads-nightly",
+                "step": "import",
+                "attempts": 1,
+                "duration_seconds": 1.0,
+                "size_kb": None,
+                "result": result,
+                "error": "",
+            }
+            for result in results
+        ],
+        columns=list(RUN_COLUMNS),
+    )
+    content = task_log_content(runs, period)
+    assert (content.highlights["Completed"], content.highlights["Failed"]) == (2, 1)
+    assert list(content.tables["Runs"]["Result"]) == results
