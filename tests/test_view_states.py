@@ -259,3 +259,28 @@ def test_the_task_log_report_counts_a_skipped_run_as_completed() -> None:
     content = task_log_content(runs, period)
     assert (content.highlights["Completed"], content.highlights["Failed"]) == (2, 1)
     assert list(content.tables["Runs"]["Result"]) == results
+
+
+def test_a_pause_outlasts_the_redeploy_of_cctasks_up() -> None:
+    from tasklog import pause_task
+    from tasklog.pausing import pause_again, paused_tasks
+
+    name = unique("held-export")
+    schema = run_report.parameters.model_dump_for_openapi()
+    deployment_id = deploy(run_report, name, {"report": unique("Held")})
+    pause_task(name)
+    held = paused_tasks()
+    assert deployment_id in held
+    with get_client(sync_client=True) as client:
+        # what `prefect deploy` does with a prefect.yaml entry that says nothing of pausing
+        client.create_deployment(
+            flow_id=client.create_flow_from_name(run_report.name),
+            name=name,
+            parameters={"report": "Held"},
+            parameter_openapi_schema=schema,
+            paused=False,
+        )
+        assert not client.read_deployment(deployment_id).paused
+        assert pause_again(held) == 1
+        assert client.read_deployment(deployment_id).paused
+    assert pause_again(held) == 0  # nothing to do twice
