@@ -33,8 +33,17 @@ err = Console(stderr=True, soft_wrap=True)  # an error stays on one line
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
-    """Print a one-line error and return the Exit to raise."""
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    """Print a one-line error and return the Exit to raise.
+
+    The message is plain text: it may quote what the user typed or a name from the
+    server, so rich markup in it (``[/]``) is shown as written, never interpreted, and
+    control characters are dropped.
+    """
+    from rich.text import Text
+
+    from tasklog.text import clean
+
+    err.print(Text.assemble(("error:", "bold red"), " ", clean(message)), highlight=False)
     return typer.Exit(code)
 
 

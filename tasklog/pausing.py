@@ -20,6 +20,7 @@ from prefect.exceptions import ObjectNotFound as PrefectObjectNotFound
 
 from tasklog.history import PAGE_SIZE, prefect_client
 from tasklog.runs import resolve_deployment
+from tasklog.text import clean
 
 __all__ = ["PauseChange", "pause_again", "pause_task", "paused_tasks", "resume_task"]
 
@@ -53,7 +54,7 @@ def _set_paused(task: str, paused: bool) -> PauseChange:
             else:
                 client.resume_deployment(deployment.id)
     return PauseChange(
-        task=label,
+        task=clean(label),
         deployment_id=deployment.id,
         paused=paused,
         changed=changed,

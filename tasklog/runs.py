@@ -205,7 +205,11 @@ def request_run(task: str, pairs: list[str]) -> RequestedRun:
             )
         run = client.create_flow_run_from_deployment(deployment.id, parameters=overrides)
     return RequestedRun(
-        run_id=run.id, name=run.name, task=label, parameters=overrides, url=run_url(run.id)
+        run_id=run.id,
+        name=clean(run.name),
+        task=clean(label),
+        parameters=overrides,
+        url=run_url(run.id),
     )
 
 

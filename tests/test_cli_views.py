@@ -176,6 +176,9 @@ def test_log_sort_filters_and_limit(runs: dict[str, Any]) -> None:
         (["log", "--since", "yesterday"], "bad time 'yesterday'; use an ISO time"),
         (["log", "--task", "no-such-task"], "unknown task 'no-such-task'; known tasks:"),
         (["log", "--type", "dialler"], "unknown type 'dialler'; valid types:"),
+        # rich markup in what was typed is shown as written, not parsed (it crashed)
+        (["log", "--type", "[/]"], "unknown type '[/]'; valid types:"),
+        (["pause", "no-such-task"], "unknown task 'no-such-task'; known tasks:"),
         (["log", "--result", "ok"], "unknown result 'ok'; valid results: completed, failed"),
         (["log", "--format", "pdf"], "unknown format 'pdf'; valid formats: table, csv, json, xlsx"),
         (["log", "--format", "xlsx"], "--format xlsx needs --output FILE.xlsx"),
