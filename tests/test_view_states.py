@@ -20,8 +20,10 @@ from uuid import UUID
 import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import DeploymentScheduleCreate
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 from prefect.client.schemas.objects import StateType
 from prefect.client.schemas.schedules import CronSchedule
+from prefect.client.schemas.sorting import ArtifactSort
 from prefect.states import Completed, Late, Pending, Running, Scheduled
 from test_tasklog_support import (
     call,
@@ -36,6 +38,7 @@ from test_tasklog_support import (
 )
 from typer.testing import CliRunner
 
+from contact_center.settings import TASK_LOG_ARTIFACT_KEY
 from flows.calling_list_import import import_calling_list as real_import
 from tasklog.cli import app
 from tasklog.mapping import LOG_COLUMNS, SCHEDULED_COLUMNS
@@ -89,6 +92,19 @@ def test_a_skipped_import_says_so(sshd: Any, sftp_block: str, db_url: str) -> No
     assert as_json["completed (skipped)"]["error"] == reason
     # `--result completed` still finds it: the seed's results stay completed and failed
     assert len(json_rows("log", "--object", name, "--result", "completed")) == 2
+    # the UI's task-log artifact, republished by the skipped run as it ended, agrees
+    with get_client(sync_client=True) as client:
+        [artifact] = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[TASK_LOG_ARTIFACT_KEY])),
+            sort=ArtifactSort.CREATED_DESC,
+            limit=1,
+        )
+    published = [r for r in json.loads(str(artifact.data)) if r["Object name"] == name]
+    assert [(r["Result"], r["Size (KB)"], r["Error"]) for r in published][0] == (
+        "completed (skipped)",
+        "",
+        reason,
+    )
 
 
 def test_failed_crashed_and_cancelled_runs_have_a_duration() -> None:
