@@ -186,6 +186,7 @@ class RunProgress:
         self._description = description
         self._outcome = outcome
         self._attempt: Attempt | None = None
+        self._failed_try: str | None = None
         # The fetch and the load report from two threads while the file arrives.
         self._lock = threading.Lock()
         self._artifact_id: UUID | None = None
@@ -210,16 +211,18 @@ class RunProgress:
         """Count one try of a retrying step; wrap the body of the step's Prefect task.
 
         The try's number comes from Prefect (the task run's ``run_count``). The
-        outcome's ``attempts`` becomes the highest try seen, and the error of a try
-        that Prefect may retry is kept as the outcome's ``first_error`` (the first
-        one only). The progress description says which try runs, or that one failed
-        and a retry follows.
+        outcome's ``attempts`` becomes the highest try seen; once a second try
+        starts, the first try's error becomes the outcome's ``first_error`` (a try
+        that Prefect does not retry leaves none). The progress description says which
+        try runs, or that one failed and a retry may follow.
         """
         attempt = current_attempt(stage)
         with self._lock:
             self._attempt = attempt
             if self._outcome is not None:
                 self._outcome.attempts = max(self._outcome.attempts, attempt.number)
+                if attempt.number > 1 and self._outcome.first_error is None:
+                    self._outcome.first_error = self._failed_try
             if attempt.number > 1:
                 self._send(self._describe(stage))
         try:
@@ -227,11 +230,10 @@ class RunProgress:
         except Exception as exc:
             if attempt.retries_left:
                 with self._lock:
-                    if self._outcome is not None and self._outcome.first_error is None:
-                        self._outcome.first_error = error_text(exc)
+                    self._failed_try = self._failed_try or error_text(exc)
                     self._send(
                         f"{self._description}: {stage}, attempt {attempt.number} of "
-                        f"{attempt.of} failed; retrying"
+                        f"{attempt.of} failed"
                     )
             raise
 
