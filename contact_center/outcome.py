@@ -35,6 +35,9 @@ class Outcome:
         files: the files read or written (names or locations, never secrets).
         sha256: the checksum of the file read, if any.
         extra: counts and facts specific to one task type.
+        attempts: tries of the run: of its retrying step (the fetch, the delivery,
+            the webhook) or of the whole flow, whichever is higher.
+        first_error: why the first of several tries failed, when a try was retried.
     """
 
     object_name: str
@@ -53,6 +56,8 @@ class Outcome:
     files: list[str] = field(default_factory=list)
     sha256: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    attempts: int = 1
+    first_error: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dictionary of every field."""

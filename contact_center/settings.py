@@ -59,12 +59,16 @@ class Settings:
             destinations must resolve inside (``CCTASKS_LOCAL_FOLDERS``, folders
             separated by ``os.pathsep``; default ``<home>/drop`` and ``<home>/outbox``),
             absolute.
+        time_zone: the contact centre's IANA time zone for the views
+            (``CCTASKS_TIME_ZONE``, e.g. ``America/New_York``); ``None``: the
+            machine's local zone.
     """
 
     home: Path
     database_url: str
     database_url_from_env: bool
     local_folders: tuple[Path, ...] = ()
+    time_zone: str | None = None
 
     @property
     def default_sqlite_url(self) -> str:
@@ -90,4 +94,5 @@ def get_settings() -> Settings:
         database_url=url,
         database_url_from_env=env_url is not None,
         local_folders=folders or (home / "drop", home / "outbox"),
+        time_zone=os.environ.get("CCTASKS_TIME_ZONE", "").strip() or None,
     )

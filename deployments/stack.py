@@ -363,6 +363,7 @@ class Stack:
     def bootstrap(self) -> None:
         """Block types, default blocks, work pool, limits, then ``prefect deploy --all``."""
         from deployments import bootstrap
+        from tasklog.pausing import pause_again, paused_tasks
 
         began = time.monotonic()
         with self.prefect_settings():
@@ -373,6 +374,7 @@ class Stack:
             )
             created = bootstrap.ensure_work_pool()
             bootstrap.ensure_concurrency_limits()
+            held = paused_tasks()  # `prefect deploy` resumes them; `cctasks pause` must last
         self.say(
             "  blocks: "
             + ", ".join(f"{name} ({action})" for name, action in blocks.actions.items())
@@ -380,6 +382,7 @@ class Stack:
         )
         bootstrap.deploy_all(self.options.project_dir, self.env, self.options.logs / "deploy.log")
         with self.prefect_settings():
+            pause_again(held)
             names = self.deployment_names()
         self.say(f"  deployed {len(names)} deployments from prefect.yaml "
                  f"in {time.monotonic() - began:.1f} s")

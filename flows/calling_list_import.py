@@ -78,6 +78,7 @@ from flows.common import (
     check_before_io,
     contact_center_engine,
     fetch,
+    final_state,
     recording_outcome,
     resolve_source,
 )
@@ -126,15 +127,16 @@ def fetch_list_file(
         HostKeyError: the server's host key is unknown or changed (not retried).
     """
     try:
-        exclude = imported_file_names(engine, options.list_name)
-        location = resolve_source(options.source, when=when, exclude=exclude)
-        get_run_logger().info("fetching %s", location.text)
-        fetched = fetch(
-            location,
-            workdir,
-            lambda done, total: progress.update("fetch", done, total),
-            download=download,
-        )
+        with progress.attempt("fetch"):
+            exclude = imported_file_names(engine, options.list_name)
+            location = resolve_source(options.source, when=when, exclude=exclude)
+            get_run_logger().info("fetching %s", location.text)
+            fetched = fetch(
+                location,
+                workdir,
+                lambda done, total: progress.update("fetch", done, total),
+                download=download,
+            )
     except BaseException:
         if download is not None:
             download.failed()  # a reader waiting for the start must not wait forever
@@ -505,7 +507,12 @@ def import_calling_list(
         check_before_io(options.source, after_import=options.after_import)
         sweep_leftover_work()
         run_id = _flow_run_id()
-        progress = RunProgress({"fetch": 1.0, "load": 2.0}, description=f"{list_name} · import")
+        progress = RunProgress(
+            {"fetch": 1.0, "load": 2.0},
+            description=f"{list_name} · import",
+            outcome=outcome,
+            units={"fetch": "bytes", "load": "rows"},
+        )
         workdir = run_folder(run_id)  # made by the first file written in it
         # Resolved once: finding the database block is a round trip to the server.
         engine = contact_center_engine()
@@ -544,7 +551,7 @@ def import_calling_list(
             rejects.report(outcome)  # before _settle removes the folder it is staged in
             _settle(fetching, download, workdir, outcome)
         progress.finish()
-    return outcome
+    return final_state(outcome)  # type: ignore[return-value]
 
 
 def _download_started(download: Download) -> bool:

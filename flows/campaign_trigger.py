@@ -24,9 +24,9 @@ from urllib.parse import urlsplit
 import httpx
 from prefect import flow, get_run_logger, task
 from prefect.blocks.system import Secret
+from prefect.cache_policies import NO_CACHE
 from prefect.exceptions import ObjectNotFound as PrefectObjectNotFound
 from prefect.runtime import flow_run as runtime_flow_run
-from prefect.states import Completed
 
 from contact_center.campaigns import (
     CampaignInfo,
@@ -49,7 +49,7 @@ from contact_center.exceptions import DeliveryFailed, InvalidParameter, ObjectNo
 from contact_center.names import check_name
 from contact_center.outcome import Outcome
 from contact_center.settings import NETWORK_RETRIES, NETWORK_RETRY_DELAYS
-from flows.common import RunProgress, contact_center_engine, recording_outcome
+from flows.common import RunProgress, contact_center_engine, final_state, recording_outcome
 
 __all__ = [
     "CampaignCheck",
@@ -227,8 +227,17 @@ def apply_step(
         )
 
 
-@task(retries=NETWORK_RETRIES, retry_delay_seconds=[float(s) for s in NETWORK_RETRY_DELAYS])
-def notify_dialler(url: str, payload: dict[str, Any], token_block: str | None = None) -> int:
+@task(
+    retries=NETWORK_RETRIES,
+    retry_delay_seconds=[float(s) for s in NETWORK_RETRY_DELAYS],
+    cache_policy=NO_CACHE,
+)
+def notify_dialler(
+    url: str,
+    payload: dict[str, Any],
+    progress: RunProgress,
+    token_block: str | None = None,
+) -> int:
     """POST ``payload`` as JSON to the dialler's ``url``; return the HTTP status.
 
     The bearer token is read from its block here, so that it never becomes a task
@@ -240,14 +249,19 @@ def notify_dialler(url: str, payload: dict[str, Any], token_block: str | None = 
     """
     headers = {"Authorization": f"Bearer {_load_token(token_block)}"} if token_block else {}
     shown = display_url(url)
-    try:
-        response = httpx.post(url, json=payload, headers=headers, timeout=NOTIFY_TIMEOUT_SECONDS)
-    except httpx.HTTPError as exc:
-        raise DeliveryFailed(
-            f"dialler notification to {shown} failed: {type(exc).__name__}"
-        ) from exc
-    if not response.is_success:
-        raise DeliveryFailed(f"dialler notification to {shown} failed: HTTP {response.status_code}")
+    with progress.attempt("notify"):
+        try:
+            response = httpx.post(
+                url, json=payload, headers=headers, timeout=NOTIFY_TIMEOUT_SECONDS
+            )
+        except httpx.HTTPError as exc:
+            raise DeliveryFailed(
+                f"dialler notification to {shown} failed: {type(exc).__name__}"
+            ) from exc
+        if not response.is_success:
+            raise DeliveryFailed(
+                f"dialler notification to {shown} failed: HTTP {response.status_code}"
+            )
     get_run_logger().info("dialler at %s acknowledged (HTTP %s)", shown, response.status_code)
     return response.status_code
 
@@ -310,7 +324,11 @@ def campaign_trigger(
         )
         if request.notify_token_block:
             _load_token(request.notify_token_block)  # a missing block fails before any change
-        progress = RunProgress({"check": 1, "apply": 1, "notify": 1 if request.notify_url else 0})
+        progress = RunProgress(
+            {"check": 1, "apply": 1, "notify": 1 if request.notify_url else 0},
+            description=f"{campaign} · {step}",
+            outcome=outcome,
+        )
         check = check_campaign(request, _scheduled_time())
         progress.update("check", 1, 1)
         result = apply_step(request, check, runtime_flow_run.id)
@@ -331,10 +349,13 @@ def campaign_trigger(
         if result.notify and request.notify_url:
             outcome.extra["notified"] = False
             notify_dialler(
-                request.notify_url, notification_payload(result), request.notify_token_block
+                request.notify_url,
+                notification_payload(result),
+                progress,
+                request.notify_token_block,
             )
             record_notification(result.event_id, True)
             outcome.extra["notified"] = True
         progress.finish()
     # A returned State becomes the run's final state; callers still get its data.
-    return Completed(message=outcome.message, data=outcome)  # type: ignore[return-value]
+    return final_state(outcome)  # type: ignore[return-value]

@@ -68,6 +68,7 @@ from flows.common import (
     check_before_io,
     contact_center_engine,
     fetch,
+    final_state,
     recording_outcome,
     resolve_source,
     validate_after_import,
@@ -214,14 +215,18 @@ def fetch_exclusion_file(
         SourceUnavailable: nothing to fetch, or the transfer failed (retried).
     """
     assert request.source is not None
-    engine = contact_center_engine()
-    with engine.connect() as conn, mapped_database_errors("reading the imported files"):
-        try:
-            exclude = imported_file_names(conn, get_exclusion_list(conn, request.exclusion_list).id)
-        except ObjectNotFound:
-            exclude = set()
-    location = resolve_source(request.source, when=when, exclude=exclude)
-    fetched = fetch(location, workdir, lambda done, total: progress.update("fetch", done, total))
+    with progress.attempt("fetch"):
+        engine = contact_center_engine()
+        with engine.connect() as conn, mapped_database_errors("reading the imported files"):
+            try:
+                list_id = get_exclusion_list(conn, request.exclusion_list).id
+                exclude = imported_file_names(conn, list_id)
+            except ObjectNotFound:
+                exclude = set()
+        location = resolve_source(request.source, when=when, exclude=exclude)
+        fetched = fetch(
+            location, workdir, lambda done, total: progress.update("fetch", done, total)
+        )
     get_run_logger().info("fetched %s (%s bytes)", location.text, fetched.size)
     return fetched
 
@@ -374,7 +379,12 @@ def _scheduled_time() -> datetime:
 
 
 def _run_import(request: ExclusionRequest, outcome: Outcome, started_at: datetime) -> None:
-    progress = RunProgress({"fetch": 3, "parse": 3, "load": 4})
+    progress = RunProgress(
+        {"fetch": 3, "parse": 3, "load": 4},
+        description=f"{request.exclusion_list} · import",
+        outcome=outcome,
+        units={"fetch": "bytes"},
+    )
     with run_workdir() as workdir:
         fetched = fetch_exclusion_file(request, _scheduled_time(), workdir, progress)
         outcome.bytes = fetched.size
@@ -501,4 +511,4 @@ def import_exclusions(
                 outcome.message = f"{counts.removed} keys removed"
         else:
             _run_import(request, outcome, started_at)
-    return outcome
+    return final_state(outcome)  # type: ignore[return-value]

@@ -66,6 +66,7 @@ from flows.common import (
     check_before_io,
     contact_center_engine,
     deliver,
+    final_state,
     recording_outcome,
 )
 from flows.common.retries import retry_transfer
@@ -267,19 +268,22 @@ def render_report(data: ReportData, formats: list[str]) -> list[RenderedFile]:
     retry_condition_fn=retry_transfer,
     cache_policy=NO_CACHE,
 )
-def deliver_report(files: list[RenderedFile], destination: Location, workdir: Path) -> list[str]:
+def deliver_report(
+    files: list[RenderedFile], destination: Location, workdir: Path, progress: RunProgress
+) -> list[str]:
     """Deliver the files into the destination folder (temporary name, size check, rename).
 
     Returns:
         The final locations.
     """
     delivered = []
-    for file in files:
-        local = workdir / file.name
-        if not local.exists():
-            local.write_bytes(file.content)
-        final, _size = deliver(local, destination, name=file.name)
-        delivered.append(final.text)
+    with progress.attempt("deliver"):
+        for file in files:
+            local = workdir / file.name
+            if not local.exists():
+                local.write_bytes(file.content)
+            final, _size = deliver(local, destination, name=file.name)
+            delivered.append(final.text)
     get_run_logger().info("delivered %d files to %s", len(files), destination.text)
     return delivered
 
@@ -362,9 +366,12 @@ def send_email(credentials: EmailServerCredentials, message: EmailMessage) -> di
     retry_delay_seconds=[float(s) for s in NETWORK_RETRY_DELAYS],
     cache_policy=NO_CACHE,
 )
-def email_report(credentials: EmailServerCredentials, message: EmailMessage) -> dict[str, str]:
+def email_report(
+    credentials: EmailServerCredentials, message: EmailMessage, progress: RunProgress
+) -> dict[str, str]:
     """Email the report; an SMTP error is retried. Returns the refused recipients."""
-    refused = send_email(credentials, message)
+    with progress.attempt("email"):
+        refused = send_email(credentials, message)
     recipients = [address for _name, address in getaddresses([str(message["To"])])]
     get_run_logger().info(
         "emailed %s to %d of %d recipients through %s",
@@ -422,7 +429,11 @@ def run_report(
         options: the report's own options (e.g. {"campaigns": ["Spring Sale"]}).
     """
     with recording_outcome(Outcome(object_name=report, step="generate")) as outcome:
-        progress = RunProgress({"query": 0.5, "render": 0.3, "deliver": 0.2})
+        progress = RunProgress(
+            {"query": 0.5, "render": 0.3, "deliver": 0.2},
+            description=f"{report} · generate",
+            outcome=outcome,
+        )
         request = prepare_request(
             report=report,
             period=period,
@@ -450,7 +461,7 @@ def run_report(
         outcome.extra["generated"] = [f.name for f in files]
         progress.update("render", 1, 1, force=True)
         delivered: list[str] = outcome.extra.setdefault("delivered", [])
-        _distribute(request, data, files, delivered)
+        _distribute(request, data, files, delivered, progress)
         # Only now, with every delivery done, do the files count as sent.
         outcome.bytes = sum(f.size for f in files)
         outcome.files = list(delivered)
@@ -459,11 +470,15 @@ def run_report(
             f"{data.row_count} rows"
         )
         progress.finish()
-    return outcome
+    return final_state(outcome)  # type: ignore[return-value]
 
 
 def _distribute(
-    request: ReportRequest, data: ReportData, files: list[RenderedFile], delivered: list[str]
+    request: ReportRequest,
+    data: ReportData,
+    files: list[RenderedFile],
+    delivered: list[str],
+    progress: RunProgress,
 ) -> None:
     """Deliver to the destination, then email, noting in ``delivered`` what went where.
 
@@ -472,7 +487,7 @@ def _distribute(
     """
     if request.destination is not None:
         with run_workdir() as folder:
-            delivered += deliver_report(files, request.destination, folder)
+            delivered += deliver_report(files, request.destination, folder, progress)
     if request.recipients:
         assert request.email is not None and request.sender is not None
         message = compose_report_email(
@@ -482,7 +497,7 @@ def _distribute(
             recipients=request.recipients,
             subject=request.subject,
         )
-        refused = email_report(request.email, message)
+        refused = email_report(request.email, message, progress)
         accepted = [a for a in request.recipients if parseaddr(a)[1] not in refused]
         delivered += [f"email:{parseaddr(address)[1]}" for address in accepted]
         if refused:

@@ -63,6 +63,7 @@ from flows.common import (
     check_before_io,
     contact_center_engine,
     deliver,
+    final_state,
     recording_outcome,
 )
 from flows.common.workdir import make_run_folder, sweep_leftover_work
@@ -363,13 +364,14 @@ def deliver_export(
         ObjectNotFound: the destination's SFTP block does not exist.
     """
     assert rendered.path is not None
-    final, size = deliver(
-        rendered.path,
-        destination,
-        name=name,
-        progress=lambda done, total: progress.update("deliver", done, total),
-        replace=replace,
-    )
+    with progress.attempt("deliver"):
+        final, size = deliver(
+            rendered.path,
+            destination,
+            name=name,
+            progress=lambda done, total: progress.update("deliver", done, total),
+            replace=replace,
+        )
     get_run_logger().info("delivered %s (%d bytes, %d rows)", final.text, size, rendered.rows)
     return final.text, size
 
@@ -462,7 +464,12 @@ def export_campaign_results(
         check_before_io(destination=request.destination)
         sweep_leftover_work()
         flow_run_id = runtime_flow_run.id
-        progress = RunProgress({"select": 1, "render": 6, "deliver": 3})
+        progress = RunProgress(
+            {"select": 1, "render": 6, "deliver": 3},
+            description=f"{campaign} · export",
+            outcome=outcome,
+            units={"render": "rows", "deliver": "bytes"},
+        )
         plan = select_results(request, run_time, flow_run_id)
         window = plan.window
         outcome.extra = {
@@ -477,7 +484,7 @@ def export_campaign_results(
             outcome.status = "skipped"
             outcome.message = f"nothing to export: already exported up to {window.end.isoformat()}"
             progress.finish()
-            return outcome
+            return final_state(outcome)  # type: ignore[return-value]
         workdir = make_run_folder()
         try:
             rendered = render_export(plan, request, workdir, progress)
@@ -504,4 +511,4 @@ def export_campaign_results(
             else "empty window: no file written (skip_empty)"
         )
         progress.finish()
-    return outcome
+    return final_state(outcome)  # type: ignore[return-value]

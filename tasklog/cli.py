@@ -5,6 +5,7 @@ Commands:
     cctasks scheduled          the Scheduled and In-Progress Tasks view
     cctasks log                the Task Log
     cctasks run TASK           request an immediate run of a deployment
+    cctasks pause|resume TASK  hold a task's schedules, or let them run again
     cctasks campaign start|stop NAME
     cctasks db upgrade         migrate the contact-centre database
 """
@@ -32,8 +33,17 @@ err = Console(stderr=True, soft_wrap=True)  # an error stays on one line
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
-    """Print a one-line error and return the Exit to raise."""
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    """Print a one-line error and return the Exit to raise.
+
+    The message is plain text: it may quote what the user typed or a name from the
+    server, so rich markup in it (``[/]``) is shown as written, never interpreted, and
+    control characters are dropped.
+    """
+    from rich.text import Text
+
+    from tasklog.text import clean
+
+    err.print(Text.assemble(("error:", "bold red"), " ", clean(message)), highlight=False)
     return typer.Exit(code)
 
 
@@ -58,11 +68,19 @@ def db_upgrade(
 
 # --- views: log, scheduled, run (tasklog) -------------------------------------------
 
-from tasklog.commands import log_command, run_command, scheduled_command  # noqa: E402
+from tasklog.commands import (  # noqa: E402
+    log_command,
+    pause_command,
+    resume_command,
+    run_command,
+    scheduled_command,
+)
 
 app.command("log")(log_command)
 app.command("scheduled")(scheduled_command)
 app.command("run")(run_command)
+app.command("pause")(pause_command)
+app.command("resume")(resume_command)
 
 # --- the embedded stack: up (deployments) -------------------------------------------
 

@@ -1,4 +1,5 @@
-"""The view commands of the ``cctasks`` CLI: ``log``, ``scheduled`` and ``run``.
+"""The view commands of the ``cctasks`` CLI: ``log``, ``scheduled``, ``run``,
+``pause`` and ``resume``.
 
 ``tasklog/cli.py`` registers them on the app. Bad input (an unknown column, task,
 type or parameter, a bad time, an unreachable server) ends with a one-line error
@@ -12,8 +13,9 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
+from uuid import UUID
 
 import typer
 from rich.console import Console
@@ -21,12 +23,24 @@ from rich.live import Live
 from rich.table import Table
 
 from contact_center.exceptions import CCTasksError, InvalidParameter
-from tasklog.history import DEFAULT_SORT_WINDOW, ScheduledRow, TaskLogRow, scheduled, task_log
-from tasklog.mapping import format_duration, parse_horizon, parse_time
+from tasklog.history import DEFAULT_SORT_WINDOW, task_log
+from tasklog.mapping import parse_horizon, parse_time
+from tasklog.pausing import PauseChange, pause_task, resume_task
+from tasklog.planned import scheduled
 from tasklog.render import FORMATS, render_rich, render_text, write_xlsx
-from tasklog.runs import follow_run, request_run
+from tasklog.rows import ScheduledRow, TaskLogRow
+from tasklog.runs import RunStatus, final_outcome, follow_run, request_run
+from tasklog.watch import outcome_lines, watch_display
+from tasklog.zones import DisplayZone, display_zone
 
-__all__ = ["EMBEDDED_API_URL", "log_command", "run_command", "scheduled_command"]
+__all__ = [
+    "EMBEDDED_API_URL",
+    "log_command",
+    "pause_command",
+    "resume_command",
+    "run_command",
+    "scheduled_command",
+]
 
 # The embedded stack's server (`make up`); used when PREFECT_API_URL is not set, so
 # that the CLI never starts a throwaway server of its own.
@@ -41,7 +55,9 @@ _TYPES = typer.Option(
 _PARAMS = typer.Option([], "--param", "-p", help="Override a parameter: name=value (repeatable).")
 _OUTPUT = typer.Option(None, "--output", "-o", help="Write to this file.")
 _FORMAT = typer.Option("table", "--format", help="table, csv, json or xlsx.")
-_UTC = typer.Option(False, "--utc", help="Show times in UTC instead of local time.")
+_UTC = typer.Option(
+    False, "--utc", help="Show times in UTC instead of the centre's zone (CCTASKS_TIME_ZONE)."
+)
 _ALL = typer.Option(False, "--all", help="Also show non-cctasks flows.")
 
 
@@ -78,23 +94,23 @@ def _emit(
     fmt: str,
     output: Path | None,
     scheduled_view: bool,
-    utc: bool,
+    zone: DisplayZone,
     title: str,
 ) -> None:
     if fmt == "xlsx":
         assert output is not None
-        write_xlsx(rows, output, scheduled_view, utc)
+        write_xlsx(rows, output, scheduled_view, zone)
         typer.echo(f"wrote {len(rows)} rows to {output}")
         return
     if fmt == "table":
-        table = render_rich(rows, scheduled_view, utc, title=title)
+        table = render_rich(rows, scheduled_view, zone, title=title)
         if output is None:
             out.print(table)
         else:
             with output.open("w", encoding="utf-8") as handle:
                 Console(file=handle, width=200, highlight=False).print(table)
         return
-    text = render_text(rows, fmt, scheduled_view, utc)
+    text = render_text(rows, fmt, scheduled_view, zone)
     if output is None:
         sys.stdout.write(text)
     else:
@@ -130,6 +146,7 @@ def log_command(
     """The Task Log: finished runs, newest first."""
     with _views():
         fmt = _check_format(fmt, output)
+        zone = display_zone(utc)
         now = datetime.now(UTC)
         rows = task_log(
             sort=sort,
@@ -138,13 +155,13 @@ def log_command(
             result=result.lower() if result else None,
             object_name=object_name,
             task=task,
-            since=parse_time(since, now, utc) if since else None,
-            until=parse_time(until, now, utc) if until else None,
+            since=parse_time(since, now, utc, zone.zone) if since else None,
+            until=parse_time(until, now, utc, zone.zone) if until else None,
             limit=limit,
             window=window,
             include_all=include_all,
         )
-        _emit(rows, fmt, output, False, utc, "Task Log")
+        _emit(rows, fmt, output, False, zone, "Task Log")
 
 
 def scheduled_command(
@@ -157,19 +174,21 @@ def scheduled_command(
     utc: bool = _UTC,
     include_all: bool = _ALL,
 ) -> None:
-    """Scheduled and In-Progress Tasks: next runs within the horizon, and runs in flight."""
+    """Scheduled and In-Progress Tasks: next runs within the horizon, runs in flight or
+    waiting, and paused tasks."""
     with _views():
         fmt = _check_format(fmt, output)
+        zone = display_zone(utc)
         span = parse_horizon(horizon)
         title = f"Scheduled and In-Progress Tasks (next {horizon})"
         if not watch:
-            _emit(scheduled(horizon=span, include_all=include_all), fmt, output, True, utc, title)
+            _emit(scheduled(horizon=span, include_all=include_all), fmt, output, True, zone, title)
             return
         if fmt != "table" or output is not None:
             raise InvalidParameter("--watch shows a table on the terminal; drop --format/--output")
 
         def render() -> Table:
-            return render_rich(scheduled(horizon=span, include_all=include_all), True, utc, title)
+            return render_rich(scheduled(horizon=span, include_all=include_all), True, zone, title)
 
         _watch(render, interval, refreshes)
 
@@ -202,15 +221,59 @@ def run_command(
         typer.echo(f"view it at {requested.url}")
         if not watch:
             return
-        started = time.monotonic()
-        last = None
-        for status in follow_run(requested.run_id, interval=interval, timeout=timeout):
-            last = status
-            progress = "" if status.progress is None else f"  progress {status.progress:.0f}%"
-            elapsed = format_duration(timedelta(seconds=time.monotonic() - started))
-            typer.echo(f"{elapsed}  {status.state}  attempt {status.attempts}{progress}")
-    if last is None or not last.final:
-        raise _fail(f"run {requested.run_id} has not ended after {timeout} s", code=1)
+        console = Console(highlight=False)
+        last: RunStatus | None = None
+        with watch_display(console, Console(stderr=True, highlight=False), requested.name) as shown:
+            for status in follow_run(requested.run_id, interval=interval, timeout=timeout):
+                shown.show(status)
+                if status.reachable:
+                    last = status
+        if last is None or not last.final:
+            raise _fail(f"run {requested.run_id} has not ended after {timeout} s", code=1)
+        _summary(requested.run_id, requested.url)
     if not last.completed:
         raise _fail(f"run {last.name} {last.state.lower()}: {last.error}", code=1)
-    typer.echo(f"run {last.name} completed")
+    if last.error:  # skipped: why
+        typer.echo(f"run {last.name} {last.state.lower()}: {last.error}")
+    else:
+        typer.echo(f"run {last.name} completed")
+
+
+def _summary(run_id: UUID, url: str) -> None:
+    """The counts of the run's outcome and its page in the Prefect UI."""
+    try:
+        outcome = final_outcome(run_id)
+    except CCTasksError:
+        outcome = None  # the server went away at the very end: the URL still helps
+    for line in outcome_lines(outcome) if outcome is not None else []:
+        typer.echo(line)
+    typer.echo(f"see the run at {url}")
+
+
+def _paused(change: PauseChange) -> None:
+    schedules = f"{change.schedules} schedule{'s' if change.schedules != 1 else ''}"
+    if change.paused:
+        state = "paused" if change.changed else "was already paused"
+        typer.echo(
+            f"{change.task} {state}: its {schedules} create no runs until "
+            f"`cctasks resume {change.task}`"
+        )
+    else:
+        state = "resumed" if change.changed else "was not paused"
+        typer.echo(f"{change.task} {state}: its {schedules} create runs again")
+
+
+def pause_command(
+    task: str = typer.Argument(..., help="Deployment name, or flow/deployment."),
+) -> None:
+    """Pause a task's schedules (Prefect's deployment pause); `cctasks run` still works."""
+    with _views():
+        _paused(pause_task(task))
+
+
+def resume_command(
+    task: str = typer.Argument(..., help="Deployment name, or flow/deployment."),
+) -> None:
+    """Resume a paused task's schedules."""
+    with _views():
+        _paused(resume_task(task))

@@ -1,4 +1,7 @@
-"""The two views, read from Prefect's run history with server-side filters, sorts and paging.
+"""The Task Log, read from Prefect's run history with server-side filters, sorts and paging.
+
+This module also holds the reading machinery that the Scheduled view
+(:mod:`tasklog.planned`) and ``cctasks run --watch`` share.
 
 Prefect is the only store of run history: every call reads the server; nothing is
 cached between calls. A query never loads the whole history:
@@ -12,16 +15,16 @@ cached between calls. A query never loads the whole history:
   oldest-first and stops as soon as no later-starting run can have ended earlier;
 - the other columns sort client-side within a window of the newest ``window`` runs
   that match the filters;
-- Size and Progress come from artifacts read for the returned runs only.
+- Size, the attempts of a retrying step and Progress come from artifacts read for
+  the returned runs only.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -60,21 +63,24 @@ from tasklog.mapping import (
     LOG_COLUMNS,
     RESULTS,
     SCHEDULED_COLUMNS,
+    SKIPPED,
     error_of,
     flow_type,
     normalise_column,
     resolve_types,
     result_of,
-    scheduled_state_of,
+    run_duration,
     size_kb,
 )
+from tasklog.outcomes import RunFacts, run_facts
+from tasklog.rows import ScheduledRow, TaskLogRow
+from tasklog.text import clean
 
 __all__ = [
     "DEFAULT_SORT_WINDOW",
     "ScheduledRow",
     "TaskLogRow",
     "prefect_client",
-    "scheduled",
     "task_log",
     "to_frame",
 ]
@@ -85,102 +91,27 @@ PAGE_SIZE = 200
 DEFAULT_SORT_WINDOW = 1000
 # A scan that filters client-side (object name) stops after this many runs.
 MAX_SCAN_RUNS = 20_000
-# The Scheduled view lists at most this many runs (Prefect's scheduler creates at most
-# 100 future runs per deployment, so this only bites with very many deployments).
-MAX_SCHEDULED_ROWS = 2_000
-
 TERMINAL_STATES = [StateType.COMPLETED, StateType.FAILED, StateType.CRASHED, StateType.CANCELLED]
-IN_FLIGHT_STATES = [
-    StateType.SCHEDULED,
-    StateType.PENDING,
-    StateType.RUNNING,
-    StateType.PAUSED,
-    StateType.CANCELLING,
-]
 _RESULT_STATES = {
     "completed": [StateType.COMPLETED],
     "failed": [StateType.FAILED, StateType.CRASHED, StateType.CANCELLED],
 }
 
 
-@dataclass(frozen=True)
-class TaskLogRow:
-    """One row of the Task Log: the seed's ten columns, then facts for programs.
-
-    Attributes:
-        start_time: when the run started (aware, UTC); for a run that never started,
-            when it was expected to.
-        end_time: when it ended (aware, UTC).
-        object_name: the list, exclusion list, campaign or report.
-        task_name: the deployment's name; for a run without one, the flow-run name.
-        duration: end - start, for completed runs only.
-        size_kb: bytes transferred (the outcome artifact's ``bytes``) in KB, one decimal.
-        result: ``completed`` or ``failed`` (crashed and cancelled runs are failed).
-        error: the reason a run did not complete, without secrets.
-        type: the seed's Type label (for a non-cctasks flow: the flow's name).
-        step: the ``step`` parameter, or the type's own step.
-        run_id: the flow run's id.
-        flow_name: the flow's name.
-        state: Prefect's state name (Completed, Failed, Crashed, Cancelled).
-        attempts: the number of attempts (Prefect's ``run_count``).
-    """
-
-    start_time: datetime | None
-    end_time: datetime | None
-    object_name: str
-    task_name: str
-    duration: timedelta | None
-    size_kb: float | None
-    result: str
-    error: str
-    type: str
-    step: str
-    run_id: UUID
-    flow_name: str
-    state: str
-    attempts: int
-
-
-@dataclass(frozen=True)
-class ScheduledRow:
-    """One row of the Scheduled and In-Progress Tasks view.
-
-    Attributes:
-        start_time: the expected start of a scheduled or pending run (for a retrying
-            run, of its next attempt); the start of a running run. Aware, UTC.
-        object_name: the list, exclusion list, campaign or report.
-        task_name: the deployment's name; for a run without one, the flow-run name.
-        attempts: attempts so far (Prefect's ``run_count``).
-        state: Scheduled, Late, Pending, In progress or Retrying.
-        progress: percent done from the run's progress artifact, if it has one.
-        type: the seed's Type label.
-        step: the ``step`` the run will execute (per schedule), or the type's own step.
-        run_id: the flow run's id.
-        flow_name: the flow's name.
-    """
-
-    start_time: datetime | None
-    object_name: str
-    task_name: str
-    attempts: int
-    state: str
-    progress: float | None
-    type: str
-    step: str
-    run_id: UUID
-    flow_name: str
-
-
 @contextmanager
-def prefect_client() -> Iterator[SyncPrefectClient]:
+def prefect_client(timeout: float | None = None) -> Iterator[SyncPrefectClient]:
     """A Prefect client; a server that cannot be reached becomes ``SourceUnavailable``.
+
+    Args:
+        timeout: seconds a request may take (default: Prefect's setting).
 
     Raises:
         SourceUnavailable: naming the API URL, when the server does not answer.
     """
     url = PREFECT_API_URL.value() or "(PREFECT_API_URL is not set)"
+    settings: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
     try:
-        with get_client(sync_client=True) as client:
+        with get_client(sync_client=True, httpx_settings=settings) as client:
             yield client
     except httpx.TransportError as exc:
         raise SourceUnavailable(
@@ -415,90 +346,87 @@ class _History:
                     break
         return found
 
-    def outcome_bytes(self, run_ids: list[UUID]) -> dict[UUID, int]:
-        """``bytes`` of each run's newest outcome artifact (a retried run has several)."""
-        artifacts = self._artifacts(
-            run_ids, ArtifactFilter(key=ArtifactFilterKey(any_=[OUTCOME_ARTIFACT_KEY]))
+    def outcome_facts(self, run_ids: list[UUID]) -> dict[UUID, RunFacts]:
+        """Bytes, attempts and first error from each run's outcome artifacts."""
+        if not run_ids:
+            return {}
+        return run_facts(
+            self._artifacts(
+                run_ids, ArtifactFilter(key=ArtifactFilterKey(any_=[OUTCOME_ARTIFACT_KEY]))
+            )
         )
-        result: dict[UUID, int] = {}
-        for artifact in artifacts:  # newest first
-            if artifact.flow_run_id is None or artifact.flow_run_id in result:
-                continue
-            nbytes = _bytes_of(artifact.data)
-            if nbytes is not None:
-                result[artifact.flow_run_id] = nbytes
+
+    def progress_artifacts(self, run_ids: list[UUID]) -> dict[UUID, Artifact]:
+        """Each run's newest progress artifact (its percent and description)."""
+        artifacts = self._artifacts(
+            run_ids, ArtifactFilter(type=ArtifactFilterType(any_=["progress"]))
+        )
+        result: dict[UUID, Artifact] = {}
+        for artifact in artifacts:
+            if artifact.flow_run_id is not None and artifact.flow_run_id not in result:
+                result[artifact.flow_run_id] = artifact
         return result
 
     def progress(self, run_ids: list[UUID]) -> dict[UUID, float]:
         """Each run's newest progress artifact, in percent."""
-        artifacts = self._artifacts(
-            run_ids, ArtifactFilter(type=ArtifactFilterType(any_=["progress"]))
-        )
-        result: dict[UUID, float] = {}
-        for artifact in artifacts:
-            if artifact.flow_run_id is None or artifact.flow_run_id in result:
-                continue
-            if isinstance(artifact.data, int | float):
-                result[artifact.flow_run_id] = float(artifact.data)
-        return result
+        return {
+            run_id: float(artifact.data)
+            for run_id, artifact in self.progress_artifacts(run_ids).items()
+            if isinstance(artifact.data, int | float)
+        }
 
     # --- rows -----------------------------------------------------------------------
 
-    def _describe(self, run: FlowRun) -> tuple[str, str, str, str, str]:
-        """(flow name, type label, object, task name, step) of a run."""
-        flow_name = self.flow_names.get(run.flow_id, "")
-        deployment = self.deployments.get(run.deployment_id) if run.deployment_id else None
-        params = {**(deployment.parameters if deployment else {}), **(run.parameters or {})}
+    def describe(
+        self, flow_id: UUID, deployment_id: UUID | None, run_params: dict[str, Any], name: str
+    ) -> tuple[str, str, str, str, str]:
+        """(flow name, type label, object, task name, step), without control characters.
+
+        ``name`` is the task name when there is no deployment (the flow-run name).
+        """
+        flow_name = self.flow_names.get(flow_id, "")
+        deployment = self.deployments.get(deployment_id) if deployment_id else None
+        params = {**(deployment.parameters if deployment else {}), **run_params}
         ftype = flow_type(flow_name)
         object_name = _text(params.get(ftype.object_param)) if ftype else ""
         step = _text(params.get("step")) or (ftype.default_step if ftype else "")
-        task_name = deployment.name if deployment else run.name
-        return flow_name, ftype.label if ftype else flow_name, object_name, task_name, step
+        task_name = deployment.name if deployment else name
+        label = ftype.label if ftype else flow_name
+        return clean(flow_name), clean(label), clean(object_name), clean(task_name), clean(step)
 
-    def log_row(self, run: FlowRun, nbytes: int | None) -> TaskLogRow:
+    def _describe(self, run: FlowRun) -> tuple[str, str, str, str, str]:
+        return self.describe(run.flow_id, run.deployment_id, run.parameters or {}, run.name)
+
+    def log_row(self, run: FlowRun, facts: RunFacts | None) -> TaskLogRow:
         """The Task Log row of a finished run."""
         flow_name, label, object_name, task_name, step = self._describe(run)
         state_type = run.state.type.value if run.state else "FAILED"
         state_name = (run.state.name if run.state else None) or ""
         start = _plain(run.start_time or run.expected_start_time)
         end = _plain(run.end_time)
-        result = result_of(state_type)
-        duration = end - start if result == "completed" and end and start else None
+        result = result_of(state_type, state_name)
+        attempts = max(run.run_count, facts.attempts if facts else 0)
         return TaskLogRow(
             start_time=start,
             end_time=end,
             object_name=object_name,
             task_name=task_name,
-            duration=duration,
-            size_kb=size_kb(nbytes),
+            duration=run_duration(_plain(run.start_time), end),
+            size_kb=None if state_name == SKIPPED else size_kb(facts.bytes if facts else None),
             result=result,
-            error=error_of(state_type, state_name, run.state.message if run.state else None),
+            error=error_of(
+                state_type,
+                state_name,
+                run.state.message if run.state else None,
+                attempts,
+                facts.first_error if facts else None,
+            ),
             type=label,
             step=step,
             run_id=run.id,
             flow_name=flow_name,
             state=state_name,
-            attempts=run.run_count,
-        )
-
-    def scheduled_row(self, run: FlowRun, progress: float | None) -> ScheduledRow:
-        """The Scheduled view row of a run that has not ended."""
-        flow_name, label, object_name, task_name, step = self._describe(run)
-        state_type = run.state.type.value if run.state else "SCHEDULED"
-        started = state_type in ("RUNNING", "PAUSED", "CANCELLING")
-        return ScheduledRow(
-            start_time=_plain(
-                (run.start_time or run.expected_start_time) if started else run.expected_start_time
-            ),
-            object_name=object_name,
-            task_name=task_name,
-            attempts=run.run_count,
-            state=scheduled_state_of(state_type, (run.state.name if run.state else None) or ""),
-            progress=progress,
-            type=label,
-            step=step,
-            run_id=run.id,
-            flow_name=flow_name,
+            attempts=attempts,
         )
 
     def object_matcher(self, object_name: str) -> Callable[[FlowRun], bool]:
@@ -529,16 +457,6 @@ def _plain(value: datetime | None) -> datetime | None:
 
 def _text(value: Any) -> str:
     return "" if value is None else str(value)
-
-
-def _bytes_of(data: Any) -> int | None:
-    """``bytes`` from an outcome table artifact's data (a JSON list of one row)."""
-    try:
-        rows = json.loads(data) if isinstance(data, str) else data
-        value = rows[0]["bytes"] if isinstance(rows, list) else rows["bytes"]
-        return int(value)
-    except (ValueError, TypeError, KeyError, IndexError):
-        return None
 
 
 def _chunks(items: list[UUID], size: int) -> Iterator[list[UUID]]:
@@ -716,57 +634,18 @@ def task_log(
         runs = history.runs(query, "start_desc", max(window, limit))
     history.learn_flows(runs)
     history.learn_deployments(runs)
-    sizes = history.outcome_bytes([r.id for r in runs]) if key == "size_kb" else {}
-    rows = [history.log_row(r, sizes.get(r.id)) for r in runs]
+    # Size and Error come partly from the outcome artifacts: read them for the whole
+    # window only when sorting on those columns, else for the rows shown.
+    facts_first = key in ("size_kb", "error")
+    facts = history.outcome_facts([r.id for r in runs]) if facts_first else {}
+    rows = [history.log_row(r, facts.get(r.id)) for r in runs]
     if not server_side:
         rows = _sort_rows(rows, key, descending)[:limit]
-    if key != "size_kb":
-        sizes = history.outcome_bytes([r.run_id for r in rows])
-        rows = [replace(r, size_kb=size_kb(sizes.get(r.run_id))) for r in rows]
+    if not facts_first:
+        by_id = {r.id: r for r in runs}
+        facts = history.outcome_facts([r.run_id for r in rows])
+        rows = [history.log_row(by_id[r.run_id], facts.get(r.run_id)) for r in rows]
     return rows
-
-
-def scheduled(
-    *,
-    horizon: timedelta = timedelta(hours=24),
-    include_all: bool = False,
-    now: datetime | None = None,
-) -> list[ScheduledRow]:
-    """The Scheduled and In-Progress Tasks view, soonest first.
-
-    Every run the scheduler has created that is due within ``horizon`` (Scheduled, and
-    Late ones already due), plus pending, running and retrying runs.
-
-    Args:
-        horizon: how far ahead to look.
-        include_all: also show runs of flows that are not cctasks flows.
-        now: the current time (aware); defaults to now.
-
-    Raises:
-        SourceUnavailable: the Prefect server cannot be reached.
-    """
-    now = now or datetime.now(UTC)
-    query = _Query(
-        flow_names=None if include_all else list(FLOW_TYPES),
-        state_types=list(IN_FLIGHT_STATES),
-        expected_before=now + horizon,
-    )
-    with prefect_client() as client:
-        history = _History(client)
-        history.load_our_flows()
-        runs: list[FlowRun] = []
-        for page in history.pages(query, _Branch(), FlowRunSort.START_TIME_ASC):
-            runs.extend(page)
-            if len(runs) >= MAX_SCHEDULED_ROWS:
-                break
-        runs = runs[:MAX_SCHEDULED_ROWS]
-        history.learn_flows(runs)
-        history.learn_deployments(runs)
-        active = [r.id for r in runs if r.start_time is not None]
-        progress = history.progress(active) if active else {}
-        rows = [history.scheduled_row(r, progress.get(r.id)) for r in runs]
-    far = datetime.max.replace(tzinfo=UTC)
-    return sorted(rows, key=lambda r: r.start_time or far)
 
 
 def to_frame(rows: list[TaskLogRow] | list[ScheduledRow]) -> pd.DataFrame:

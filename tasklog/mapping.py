@@ -4,21 +4,28 @@ The five cctasks flows, their seed "Type" labels, object parameters and default
 steps; the seed's columns; the state and result mapping; the display formats
 (mm:ss, KB with one decimal); the redaction of anything that looks like a URL
 password; and the parsing of the CLI's time filters and column names.
+
+Results stay the seed's ``completed`` and ``failed``; a run that had nothing to do
+(its Prefect state is named ``Skipped``) is ``completed (skipped)``. The Scheduled
+view's states are ``scheduled``, ``late``, ``waiting`` (for a concurrency slot),
+``pending``, ``in progress``, ``retrying`` and ``paused``.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 
 from contact_center.exceptions import InvalidParameter
+from tasklog.text import clean
 
 __all__ = [
     "FLOW_TYPES",
     "LOG_COLUMNS",
     "RESULTS",
     "SCHEDULED_COLUMNS",
+    "SKIPPED",
     "FlowType",
     "error_of",
     "flow_type",
@@ -30,6 +37,7 @@ __all__ = [
     "redact",
     "resolve_types",
     "result_of",
+    "run_duration",
     "scheduled_state_of",
     "size_kb",
 ]
@@ -85,8 +93,11 @@ SCHEDULED_COLUMNS: tuple[tuple[str, str], ...] = (
     ("progress", "Progress"),
     ("type", "Type"),
     ("step", "Step"),
+    ("note", "Note"),
 )
 RESULTS = ("completed", "failed")
+# The name of the (Completed) state of a run that had nothing to do.
+SKIPPED = "Skipped"
 
 # Prefect's own prefix on a failed flow run's state message; the Error column drops it.
 _PREFECT_FAILURE_PREFIX = "Flow run encountered an exception: "
@@ -147,40 +158,87 @@ def normalise_column(name: str, columns: tuple[tuple[str, str], ...] = LOG_COLUM
     return key
 
 
-def result_of(state_type: str) -> str:
-    """The seed's Result: ``completed``, else ``failed`` (failed, crashed, cancelled)."""
-    return "completed" if state_type == "COMPLETED" else "failed"
+def result_of(state_type: str, state_name: str = "") -> str:
+    """The seed's Result: ``completed``, else ``failed`` (failed, crashed, cancelled).
 
-
-def error_of(state_type: str, state_name: str, message: str | None) -> str:
-    """The Error column: the state message of a run that did not complete, redacted.
-
-    Crashed and cancelled runs carry their state name as the reason's prefix.
+    A completed run whose state is named ``Skipped`` is ``completed (skipped)``.
     """
+    if state_type != "COMPLETED":
+        return "failed"
+    return "completed (skipped)" if state_name == SKIPPED else "completed"
+
+
+def error_of(
+    state_type: str,
+    state_name: str,
+    message: str | None,
+    attempts: int = 1,
+    first_error: str | None = None,
+) -> str:
+    """The Error column: why a run did not complete, or what was unusual when it did.
+
+    - failed: the state message without Prefect's prefix; crashed and cancelled runs
+      carry their state name as the reason's prefix; after retries, ``(after 3
+      attempts)`` follows;
+    - skipped: the reason (the state message);
+    - completed after retries: ``completed after 3 attempts (first: <error>)``;
+    - completed at once: empty.
+
+    The text is one line, without control characters or URL passwords.
+    """
+    text = " ".join((message or "").split())
     if state_type == "COMPLETED":
-        return ""
-    text = (message or "").strip()
-    if text.startswith(_PREFECT_FAILURE_PREFIX):
-        text = text[len(_PREFECT_FAILURE_PREFIX) :]
-    if state_type in ("CRASHED", "CANCELLED"):
-        text = f"{state_name}: {text}" if text else state_name
-    return redact(" ".join(text.split()))
+        if state_name == SKIPPED:
+            pass
+        elif attempts > 1:
+            first = " ".join((first_error or "").split())
+            text = f"completed after {attempts} attempts" + (f" (first: {first})" if first else "")
+        else:
+            text = ""
+    else:
+        if text.startswith(_PREFECT_FAILURE_PREFIX.strip()):
+            text = text[len(_PREFECT_FAILURE_PREFIX.strip()) :].strip()
+        if state_type in ("CRASHED", "CANCELLED"):
+            text = f"{state_name}: {text}" if text else state_name
+        if attempts > 1:
+            text = f"{text} (after {attempts} attempts)"
+    return redact(clean(text))
 
 
 def scheduled_state_of(state_type: str, state_name: str) -> str:
-    """The Scheduled view's State: Scheduled, Late, Pending, In progress or Retrying."""
+    """The Scheduled view's State of a run that has not ended.
+
+    ``late`` (Prefect marked it Late), ``waiting`` (for a concurrency slot),
+    ``retrying`` (waiting to retry, or running a retry), ``scheduled``, ``pending``,
+    ``paused`` (a run paused in flight) or ``in progress`` (running, cancelling).
+    """
     if state_name in ("AwaitingRetry", "Retrying"):
-        return "Retrying"
+        return "retrying"
     if state_type == "SCHEDULED":
-        return "Late" if state_name == "Late" else "Scheduled"
+        if state_name == "Late":
+            return "late"
+        return "waiting" if state_name == "AwaitingConcurrencySlot" else "scheduled"
     if state_type == "PENDING":
-        return "Pending"
-    return "In progress"
+        return "pending"
+    if state_type == "PAUSED":
+        return "paused"
+    return "in progress"
 
 
 def redact(text: str) -> str:
     """Hide anything that looks like a password in a URL: ``scheme://user:***@host``."""
     return _URL_PASSWORD.sub(r"\g<head>***@", text)
+
+
+def run_duration(start: datetime | None, end: datetime | None) -> timedelta | None:
+    """The Duration of an ended run, failed ones included: end - start.
+
+    A run that ended before it started (crashed or cancelled while pending) ran for
+    no time at all: ``00:00``. A run that has not ended has none.
+    """
+    if end is None:
+        return None
+    return max(end - start, timedelta(0)) if start is not None else timedelta(0)
 
 
 def format_duration(duration: timedelta | None) -> str:
@@ -215,7 +273,7 @@ def parse_horizon(text: str) -> timedelta:
     return timedelta(**{_UNITS[match.group(2).lower()]: float(match.group(1))})
 
 
-def parse_time(text: str, now: datetime, utc: bool = False) -> datetime:
+def parse_time(text: str, now: datetime, utc: bool = False, zone: tzinfo | None = None) -> datetime:
     """A ``--since``/``--until`` value as an aware UTC datetime.
 
     Args:
@@ -223,6 +281,8 @@ def parse_time(text: str, now: datetime, utc: bool = False) -> datetime:
             span back from now (``24h``, ``7d``).
         now: the current time (aware).
         utc: read a time without an offset as UTC instead of local time.
+        zone: read a time without an offset in this zone (the contact centre's)
+            instead of the machine's local zone.
 
     Raises:
         InvalidParameter: for a value that is neither.
@@ -237,5 +297,10 @@ def parse_time(text: str, now: datetime, utc: bool = False) -> datetime:
             "back from now such as 24h or 7d"
         ) from None
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC) if utc else parsed.astimezone()
+        if utc:
+            parsed = parsed.replace(tzinfo=UTC)
+        elif zone is not None:
+            parsed = parsed.replace(tzinfo=zone)
+        else:
+            parsed = parsed.astimezone()
     return parsed.astimezone(UTC)

@@ -19,8 +19,10 @@ from prefect.states import Completed, Failed
 
 from contact_center.outcome import Outcome
 from contact_center.settings import TASK_LOG_ARTIFACT_KEY
-from tasklog.history import TaskLogRow, _History, prefect_client, task_log
-from tasklog.mapping import LOG_COLUMNS, format_duration, format_size_kb
+from tasklog.history import _History, prefect_client, task_log
+from tasklog.mapping import LOG_COLUMNS, SKIPPED, format_duration, format_size_kb
+from tasklog.outcomes import RunFacts
+from tasklog.rows import TaskLogRow
 
 __all__ = ["TASK_LOG_ROWS", "artifact_rows", "publish_task_log"]
 
@@ -60,15 +62,28 @@ def _current_row(
     if error is not None and (not isinstance(error, Exception) or run.run_count <= retries):
         return None  # Prefect will retry, or the run is being interrupted: not an end.
     state: State[Any] = (
-        Completed()
+        Completed(
+            name=SKIPPED if outcome.status == "skipped" else "Completed", message=outcome.message
+        )
         if error is None
         else Failed(message=f"Flow run encountered an exception: {outcome.message or error}")
+    )
+    first_error = outcome.first_error
+    if first_error is None and run.run_count > 1:
+        # Retried as a whole: the run's earlier outcome artifacts say why it failed first.
+        earlier = history.outcome_facts([run.id]).get(run.id)
+        first_error = earlier.first_error if earlier else None
+    facts = RunFacts(
+        outcome=outcome,
+        bytes=outcome.bytes,
+        attempts=max(outcome.attempts, run.run_count),
+        first_error=first_error,
     )
     ended = run.model_copy(update={"state": state, "end_time": datetime.now(UTC)})
     history.load_our_flows()
     history.learn_flows([ended])
     history.learn_deployments([ended])
-    return history.log_row(ended, outcome.bytes)
+    return history.log_row(ended, facts)
 
 
 def publish_task_log(outcome: Outcome, error: BaseException | None = None) -> None:

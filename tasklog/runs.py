@@ -10,30 +10,39 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from uuid import UUID
 
+import httpx
 from prefect.client.orchestration import SyncPrefectClient
-from prefect.client.schemas.objects import FlowRun
+from prefect.client.schemas.objects import Artifact, FlowRun
 from prefect.client.schemas.responses import DeploymentResponse
-from prefect.settings import PREFECT_API_URL
+from prefect.settings import PREFECT_API_URL, PREFECT_CLIENT_MAX_RETRIES, temporary_settings
 from prefect.utilities.schema_tools.validation import validate
 from prefect.utilities.urls import url_for
 
 from contact_center.exceptions import InvalidParameter, ObjectNotFound
+from contact_center.outcome import Outcome
 from tasklog.history import _History, prefect_client
-from tasklog.mapping import error_of, redact
+from tasklog.mapping import SKIPPED, error_of, redact
+from tasklog.planned import Tries, flow_tries, step_tries
+from tasklog.text import clean
 
 __all__ = [
     "RequestedRun",
     "RunStatus",
     "coerce_parameters",
+    "final_outcome",
     "follow_run",
     "request_run",
     "resolve_deployment",
     "run_url",
 ]
+
+# While watching, one request waits at most this long, so that a server that stops
+# answering is reported within seconds (Prefect's default is 60 s, then retries).
+WATCH_REQUEST_TIMEOUT = 5.0
 
 
 @dataclass(frozen=True)
@@ -62,12 +71,20 @@ class RunStatus:
     Attributes:
         state_type: Prefect's state type (``RUNNING``...).
         state: Prefect's state name.
-        attempts: ``run_count``.
+        attempts: the try running (or awaited): the flow's or its retrying step's,
+            whichever is higher.
         progress: percent from the progress artifact, if any.
         final: whether the run has ended.
-        completed: whether it ended completed.
-        error: why it did not complete (redacted), if it ended otherwise.
+        completed: whether it ended completed (skipped included).
+        error: why it did not complete (redacted), if it ended otherwise; why it was
+            skipped, if it was.
         name: the flow run's name.
+        max_attempts: how many tries the retrying step (or flow) has, when known.
+        step: what the run does now, from its progress artifact (``fetch, 12.5 MB
+            of 125.0 MB, attempt 2 of 3``).
+        reachable: False while the Prefect server does not answer (the other fields
+            are then the last known ones).
+        problem: why the server does not answer, when it does not.
     """
 
     state_type: str
@@ -78,6 +95,17 @@ class RunStatus:
     completed: bool
     error: str
     name: str
+    max_attempts: int | None = None
+    step: str = ""
+    reachable: bool = True
+    problem: str = ""
+
+    @property
+    def attempts_text(self) -> str:
+        """``2 of 3`` once a retrying step (or flow) tries again, else the number."""
+        if self.max_attempts and self.max_attempts > 1 and self.attempts > 1:
+            return f"{self.attempts} of {self.max_attempts}"
+        return str(self.attempts)
 
 
 def run_url(run_id: UUID) -> str:
@@ -177,45 +205,116 @@ def request_run(task: str, pairs: list[str]) -> RequestedRun:
             )
         run = client.create_flow_run_from_deployment(deployment.id, parameters=overrides)
     return RequestedRun(
-        run_id=run.id, name=run.name, task=label, parameters=overrides, url=run_url(run.id)
+        run_id=run.id,
+        name=clean(run.name),
+        task=clean(label),
+        parameters=overrides,
+        url=run_url(run.id),
     )
 
 
-def _status(run: FlowRun, progress: float | None) -> RunStatus:
+def _status(run: FlowRun, progress: Artifact | None, step: Tries | None) -> RunStatus:
     state_type = run.state.type.value if run.state else "SCHEDULED"
     name = (run.state.name if run.state else None) or ""
     final = bool(run.state and run.state.is_final())
+    own = flow_tries(run)
+    tries = step if step is not None and step.number >= own.number else own
+    percent = progress.data if progress is not None else None
+    description = (progress.description or "") if progress is not None else ""
     return RunStatus(
         state_type=state_type,
         state=name,
-        attempts=run.run_count,
-        progress=progress,
+        attempts=max(own.number, step.number if step else 0),
+        progress=float(percent) if isinstance(percent, int | float) else None,
         final=final,
         completed=state_type == "COMPLETED",
-        error=error_of(state_type, name, run.state.message if run.state else None) if final else "",
-        name=redact(run.name),
+        error=_why(state_type, name, run.state.message if run.state else None) if final else "",
+        name=clean(redact(run.name)),
+        max_attempts=tries.of,
+        step=clean(description.rsplit(": ", 1)[-1]) if description else "",
     )
+
+
+def _why(state_type: str, state_name: str, message: str | None) -> str:
+    """Why a run did not complete, or why it was skipped; empty when it completed."""
+    if state_type == "COMPLETED" and state_name != SKIPPED:
+        return ""
+    return error_of(state_type, state_name, message)
+
+
+def _unreachable(exc: Exception) -> bool:
+    """Whether ``exc`` means the server does not answer (now), rather than a bad request."""
+    if isinstance(exc, httpx.TransportError):
+        return True
+    return isinstance(exc, httpx.HTTPStatusError) and exc.response.status_code >= 500
 
 
 def follow_run(
     run_id: UUID, interval: float = 1.0, timeout: float | None = None
 ) -> Iterator[RunStatus]:
-    """Yield the run's status each time its state, attempts or progress change.
+    """Yield the run's status each time its state, attempts, progress or the server's
+    reachability change.
 
-    The last status yielded is final, unless ``timeout`` seconds pass first.
+    A server that stops answering is reported at once (one request waits at most
+    :data:`WATCH_REQUEST_TIMEOUT` seconds, without Prefect's own client retries) and
+    asked again every ``interval`` until it answers or ``timeout`` seconds pass. The
+    last status yielded is final, unless ``timeout`` seconds pass first.
     """
     deadline = None if timeout is None else time.monotonic() + timeout
-    last: tuple[Any, ...] | None = None
-    with prefect_client() as client:
+    last: RunStatus | None = None
+    last_key: tuple[Any, ...] | None = None
+    url = str(PREFECT_API_URL.value() or "")
+    with (
+        temporary_settings(updates={PREFECT_CLIENT_MAX_RETRIES: 0}),
+        prefect_client(timeout=WATCH_REQUEST_TIMEOUT) as client,
+    ):
         history = _History(client)
         while True:
-            run = client.read_flow_run(run_id)
-            progress = history.progress([run_id]).get(run_id) if run.start_time else None
-            status = _status(run, progress)
-            key = (status.state, status.attempts, status.progress, status.final)
-            if key != last:
-                last = key
+            try:
+                status = _read_status(client, history, run_id)
+            except (httpx.TransportError, httpx.HTTPStatusError) as exc:
+                if not _unreachable(exc):
+                    raise
+                status = replace(
+                    last or _UNKNOWN,
+                    reachable=False,
+                    problem=f"the Prefect server at {url} does not answer ({type(exc).__name__})",
+                )
+            key = (status.state, status.attempts, status.progress, status.final, status.reachable)
+            if key != last_key:
+                last_key = key
                 yield status
+            if status.reachable:
+                last = status
             if status.final or (deadline is not None and time.monotonic() >= deadline):
                 return
             time.sleep(interval)
+
+
+_UNKNOWN = RunStatus(
+    state_type="SCHEDULED",
+    state="",
+    attempts=0,
+    progress=None,
+    final=False,
+    completed=False,
+    error="",
+    name="",
+)
+
+
+def _read_status(client: SyncPrefectClient, history: _History, run_id: UUID) -> RunStatus:
+    run = client.read_flow_run(run_id)
+    progress, step = None, None
+    if run.start_time:
+        progress = history.progress_artifacts([run_id]).get(run_id)
+        step = step_tries(client, [run_id]).get(run_id)
+    return _status(run, progress, step)
+
+
+def final_outcome(run_id: UUID) -> Outcome | None:
+    """The outcome a run recorded last (its counts), or None if it recorded none."""
+    with prefect_client(timeout=WATCH_REQUEST_TIMEOUT) as client:
+        facts = _History(client).outcome_facts([run_id])
+    found = facts.get(run_id)
+    return found.outcome if found else None

@@ -237,11 +237,18 @@ def test_holiday_is_judged_by_the_runs_scheduled_date(
         names = [client.read_flow_run(r.id).name for r in runs]
         deployment_name = client.read_deployment(holiday_deployment).name
     assert names == ["Summer Sale · start", "Summer Sale · stop"] * 2
-    # The task log shows each trigger (the result text is in the run's state message).
+    # The task log shows each trigger (the result text is in the run's state message);
+    # the holiday's runs are skipped, with the reason in the Error column.
     rows = task_log(task=deployment_name, sort="start_time", descending=False)
-    assert [(r.object_name, r.type, r.step, r.result) for r in rows] == [
-        ("Summer Sale", "Campaign trigger", step, "completed") for _, step in plan
+    assert [(r.object_name, r.type, r.step, r.result, r.state) for r in rows] == [
+        ("Summer Sale", "Campaign trigger", step, result, state)
+        for (_, step), (result, state) in zip(
+            plan,
+            [("completed", "Completed")] * 2 + [("completed (skipped)", "Skipped")] * 2,
+            strict=True,
+        )
     ]
+    assert [r.error for r in rows] == ["", ""] + [outcomes[2].message] * 2
 
 
 def test_manual_steps_leave_the_automation_alone(

@@ -20,7 +20,8 @@ from contact_center.reports.periods import Period, day_starts
 
 __all__ = ["RUN_COLUMNS", "format_duration", "task_log_content", "task_log_definition"]
 
-#: The columns a run-history source returns (times aware; result completed|failed).
+#: The columns a run-history source returns (times aware; result completed, completed
+#: (skipped) or failed: a skipped run counts as completed).
 RUN_COLUMNS = (
     "start_time",
     "end_time",
@@ -70,7 +71,7 @@ def task_log_content(runs: pd.DataFrame, period: Period) -> ReportContent:
         raise ValueError(f"run rows lack the columns {', '.join(missing)}")
     tz = period.time_zone
     runs = runs.sort_values("start_time", kind="stable").reset_index(drop=True)
-    failed = runs["result"].astype(str) != "completed"
+    failed = runs["result"].astype(str) == "failed"
     table = pd.DataFrame(
         {
             "Start time": [_local_text(t, tz) for t in runs["start_time"]],
@@ -131,7 +132,7 @@ def _by_type(runs: pd.DataFrame, failed: pd.Series) -> pd.DataFrame:
 def _filtered(runs: pd.DataFrame, request: ReportQuery) -> pd.DataFrame:
     # ``types`` is the source's own filter (it knows flow names as well as labels).
     if _truthy(request.options.get("failed_only", False)):
-        runs = runs[runs["result"] != "completed"]
+        runs = runs[runs["result"] == "failed"]
     return runs
 
 

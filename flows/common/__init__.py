@@ -2,7 +2,7 @@
 
 from flows.common.confine import check_before_io
 from flows.common.database import contact_center_engine
-from flows.common.outcome import RunProgress, record_outcome, recording_outcome
+from flows.common.outcome import RunProgress, final_state, record_outcome, recording_outcome
 from flows.common.servers import load_sftp_block, sftp_session
 from flows.common.transfer import (
     Download,
@@ -23,6 +23,7 @@ __all__ = [
     "contact_center_engine",
     "deliver",
     "fetch",
+    "final_state",
     "load_sftp_block",
     "record_outcome",
     "recording_outcome",

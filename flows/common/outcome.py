@@ -2,6 +2,10 @@
 
 Artifacts live on the server, so the task log can be read from any machine.
 Outside a flow run (a plain function call) these helpers record nothing.
+
+A flow ends with ``return final_state(outcome)``: a skipped run then ends in a
+state named ``Skipped`` (of Prefect's Completed type), so that the run history says
+what happened without reading the artifact.
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import cast
+from typing import Any, cast
 from uuid import UUID
 
 from prefect import get_run_logger
@@ -20,12 +24,24 @@ from prefect.artifacts import (
     create_table_artifact,
     update_progress_artifact,
 )
+from prefect.client.schemas.objects import State
 from prefect.context import FlowRunContext
+from prefect.states import Completed
 
 from contact_center.outcome import Outcome
 from contact_center.settings import OUTCOME_ARTIFACT_KEY, PROGRESS_MIN_INTERVAL_SECONDS
+from flows.common.attempts import Attempt, current_attempt, error_text
 
-__all__ = ["RunProgress", "record_outcome", "recording_outcome"]
+__all__ = [
+    "SKIPPED_STATE_NAME",
+    "RunProgress",
+    "final_state",
+    "record_outcome",
+    "recording_outcome",
+]
+
+#: The name of the final state of a run that had nothing to do (a Completed state).
+SKIPPED_STATE_NAME = "Skipped"
 
 
 def _in_flow_run() -> bool:
@@ -83,6 +99,23 @@ def _republish_task_log(outcome: Outcome, error: BaseException | None) -> None:
         get_run_logger().warning("task-log artifact not republished: %s", exc)
 
 
+def _count_flow_attempts(outcome: Outcome) -> None:
+    """Count the flow's own tries (``@flow(retries=...)``) when they are more."""
+    context = FlowRunContext.get()
+    if context is not None and context.flow_run is not None:
+        outcome.attempts = max(outcome.attempts, context.flow_run.run_count)
+
+
+def final_state(outcome: Outcome) -> State[Any]:
+    """The state a flow returns to end its run: ``Skipped`` or ``Completed``.
+
+    Both are of Prefect's Completed type and carry the outcome's message; a caller
+    of the flow still gets the outcome itself (Prefect returns the state's data).
+    """
+    name = SKIPPED_STATE_NAME if outcome.status == "skipped" else "Completed"
+    return Completed(name=name, message=outcome.message, data=outcome)
+
+
 @contextmanager
 def recording_outcome(outcome: Outcome) -> Iterator[Outcome]:
     """Record ``outcome`` when the block ends, whether it succeeds or fails.
@@ -96,11 +129,13 @@ def recording_outcome(outcome: Outcome) -> Iterator[Outcome]:
     except BaseException as exc:
         outcome.status = "failed"
         outcome.message = f"{type(exc).__name__}: {exc}"
+        _count_flow_attempts(outcome)
         record_outcome(outcome)
         _republish_task_log(outcome, exc)
         raise
     if outcome.status == "running":
         outcome.status = "completed"
+    _count_flow_attempts(outcome)
     record_outcome(outcome)
     _republish_task_log(outcome, None)
     if _in_flow_run():
@@ -116,20 +151,42 @@ def recording_outcome(outcome: Outcome) -> Iterator[Outcome]:
 class RunProgress:
     """The run's progress artifact, from 0 to 100 %, over weighted stages.
 
+    Its description names the stage, how far it is in bytes or rows, and the try of
+    a retrying step, e.g. ``Spring Leads · import: fetch, 12.5 MB of 125.0 MB,
+    attempt 2 of 3`` (what ``cctasks run --watch`` shows next to its bar).
+
     Example:
         ```python
-        progress = RunProgress({"fetch": 0.4, "load": 0.6})
+        progress = RunProgress({"fetch": 0.4, "load": 0.6}, units={"fetch": "bytes"})
         progress.update("fetch", done=512, total=1024)   # 20 %
         progress.update("load", done=10, total=10)       # 80 %: fetch is at half
         progress.update("fetch", done=1024, total=1024)  # 100 %
         ```
+
+    Args:
+        stages: stage name -> weight.
+        description: what the run is, the description's prefix.
+        outcome: the run's outcome, whose ``attempts`` and ``first_error`` the
+            retrying steps fill (see :meth:`attempt`).
+        units: stage name -> ``bytes`` or ``rows``, for the description's counts.
     """
 
-    def __init__(self, stages: dict[str, float], description: str = "progress") -> None:
+    def __init__(
+        self,
+        stages: dict[str, float],
+        description: str = "progress",
+        outcome: Outcome | None = None,
+        units: dict[str, str] | None = None,
+    ) -> None:
         total = sum(stages.values())
         self._weights = {name: weight / total for name, weight in stages.items()}
         self._done: dict[str, float] = {}
+        self._counts: dict[str, tuple[float, float | None]] = {}
+        self._units = units or {}
         self._description = description
+        self._outcome = outcome
+        self._attempt: Attempt | None = None
+        self._failed_try: str | None = None
         # The fetch and the load report from two threads while the file arrives.
         self._lock = threading.Lock()
         self._artifact_id: UUID | None = None
@@ -141,12 +198,55 @@ class RunProgress:
         fraction = 1.0 if not total else min(max(done / total, 0.0), 1.0)
         with self._lock:
             self._done[stage] = fraction
+            self._counts[stage] = (done, total)
             self.value = round(100.0 * self._fraction(), 1)
             now = time.monotonic()
             if not force and now - self._last_sent < PROGRESS_MIN_INTERVAL_SECONDS:
                 return
-            self._send(f"{self._description}: {stage}")
+            self._send(self._describe(stage))
             self._last_sent = now
+
+    @contextmanager
+    def attempt(self, stage: str) -> Iterator[Attempt]:
+        """Count one try of a retrying step; wrap the body of the step's Prefect task.
+
+        The try's number comes from Prefect (the task run's ``run_count``). The
+        outcome's ``attempts`` becomes the highest try seen; once a second try
+        starts, the first try's error becomes the outcome's ``first_error`` (a try
+        that Prefect does not retry leaves none). The progress description says which
+        try runs, or that one failed and a retry may follow.
+        """
+        attempt = current_attempt(stage)
+        with self._lock:
+            self._attempt = attempt
+            if self._outcome is not None:
+                self._outcome.attempts = max(self._outcome.attempts, attempt.number)
+                if attempt.number > 1 and self._outcome.first_error is None:
+                    self._outcome.first_error = self._failed_try
+            if attempt.number > 1:
+                self._send(self._describe(stage))
+        try:
+            yield attempt
+        except Exception as exc:
+            if attempt.retries_left:
+                with self._lock:
+                    self._failed_try = self._failed_try or error_text(exc)
+                    self._send(
+                        f"{self._description}: {stage}, attempt {attempt.number} of "
+                        f"{attempt.of} failed"
+                    )
+            raise
+
+    def _describe(self, stage: str) -> str:
+        parts = [stage]
+        done, total = self._counts.get(stage, (0.0, None))
+        unit = self._units.get(stage)
+        if unit and total:
+            parts.append(f"{_amount(done, unit)} of {_amount(total, unit)}")
+        attempt = self._attempt
+        if attempt is not None and attempt.stage == stage and attempt.of > 1:
+            parts.append(f"attempt {attempt.number} of {attempt.of}")
+        return f"{self._description}: {', '.join(parts)}"
 
     def _fraction(self) -> float:
         """The weighted sum of the stages' parts. Stages may overlap (a load that reads a
@@ -176,3 +276,14 @@ class RunProgress:
             )
         else:
             update_progress_artifact(self._artifact_id, self.value, description=description)
+
+
+def _amount(value: float, unit: str) -> str:
+    """``12.5 MB`` for bytes, ``120,000 rows`` for rows."""
+    if unit == "bytes":
+        size = float(value)
+        for name in ("bytes", "KB", "MB", "GB"):
+            if size < 1024 or name == "GB":
+                return f"{size:.0f} bytes" if name == "bytes" else f"{size:.1f} {name}"
+            size /= 1024
+    return f"{value:,.0f} {unit}"
