@@ -12,6 +12,11 @@ header is row 1 and each record is one row (a quoted newline does not start a
 row; blank lines are skipped and not counted); for XLSX they are the sheet's
 own row numbers; for fixed-width they count lines from the first one (blank lines
 after the header are skipped and not counted, as for delimited text).
+
+Every read is bounded by the read limits (:class:`~contact_center.settings.ReadLimits`):
+a workbook is checked before openpyxl opens it (:mod:`contact_center.workbook_check`),
+a header's width when it is read, and each chunk's rows, values and time as it is
+yielded (:class:`~contact_center.limits.ReadGuard`).
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import itertools
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -33,8 +40,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pv
 
-from contact_center.exceptions import InvalidFile, InvalidParameter
-from contact_center.settings import CHUNK_ROWS
+from contact_center.encodings import bom_encoding, decoding_encoding, text_for_shape_check
+from contact_center.exceptions import InvalidFile, InvalidParameter, quoted, quoted_columns
+from contact_center.limits import ReadGuard, limit_exceeded
+from contact_center.settings import CHUNK_ROWS, ReadLimits, get_settings
+from contact_center.text_records import find_long_value
+from contact_center.workbook_check import check_workbook
 
 __all__ = [
     "DELIMITERS",
@@ -60,7 +71,8 @@ _XLSX_SUFFIXES = {".xlsx", ".xlsm"}
 # Enough text to see the header and a few records; detection reads no more.
 _SAMPLE_BYTES = 64 * 1024
 _SNIFF_RECORDS = 50
-# Arrow parses in blocks of this size; a chunk is re-cut to ``chunk_rows`` rows.
+# Arrow parses in blocks of this size (or of the value limit, if larger); a row must fit
+# in one. A chunk is re-cut to ``chunk_rows`` rows.
 _BLOCK_BYTES = 1 << 20
 # Rows in the first chunk; each next chunk doubles, up to ``chunk_rows``.
 _FIRST_CHUNK_ROWS = 4096
@@ -137,6 +149,7 @@ class TableReader:
         widths: the column widths (fixed-width only).
         chunk_rows: the most rows in one chunk.
         rows_read: data rows yielded so far.
+        limits: the read limits.
     """
 
     def __init__(
@@ -154,7 +167,9 @@ class TableReader:
         has_header_row: bool = True,
         opener: Callable[[], IO[bytes]] | None = None,
         encoding_guessed: bool = False,
+        limits: ReadLimits | None = None,
     ) -> None:
+        self.limits = limits or get_settings().read_limits
         self.path = path
         self.opener = opener
         self.encoding_guessed = encoding_guessed
@@ -177,6 +192,7 @@ class TableReader:
 
     def __iter__(self) -> Iterator[Chunk]:
         self.rows_read = 0
+        guard = ReadGuard(self.name, self.limits)
         if self.format == "xlsx":
             chunks = self._xlsx_chunks()
         elif self.format == "fixed":
@@ -184,6 +200,7 @@ class TableReader:
         else:
             chunks = self._csv_chunks()
         for chunk in chunks:
+            guard.check(chunk.table, chunk.first_row)
             self.rows_read += chunk.rows
             yield chunk
 
@@ -206,7 +223,7 @@ class TableReader:
             return pv.open_csv(
                 source,
                 read_options=pv.ReadOptions(
-                    block_size=_BLOCK_BYTES,
+                    block_size=_block_bytes(self.limits),
                     use_threads=False,
                     encoding=_arrow_encoding(self.encoding),
                     **parse.pop("read", {}),
@@ -271,6 +288,8 @@ class TableReader:
     def _csv_error(self, exc: pa.ArrowInvalid, near_row: int) -> InvalidFile:
         """Name the first bad row: Arrow's own messages do not count rows."""
         text = str(exc)
+        if "straddling" in text:  # a row longer than Arrow's block
+            return self._long_row_error(near_row)
         if "invalid UTF8" in text or "decode" in text.lower():
             return InvalidFile(
                 f"the text is not valid {self.encoding}; set `encoding` to the file's encoding",
@@ -297,7 +316,41 @@ class TableReader:
                 "a line holds a control character (\\x1f); this is not a fixed-width text file",
                 file=self.name,
             )
+        # Arrow's message ends with the row's text: a file's contents stay out of errors.
+        text = re.sub(r"(got \d+):.*", r"\1", text, flags=re.DOTALL)
         return InvalidFile(f"cannot be read near row {near_row}: {text}", file=self.name)
+
+    def _long_row_error(self, row: int) -> InvalidFile:
+        """The error for a row longer than a read block: the value over the limit, if any."""
+        if self.format == "csv":
+            assert self.encoding is not None and self.delimiter is not None
+            source = self._open_bytes()
+            with io.TextIOWrapper(source, self.encoding, errors="replace", newline="") as text:
+                found = find_long_value(
+                    text,
+                    row=row,
+                    delimiter=self.delimiter,
+                    max_chars=self.limits.max_field_chars,
+                    max_fields=len(self.header),
+                )
+            if found is not None:
+                return limit_exceeded(
+                    "the value is too long",
+                    self.limits,
+                    "max_field_chars",
+                    file=self.name,
+                    row=row,
+                    column=self.header[found],
+                )
+        return limit_exceeded(
+            f"the row is longer than the {_block_bytes(self.limits):,} bytes that a row of "
+            "a text file may take (as many as the limit on a value's characters, and at "
+            "least 1 MiB)",
+            self.limits,
+            "max_field_chars",
+            file=self.name,
+            row=row,
+        )
 
     # --- fixed-width ----------------------------------------------------------------
 
@@ -345,20 +398,29 @@ class TableReader:
         width = len(self.header)
         with _open_workbook(self.path, self.name) as workbook:
             sheet = workbook[self.sheet] if self.sheet else workbook.worksheets[0]
-            rows = sheet.iter_rows(values_only=True)
+            rows = _sheet_rows(sheet, self.name)
             header_row, _ = _xlsx_header_row(rows)
             columns: list[list[str]] = [[] for _ in range(width)]
             blank = [""] * width
             buffered_blank = 0  # blank rows count only when data follows them
             first_row = header_row + 1
+            last_row = header_row + self.limits.max_rows
             for row_number, values in enumerate(rows, start=header_row + 1):
+                if row_number > last_row:  # blank rows too: openpyxl fills gaps with them
+                    raise limit_exceeded(
+                        "the sheet has too many data rows",
+                        self.limits,
+                        "max_rows",
+                        file=self.name,
+                        row=row_number,
+                    )
                 cells = [_xlsx_text(v) for v in values]
                 if not any(cells):
                     buffered_blank += 1
                     continue
                 self._check_xlsx_width(cells, row_number)
                 cells = (cells + blank)[:width]
-                for row in [blank] * buffered_blank + [cells]:
+                for row in itertools.chain(itertools.repeat(blank, buffered_blank), [cells]):
                     for column, cell in zip(columns, row, strict=True):
                         column.append(cell)
                     if len(columns[0]) == self.chunk_rows:
@@ -373,7 +435,7 @@ class TableReader:
         for offset, extra in enumerate(cells[len(self.header) :], start=len(self.header)):
             if extra:
                 raise InvalidFile(
-                    f"a value ({extra!r}) lies beyond the last header column",
+                    "a value lies beyond the last header column",
                     file=self.name,
                     row=row_number,
                     column=_column_letter(offset),
@@ -395,6 +457,7 @@ def read_table(
     widths: list[int] | None = None,
     columns: list[str] | None = None,
     chunk_rows: int = CHUNK_ROWS,
+    limits: ReadLimits | None = None,
 ) -> TableReader:
     """Open a list file, detect what it is, and check that it has that shape.
 
@@ -406,12 +469,13 @@ def read_table(
         delimiter: ``,`` ``;`` ``\\t`` ``|`` (or ``comma``, ``semicolon``, ``tab``,
             ``pipe``); detected when not given.
         encoding: any Python codec name; detected when not given (UTF-8 with or
-            without BOM, UTF-16 with BOM, Windows-1252, ISO-8859-1).
+            without BOM, UTF-16 and UTF-32 with BOM, Windows-1252, ISO-8859-1).
         sheet: the XLSX sheet to read; the first sheet when not given.
         widths: fixed-width column widths, in characters.
         columns: fixed-width column names. When given, the file has no header
             line; when not, its first line is the header, cut by ``widths``.
         chunk_rows: the most rows in one chunk.
+        limits: the read limits; the settings' when not given.
 
     Returns:
         A reader whose ``header``, ``format``, ``encoding`` and ``delimiter`` are set.
@@ -420,6 +484,8 @@ def read_table(
         InvalidParameter: an option is not valid.
         InvalidFile: the file is empty, binary, of another format than its name
             says, has no header, a duplicate column name, or cannot be decoded.
+        LimitExceeded: the file crosses a read limit (a workbook's size, rows or
+            values; a header's width); iterating the reader checks the rest.
     """
     reader = read_arriving_table(
         path,
@@ -431,6 +497,7 @@ def read_table(
         widths=widths,
         columns=columns,
         chunk_rows=chunk_rows,
+        limits=limits,
     )
     assert reader is not None  # only a file still arriving may need to be complete
     return reader
@@ -449,6 +516,7 @@ def read_arriving_table(
     chunk_rows: int = CHUNK_ROWS,
     opener: Callable[[], IO[bytes]] | None = None,
     size: int | None = None,
+    limits: ReadLimits | None = None,
 ) -> TableReader | None:
     """:func:`read_table` for a file that may still be arriving.
 
@@ -459,8 +527,8 @@ def read_arriving_table(
     later byte that is not UTF-8 fails the read; read the whole file again then).
 
     Args:
-        path, name, format, delimiter, encoding, sheet, widths, columns, chunk_rows:
-            as for :func:`read_table`.
+        path, name, format, delimiter, encoding, sheet, widths, columns, chunk_rows,
+            limits: as for :func:`read_table`.
         opener: for a file still arriving, returns a binary file of its bytes
             (``path`` is then the file being written).
         size: with ``opener``, the size the file will have.
@@ -486,11 +554,12 @@ def read_arriving_table(
             format = "fixed"
     if format == "fixed":
         _check_widths(widths, columns)
+    limits = limits or get_settings().read_limits
     try:
         if opener is None:
             size = path.stat().st_size
         with opener() if opener is not None else path.open("rb") as handle:
-            head = _read_up_to(handle, _SAMPLE_BYTES)
+            head = _read_head(handle, _block_bytes(limits))
     except OSError as exc:
         raise InvalidFile(f"cannot be opened: {exc.strerror or exc}", file=name) from exc
     size = len(head) if size is None else size
@@ -501,8 +570,12 @@ def read_arriving_table(
     if format == "xlsx":
         if opener is not None:
             return None
-        return _read_xlsx(path, name=name, head=head, sheet=sheet, chunk_rows=chunk_rows)
-    _check_text_shape(head, name=name, format=format)
+        return _read_xlsx(
+            path, name=name, head=head, sheet=sheet, chunk_rows=chunk_rows, limits=limits
+        )
+    _check_text_shape(head, name=name, format=format, encoding=encoding or bom_encoding(head))
+    if encoding is not None:
+        encoding = decoding_encoding(encoding, head)
     guessed = False
     if encoding is None and opener is not None and size > len(head):
         encoding = _encoding_of_head(head)
@@ -511,9 +584,11 @@ def read_arriving_table(
         guessed = encoding == "utf-8"
     encoding = encoding or detect_encoding(path, head=head, whole=opener is None)
     sample = _decode_sample(head, encoding, cut=size > len(head), name=name)
+    if size > len(head) and columns is None and not ("\n" in sample or "\r" in sample):
+        raise _long_header(sample, delimiter, name, limits)
     if format == "fixed":
         assert widths is not None
-        reader = _read_fixed(path, name, sample, encoding, widths, columns, chunk_rows)
+        reader = _read_fixed(path, name, sample, encoding, widths, columns, chunk_rows, limits)
         reader.opener, reader.encoding_guessed = opener, guessed
         return reader
     records = _sniff_records(sample, delimiter, cut=size > len(head))
@@ -521,7 +596,7 @@ def read_arriving_table(
     rows = records[chosen]
     if not rows:
         raise InvalidFile("there is no header row", file=name)
-    header = _check_header(rows[0], name)
+    header = _check_header(rows[0], name, limits)
     return TableReader(
         path=path,
         name=name,
@@ -532,7 +607,46 @@ def read_arriving_table(
         delimiter=chosen,
         opener=opener,
         encoding_guessed=guessed,
+        limits=limits,
     )
+
+
+def _read_head(handle: IO[bytes], most: int) -> bytes:
+    """The file's first bytes for detection: enough for a few records, and at least its
+    first line (the header, however wide), up to ``most`` bytes."""
+    head = _read_up_to(handle, _SAMPLE_BYTES)
+    while b"\n" not in head and b"\r" not in head and _SAMPLE_BYTES <= len(head) < most:
+        more = _read_up_to(handle, min(len(head), most - len(head)))
+        if not more:
+            break
+        head += more
+    return head
+
+
+def _long_header(sample: str, delimiter: str | None, name: str, limits: ReadLimits) -> InvalidFile:
+    """The error for a header line longer than a row may be: too many columns, or too long."""
+    columns = max(sample.count(d) for d in ([delimiter] if delimiter else DELIMITERS)) + 1
+    if columns > limits.max_columns:
+        return limit_exceeded(
+            f"the header has more than {columns - 1:,} columns",
+            limits,
+            "max_columns",
+            file=name,
+            row=1,
+        )
+    return limit_exceeded(
+        f"the header is longer than the {_block_bytes(limits):,} bytes that a row of a text "
+        "file may take (as many as the limit on a value's characters, and at least 1 MiB)",
+        limits,
+        "max_field_chars",
+        file=name,
+        row=1,
+    )
+
+
+def _block_bytes(limits: ReadLimits) -> int:
+    """The size of Arrow's read blocks, which a row of text must fit in."""
+    return max(_BLOCK_BYTES, limits.max_field_chars)
 
 
 def _read_up_to(handle: IO[bytes], count: int) -> bytes:
@@ -545,20 +659,11 @@ def _read_up_to(handle: IO[bytes], count: int) -> bytes:
     return b"".join(parts)
 
 
-def _bom_encoding(head: bytes) -> str | None:
-    """The encoding a byte-order mark at the start of ``head`` names, if any."""
-    if head.startswith(codecs.BOM_UTF8):
-        return "utf-8-sig"
-    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return "utf-16"
-    return None
-
-
 def _encoding_of_head(head: bytes) -> str | None:
     """The encoding that the head of a longer file shows: its BOM's, else UTF-8 when the
     head is UTF-8 (a guess: a later byte may say otherwise), else None (it takes the
     whole file to tell Windows-1252 from ISO-8859-1)."""
-    if bom := _bom_encoding(head):
+    if bom := bom_encoding(head):
         return bom
     try:
         codecs.getincrementaldecoder("utf-8")().decode(head)  # a cut last character is fine
@@ -609,14 +714,13 @@ def match_column(header: list[str], wanted: str, *, file: str) -> str:
     if len(found) == 1:
         return found[0]
     if not found:
-        have = ", ".join(repr(column) for column in header)
         raise InvalidFile(
-            f"no column named {wanted.strip()!r}; the file has {have}",
+            f"no column named {wanted.strip()!r}; the file has {quoted_columns(header)}",
             file=file,
             column=wanted.strip(),
         )
     raise InvalidFile(
-        f"{len(found)} columns match {wanted.strip()!r} ({', '.join(map(repr, found))})",
+        f"{len(found)} columns match {wanted.strip()!r} ({quoted_columns(found)})",
         file=file,
         column=wanted.strip(),
     )
@@ -630,7 +734,7 @@ def normalise_header(name: str) -> str:
 def detect_encoding(path: Path, *, head: bytes | None = None, whole: bool = True) -> str:
     """Detect a text file's encoding.
 
-    A BOM decides (``utf-8-sig``, ``utf-16``). Otherwise the whole file is
+    A BOM decides (``utf-8-sig``, ``utf-16``, ``utf-32``). Otherwise the whole file is
     checked as UTF-8 in blocks (a late ``é`` must not break the load halfway); if
     it is not UTF-8 it is Windows-1252 when it uses one of the bytes 0x80-0x9F that
     Windows-1252 defines (``€``, curly quotes...), and ISO-8859-1 otherwise. The two
@@ -642,13 +746,13 @@ def detect_encoding(path: Path, *, head: bytes | None = None, whole: bool = True
         whole: False when ``head`` is the whole file (nothing else is read).
 
     Returns:
-        A Python codec name: ``utf-8``, ``utf-8-sig``, ``utf-16``, ``cp1252`` or
-        ``iso-8859-1``.
+        A Python codec name: ``utf-8``, ``utf-8-sig``, ``utf-16``, ``utf-32``,
+        ``cp1252`` or ``iso-8859-1``.
     """
     if head is None:
         with path.open("rb") as handle:
             head = handle.read(_SAMPLE_BYTES)
-    if bom := _bom_encoding(head):
+    if bom := bom_encoding(head):
         return bom
     decoder = codecs.getincrementaldecoder("utf-8")()
     high_c1 = False
@@ -727,20 +831,22 @@ def _check_widths(widths: list[int] | None, columns: list[str] | None) -> None:
         _check_header_names(columns, lambda message: InvalidParameter(f"columns: {message}"))
 
 
-def _check_text_shape(head: bytes, *, name: str, format: str) -> None:
-    """Refuse bytes that are not text, naming what they look like."""
+def _check_text_shape(head: bytes, *, name: str, format: str, encoding: str | None) -> None:
+    """Refuse bytes that are not text, naming what they look like (UTF-16 and UTF-32 text
+    is judged by its characters)."""
     for magic, what in _MAGIC:
         if head.startswith(magic):
             hint = "; set format to 'xlsx' if it is a workbook" if magic == b"PK\x03\x04" else ""
             raise InvalidFile(
                 f"expected {_format_label(format)} but the file is {what}{hint}", file=name
             )
-    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return
+    head = text_for_shape_check(head, encoding)
     controls = len(head) - len(head.translate(None, _CONTROL_BYTES))
     if b"\x00" in head or controls > max(2, len(head) // 200):
         raise InvalidFile(
-            f"expected {_format_label(format)} but the file holds binary data", file=name
+            f"expected {_format_label(format)} but the file holds binary data (or UTF-16 or "
+            "UTF-32 text without a byte-order mark: then set `encoding`, e.g. utf-16-le)",
+            file=name,
         )
 
 
@@ -799,7 +905,11 @@ def _choose_delimiter(records: dict[str, list[list[str]]]) -> str:
     return best
 
 
-def _check_header(names: list[str], file: str) -> list[str]:
+def _check_header(names: list[str], file: str, limits: ReadLimits) -> list[str]:
+    if len(names) > limits.max_columns:
+        raise limit_exceeded(
+            f"the header has {len(names):,} columns", limits, "max_columns", file=file, row=1
+        )
     header = [name if name.strip() else f"column_{i}" for i, name in enumerate(names, start=1)]
     _check_header_names(header, lambda message: InvalidFile(message, file=file, row=1))
     return header
@@ -811,7 +921,7 @@ def _check_header_names(names: list[str], error: Any) -> None:
         key = normalise_header(name)
         if key in seen:
             raise error(
-                f"the column name {name.strip()!r} appears more than once "
+                f"the column name {quoted(name.strip())} appears more than once "
                 "(ignoring case and spaces)"
             )
         seen[key] = name
@@ -834,15 +944,22 @@ def _str_dtype(arrow_type: pa.DataType) -> Any:
 def _first_ragged_row(
     source: IO[bytes], encoding: str, delimiter: str, width: int
 ) -> tuple[int, int] | None:
-    """The first record whose field count differs from the header's (slow; errors only)."""
+    """The first record whose field count differs from the header's (slow; errors only).
+
+    None also when a field before it is longer than the csv module takes (128 Ki
+    characters): the caller then reports Arrow's error, without the exact row.
+    """
     with io.TextIOWrapper(source, encoding=encoding, newline="", errors="replace") as handle:
         row = 0
-        for record in csv.reader(handle, delimiter=delimiter, quotechar='"', doublequote=True):
-            if not record:
-                continue
-            row += 1
-            if len(record) != width:
-                return row, len(record)
+        try:
+            for record in csv.reader(handle, delimiter=delimiter, quotechar='"', doublequote=True):
+                if not record:
+                    continue
+                row += 1
+                if len(record) != width:
+                    return row, len(record)
+        except csv.Error:
+            return None
     return None
 
 
@@ -880,6 +997,7 @@ def _read_fixed(
     widths: list[int],
     columns: list[str] | None,
     chunk_rows: int,
+    limits: ReadLimits,
 ) -> TableReader:
     if columns is None:
         line = next((line for line in sample.splitlines() if line.strip()), None)
@@ -896,7 +1014,7 @@ def _read_fixed(
                 file=name,
                 row=1,
             )
-        header = _check_header(cells, name)
+        header = _check_header(cells, name, limits)
     else:
         header = list(columns)
     return TableReader(
@@ -908,6 +1026,7 @@ def _read_fixed(
         encoding=encoding,
         widths=list(widths),
         has_header_row=columns is None,
+        limits=limits,
     )
 
 
@@ -933,31 +1052,58 @@ def _open_workbook(path: Path, name: str) -> Iterator[Any]:
 
 
 def _read_xlsx(
-    path: Path, *, name: str, head: bytes, sheet: str | None, chunk_rows: int
+    path: Path, *, name: str, head: bytes, sheet: str | None, chunk_rows: int, limits: ReadLimits
 ) -> TableReader:
     if not head.startswith(b"PK\x03\x04"):
         what = next((w for magic, w in _MAGIC if head.startswith(magic)), None)
         if what is None:
             what = "binary data" if b"\x00" in head else "text (delimited text?)"
         raise InvalidFile(f"expected an XLSX workbook but the file is {what}", file=name)
+    check_workbook(path, name=name, limits=limits)
     with _open_workbook(path, name) as workbook:
         names = list(workbook.sheetnames)
         if sheet is not None and sheet not in names:
             raise InvalidFile(
-                f"there is no sheet {sheet!r}; the workbook has {', '.join(map(repr, names))}",
+                f"there is no sheet {quoted(sheet)}; the workbook has {quoted_columns(names)}",
                 file=name,
             )
         worksheet = workbook[sheet] if sheet else workbook.worksheets[0]
-        header_row, cells = _xlsx_header_row(worksheet.iter_rows(values_only=True))
+        header_row, cells = _xlsx_header_row(_sheet_rows(worksheet, name))
         if header_row == 0:
-            raise InvalidFile(f"the sheet {worksheet.title!r} is empty (no header row)", file=name)
+            raise InvalidFile(
+                f"the sheet {quoted(worksheet.title)} is empty (no header row)", file=name
+            )
         while cells and not cells[-1]:
             cells.pop()
-        header = _check_header(cells, name)
+        header = _check_header(cells, name, limits)
         title = worksheet.title
     return TableReader(
-        path=path, name=name, format="xlsx", header=header, chunk_rows=chunk_rows, sheet=title
+        path=path,
+        name=name,
+        format="xlsx",
+        header=header,
+        chunk_rows=chunk_rows,
+        sheet=title,
+        limits=limits,
     )
+
+
+def _sheet_rows(sheet: Any, name: str) -> Iterator[tuple[Any, ...]]:
+    """A sheet's rows as openpyxl reads them, its errors named with the row they are in."""
+    rows = sheet.iter_rows(values_only=True)
+    number = 1
+    while True:
+        try:
+            values = next(rows)
+        except StopIteration:
+            return
+        except Exception as exc:  # openpyxl raises XML, number, index errors...
+            # The type only: openpyxl's messages quote the cell's text.
+            raise InvalidFile(
+                f"the sheet cannot be read ({type(exc).__name__})", file=name, row=number
+            ) from exc
+        yield values
+        number += 1
 
 
 def _xlsx_header_row(rows: Iterator[tuple[Any, ...]]) -> tuple[int, list[str]]:
