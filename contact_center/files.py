@@ -25,7 +25,6 @@ import codecs
 import csv
 import io
 import itertools
-import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -44,7 +43,13 @@ from contact_center.encodings import bom_encoding, decoding_encoding, text_for_s
 from contact_center.exceptions import InvalidFile, InvalidParameter, quoted, quoted_columns
 from contact_center.limits import ReadGuard, limit_exceeded
 from contact_center.settings import CHUNK_ROWS, ReadLimits, get_settings
-from contact_center.text_records import find_long_value
+from contact_center.text_records import (
+    MIN_BLOCK_BYTES,
+    block_bytes,
+    long_header_error,
+    read_error,
+    read_head,
+)
 from contact_center.workbook_check import check_workbook
 
 __all__ = [
@@ -71,9 +76,6 @@ _XLSX_SUFFIXES = {".xlsx", ".xlsm"}
 # Enough text to see the header and a few records; detection reads no more.
 _SAMPLE_BYTES = 64 * 1024
 _SNIFF_RECORDS = 50
-# Arrow parses in blocks of this size (or of the value limit, if larger); a row must fit
-# in one. A chunk is re-cut to ``chunk_rows`` rows.
-_BLOCK_BYTES = 1 << 20
 # Rows in the first chunk; each next chunk doubles, up to ``chunk_rows``.
 _FIRST_CHUNK_ROWS = 4096
 _SCAN_BYTES = 4 << 20
@@ -210,11 +212,11 @@ class TableReader:
         """The names Arrow sees for the header, so that every column is read as text."""
         return ["line"] if self.format == "fixed" else self.header
 
-    def _open_bytes(self) -> IO[bytes]:
+    def open_bytes(self) -> IO[bytes]:
         """The file's bytes from the start: the local file, or a download as it arrives."""
         if self.opener is not None:
             raw = cast(io.RawIOBase, self.opener())
-            return io.BufferedReader(raw, buffer_size=_BLOCK_BYTES)
+            return io.BufferedReader(raw, buffer_size=MIN_BLOCK_BYTES)
         return self.path.open("rb")
 
     def _open_arrow(self, source: IO[bytes], **parse: Any) -> pv.CSVStreamingReader:
@@ -223,7 +225,7 @@ class TableReader:
             return pv.open_csv(
                 source,
                 read_options=pv.ReadOptions(
-                    block_size=_block_bytes(self.limits),
+                    block_size=block_bytes(self.limits),
                     use_threads=False,
                     encoding=_arrow_encoding(self.encoding),
                     **parse.pop("read", {}),
@@ -236,10 +238,10 @@ class TableReader:
                 ),
             )
         except pa.ArrowInvalid as exc:
-            raise self._csv_error(exc, 1) from exc
+            raise read_error(self, str(exc), 1) from exc
 
     def _csv_chunks(self) -> Iterator[Chunk]:
-        with self._open_bytes() as source:
+        with self.open_bytes() as source:
             reader = self._open_arrow(source, delimiter=self.delimiter, newlines_in_values=True)
             if len(reader.schema.names) != len(self.header):
                 raise InvalidFile(
@@ -267,7 +269,7 @@ class TableReader:
             except StopIteration:
                 break
             except pa.ArrowInvalid as exc:
-                raise self._csv_error(exc, next_row + pending_rows) from exc
+                raise read_error(self, str(exc), next_row + pending_rows) from exc
             pending.append(batch)
             pending_rows += batch.num_rows
             while pending_rows >= size:
@@ -285,83 +287,16 @@ class TableReader:
             table = self._split_fixed(table.column(0).combine_chunks(), first_row)
         return Chunk(table=table.rename_columns(self.header), first_row=first_row)
 
-    def _csv_error(self, exc: pa.ArrowInvalid, near_row: int) -> InvalidFile:
-        """Name the first bad row: Arrow's own messages do not count rows."""
-        text = str(exc)
-        if "straddling" in text:  # a row longer than Arrow's block
-            return self._long_row_error(near_row)
-        if "invalid UTF8" in text or "decode" in text.lower():
-            return InvalidFile(
-                f"the text is not valid {self.encoding}; set `encoding` to the file's encoding",
-                file=self.name,
-                row=_first_undecodable_row(self._open_bytes(), self.encoding or "utf-8"),
-            )
-        if self.format == "csv":
-            found = _first_ragged_row(
-                self._open_bytes(),
-                self.encoding or "utf-8",
-                self.delimiter or ",",
-                len(self.header),
-            )
-            if found is not None:
-                row, fields = found
-                return InvalidFile(
-                    f"expected {len(self.header)} fields (as in the header) but found {fields}; "
-                    "check the delimiter and quoting",
-                    file=self.name,
-                    row=row,
-                )
-        if self.format == "fixed" and "Expected 1 columns" in text:
-            return InvalidFile(
-                "a line holds a control character (\\x1f); this is not a fixed-width text file",
-                file=self.name,
-            )
-        # Arrow's message ends with the row's text: a file's contents stay out of errors.
-        text = re.sub(r"(got \d+):.*", r"\1", text, flags=re.DOTALL)
-        return InvalidFile(f"cannot be read near row {near_row}: {text}", file=self.name)
-
-    def _long_row_error(self, row: int) -> InvalidFile:
-        """The error for a row longer than a read block: the value over the limit, if any."""
-        if self.format == "csv":
-            assert self.encoding is not None and self.delimiter is not None
-            source = self._open_bytes()
-            with io.TextIOWrapper(source, self.encoding, errors="replace", newline="") as text:
-                found = find_long_value(
-                    text,
-                    row=row,
-                    delimiter=self.delimiter,
-                    max_chars=self.limits.max_field_chars,
-                    max_fields=len(self.header),
-                )
-            if found is not None:
-                return limit_exceeded(
-                    "the value is too long",
-                    self.limits,
-                    "max_field_chars",
-                    file=self.name,
-                    row=row,
-                    column=self.header[found],
-                )
-        return limit_exceeded(
-            f"the row is longer than the {_block_bytes(self.limits):,} bytes that a row of "
-            "a text file may take (as many as the limit on a value's characters, and at "
-            "least 1 MiB)",
-            self.limits,
-            "max_field_chars",
-            file=self.name,
-            row=row,
-        )
-
     # --- fixed-width ----------------------------------------------------------------
 
     def _fixed_chunks(self) -> Iterator[Chunk]:
         # Skip physical lines up to and including the header (blank lines before it too).
         header_line = (
-            _first_line_number(self._open_bytes(), self.encoding or "utf-8")
+            _first_line_number(self.open_bytes(), self.encoding or "utf-8")
             if self.has_header_row
             else 0
         )
-        with self._open_bytes() as source:
+        with self.open_bytes() as source:
             reader = self._open_arrow(
                 source,
                 read={"column_names": ["line"], "skip_rows": header_line},
@@ -559,7 +494,7 @@ def read_arriving_table(
         if opener is None:
             size = path.stat().st_size
         with opener() if opener is not None else path.open("rb") as handle:
-            head = _read_head(handle, _block_bytes(limits))
+            head = read_head(handle, _SAMPLE_BYTES, most=block_bytes(limits))
     except OSError as exc:
         raise InvalidFile(f"cannot be opened: {exc.strerror or exc}", file=name) from exc
     size = len(head) if size is None else size
@@ -585,7 +520,7 @@ def read_arriving_table(
     encoding = encoding or detect_encoding(path, head=head, whole=opener is None)
     sample = _decode_sample(head, encoding, cut=size > len(head), name=name)
     if size > len(head) and columns is None and not ("\n" in sample or "\r" in sample):
-        raise _long_header(sample, delimiter, name, limits)
+        raise long_header_error(sample, [delimiter] if delimiter else DELIMITERS, name, limits)
     if format == "fixed":
         assert widths is not None
         reader = _read_fixed(path, name, sample, encoding, widths, columns, chunk_rows, limits)
@@ -609,54 +544,6 @@ def read_arriving_table(
         encoding_guessed=guessed,
         limits=limits,
     )
-
-
-def _read_head(handle: IO[bytes], most: int) -> bytes:
-    """The file's first bytes for detection: enough for a few records, and at least its
-    first line (the header, however wide), up to ``most`` bytes."""
-    head = _read_up_to(handle, _SAMPLE_BYTES)
-    while b"\n" not in head and b"\r" not in head and _SAMPLE_BYTES <= len(head) < most:
-        more = _read_up_to(handle, min(len(head), most - len(head)))
-        if not more:
-            break
-        head += more
-    return head
-
-
-def _long_header(sample: str, delimiter: str | None, name: str, limits: ReadLimits) -> InvalidFile:
-    """The error for a header line longer than a row may be: too many columns, or too long."""
-    columns = max(sample.count(d) for d in ([delimiter] if delimiter else DELIMITERS)) + 1
-    if columns > limits.max_columns:
-        return limit_exceeded(
-            f"the header has more than {columns - 1:,} columns",
-            limits,
-            "max_columns",
-            file=name,
-            row=1,
-        )
-    return limit_exceeded(
-        f"the header is longer than the {_block_bytes(limits):,} bytes that a row of a text "
-        "file may take (as many as the limit on a value's characters, and at least 1 MiB)",
-        limits,
-        "max_field_chars",
-        file=name,
-        row=1,
-    )
-
-
-def _block_bytes(limits: ReadLimits) -> int:
-    """The size of Arrow's read blocks, which a row of text must fit in."""
-    return max(_BLOCK_BYTES, limits.max_field_chars)
-
-
-def _read_up_to(handle: IO[bytes], count: int) -> bytes:
-    """``count`` bytes, or fewer at the end (a raw file may return less per read)."""
-    parts: list[bytes] = []
-    wanted = count
-    while wanted > 0 and (part := handle.read(wanted)):
-        parts.append(part)
-        wanted -= len(part)
-    return b"".join(parts)
 
 
 def _encoding_of_head(head: bytes) -> str | None:
@@ -939,42 +826,6 @@ def _str_dtype(arrow_type: pa.DataType) -> Any:
         if pa.types.is_string(arrow_type)
         else None
     )
-
-
-def _first_ragged_row(
-    source: IO[bytes], encoding: str, delimiter: str, width: int
-) -> tuple[int, int] | None:
-    """The first record whose field count differs from the header's (slow; errors only).
-
-    None also when a field before it is longer than the csv module takes (128 Ki
-    characters): the caller then reports Arrow's error, without the exact row.
-    """
-    with io.TextIOWrapper(source, encoding=encoding, newline="", errors="replace") as handle:
-        row = 0
-        try:
-            for record in csv.reader(handle, delimiter=delimiter, quotechar='"', doublequote=True):
-                if not record:
-                    continue
-                row += 1
-                if len(record) != width:
-                    return row, len(record)
-        except csv.Error:
-            return None
-    return None
-
-
-def _first_undecodable_row(source: IO[bytes], encoding: str) -> int | None:
-    """The line that holds the first byte the encoding cannot decode (errors only)."""
-    decoder = codecs.getincrementaldecoder(encoding)()
-    lines = 1
-    with source as handle:
-        while block := handle.read(_SCAN_BYTES):
-            try:
-                decoder.decode(block)
-            except UnicodeDecodeError as exc:
-                return lines + block[: exc.start].count(b"\n")
-            lines += block.count(b"\n")
-    return None
 
 
 def _first_line_number(source: IO[bytes], encoding: str) -> int:
