@@ -6,10 +6,10 @@ one-cell sheet of 1 GB becomes a 1 GB string, and more). :func:`check_workbook`
 reads every XML part once, decompressing a piece at a time, and refuses the
 workbook, in constant memory, when:
 
-- the ZIP directory states more parts or more decompressed bytes than allowed,
-  or the parts decompress to more bytes than allowed (a stated size can lie:
-  Python's ``zipfile`` stops at the stated size and checks the CRC, and the bytes
-  read are counted here as well);
+- the ZIP directory states more parts or more decompressed bytes than allowed
+  (a stated size can lie, but not to here: ``zipfile`` decompresses a part up to
+  its stated size and no further, and then checks its CRC, so a part that
+  decompresses to more fails as unreadable);
 - a run of text without markup is longer than a value within the value limit can
   take (:data:`_BYTES_PER_CHAR` bytes a character: UTF-8 and entities), so no cell
   can make openpyxl build a string far beyond the limit;
@@ -211,7 +211,6 @@ class _Scan:
 
     file: str
     limits: ReadLimits
-    decompressed: int = 0
     strings: int = 0
 
     def part(self, part: str, stream: IO[bytes]) -> None:
@@ -221,14 +220,6 @@ class _Scan:
         run = 0  # bytes since the last "<"
         context = b""  # bytes before the current run
         while piece := stream.read(_PIECE_BYTES):
-            self.decompressed += len(piece)
-            if self.decompressed > self.limits.max_xlsx_bytes:
-                raise limit_exceeded(
-                    f"the workbook decompresses to more than {self.decompressed:,} bytes",
-                    self.limits,
-                    "max_xlsx_bytes",
-                    file=self.file,
-                )
             starts = tags.add(piece)  # the positions of "<" in the piece
             self._check_tags(part, tags)
             if len(starts) == 0:
@@ -263,9 +254,10 @@ class _Scan:
                 "applications do not write",
                 file=self.file,
             )
-        if max(tags.rows, tags.highest_row) > self.limits.max_rows:
+        # The header is a row too.
+        if max(tags.rows, tags.highest_row) > self.limits.max_rows + 1:
             raise limit_exceeded(
-                f"the sheet {quoted(part)} has more than {self.limits.max_rows:,} rows",
+                f"the sheet {quoted(part)} has more than {self.limits.max_rows:,} data rows",
                 self.limits,
                 "max_rows",
                 file=self.file,

@@ -60,6 +60,7 @@ from contact_center.exceptions import (
     HostKeyError,
     InvalidFile,
     InvalidParameter,
+    LimitExceeded,
     ObjectNotFound,
 )
 from contact_center.files import TableReader, read_arriving_table
@@ -385,8 +386,10 @@ def load_list(
             final_source=final_source if download is not None else None,
         )
     except (DownloadInterrupted, _SameFile, InvalidFile) as exc:
+        # A read limit would stop a second read as well.
         if download is None or (
-            isinstance(exc, InvalidFile) and not list_file.table.encoding_guessed
+            isinstance(exc, InvalidFile)
+            and (isinstance(exc, LimitExceeded) or not list_file.table.encoding_guessed)
         ):
             raise
         get_run_logger().info(
