@@ -239,19 +239,21 @@ class _Scan:
         tags.finish()
         self._check_tags(part, tags)
         self.strings += tags.strings
-        if self.strings > self.limits.max_xlsx_strings:
-            raise limit_exceeded(
-                f"the workbook's shared-strings table holds {self.strings:,} texts",
-                self.limits,
-                "max_xlsx_strings",
-                file=self.file,
-            )
 
     def _check_tags(self, part: str, tags: _Tags) -> None:
         if tags.refused is not None:
             raise InvalidFile(
                 f"the part {quoted(part)} holds {tags.refused}, which spreadsheet "
                 "applications do not write",
+                file=self.file,
+            )
+        strings = self.strings + tags.strings
+        if strings > self.limits.max_xlsx_strings:
+            raise limit_exceeded(
+                f"the workbook's shared-strings table holds more than "
+                f"{self.limits.max_xlsx_strings:,} texts",
+                self.limits,
+                "max_xlsx_strings",
                 file=self.file,
             )
         # The header is a row too.
