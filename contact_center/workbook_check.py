@@ -54,9 +54,10 @@ _PIECE_BYTES = 1 << 20
 _CONTEXT_BYTES = 4096
 _XML_SUFFIXES = (".xml", ".rels", ".vml")
 _LT = ord("<")
-# Bytes after a position that the tag counts look at: enough for the longest row number
-# that fits in 64 bits, and for "<!DOCTYPE".
+# Bytes after a position that the tag counts look at: enough for "<!DOCTYPE" and for a
+# row's first attribute, r="...", with the longest row number looked at.
 _LOOKAHEAD = 24
+_MAX_ROW_DIGITS = 15
 _REFUSED_MARKUP = {
     b"<!DOCTYPE": "a document type declaration (<!DOCTYPE)",
     b"<![CDATA[": "a CDATA section",
@@ -74,9 +75,10 @@ _WORKBOOK_TYPES = tuple(
 _SHARED_STRINGS_TYPE = (
     "application/vnd.openxmlformats-officedocument.spreadsheetml.sharedStrings+xml"
 )
+_CONTENT_TYPES = "[Content_Types].xml"
 # Parts openpyxl reads whole by these names, whatever the relationships say.
 _WHOLE_PARTS = {
-    "[Content_Types].xml",
+    _CONTENT_TYPES,
     "docProps/core.xml",
     "docProps/custom.xml",
     "xl/styles.xml",
@@ -133,17 +135,16 @@ def _check_parts(archive: zipfile.ZipFile, name: str, limits: ReadLimits) -> Non
             f"the workbook decompresses to {stated:,} bytes", limits, "max_xlsx_bytes", file=name
         )
     scan = _Scan(name, limits)
-    xml = [info for info in infos if info.filename.lower().endswith(_XML_SUFFIXES)]
-    for info in xml:
-        with archive.open(info) as stream:
-            scan.part(info.filename, stream)
-    # Only now, with no DTD in them, are the small parts that say which are the
-    # streamed ones parsed.
+    # The small parts that say which parts are streamed are checked (no DTD) first,
+    # then parsed; then sizes are checked, and then the other parts read.
+    scanned = set()
+    for info in infos:
+        is_map = info.filename.endswith(".rels") or info.filename == _CONTENT_TYPES
+        if is_map and info.file_size <= _MAX_WHOLE_PART_BYTES:
+            scan.part(info.filename, archive)
+            scanned.add(info.filename)
     streamed = _streamed_parts(archive, {info.filename for info in infos})
     for info in infos:
-        if info.filename in streamed and info not in xml:
-            with archive.open(info) as stream:
-                scan.part(info.filename, stream)
         if info.filename not in streamed and info.file_size > _MAX_WHOLE_PART_BYTES:
             raise InvalidFile(
                 f"the part {quoted(info.filename)} is {info.file_size:,} bytes decompressed; "
@@ -151,6 +152,10 @@ def _check_parts(archive: zipfile.ZipFile, name: str, limits: ReadLimits) -> Non
                 f"{_MAX_WHOLE_PART_BYTES:,}",
                 file=name,
             )
+    for info in infos:
+        xml = info.filename.lower().endswith(_XML_SUFFIXES)
+        if info.filename not in scanned and (xml or info.filename in streamed):
+            scan.part(info.filename, archive)
 
 
 def _stated_parts(path: Path) -> int | None:
@@ -178,7 +183,7 @@ def _streamed_parts(archive: zipfile.ZipFile, names: set[str]) -> set[str]:
     """
     workbook = "xl/workbook.xml"
     streamed = set()
-    for override in _xml_elements(archive, "[Content_Types].xml", names):
+    for override in _xml_elements(archive, _CONTENT_TYPES, names):
         part = override.get("PartName", "").lstrip("/")
         kind = override.get("ContentType", "")
         if kind in _WORKBOOK_TYPES:
@@ -213,9 +218,14 @@ class _Scan:
     limits: ReadLimits
     strings: int = 0
 
-    def part(self, part: str, stream: IO[bytes]) -> None:
-        """Check one part, read from ``stream``."""
-        tags = _Tags()
+    def part(self, part: str, archive: zipfile.ZipFile) -> None:
+        """Check one part of the archive."""
+        with archive.open(part) as stream:
+            self._read(part, stream)
+
+    def _read(self, part: str, stream: IO[bytes]) -> None:
+        # A row number with as many digits as the limit may be beyond it.
+        tags = _Tags(min(len(str(self.limits.max_rows)), _MAX_ROW_DIGITS))
         longest_run = self.limits.max_field_chars * _BYTES_PER_CHAR
         run = 0  # bytes since the last "<"
         context = b""  # bytes before the current run
@@ -290,7 +300,8 @@ class _Tags:
     the next one, so that a tag cut by the piece's end is seen whole.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, row_digits: int) -> None:
+        self.row_digits = row_digits
         self.rows = 0
         self.strings = 0
         self.highest_row = 0
@@ -341,12 +352,12 @@ class _Tags:
         return starts
 
     def _note_numbers(self, window: bytes, text: np.ndarray, at: np.ndarray) -> None:
-        """Note the row numbers of eight digits or more, from ``r="`` at the positions ``at``
-        (the first attribute of a row, as every writer puts it)."""
+        """Note the row numbers of ``row_digits`` digits or more, from ``r="`` at the
+        positions ``at`` (a row's first attribute, where every writer puts it)."""
         at = at[(text[at] == ord("r")) & (text[at + 1] == ord("=")) & (text[at + 2] == ord('"'))]
-        for offset in range(3, 11):
+        for offset in range(3, 3 + self.row_digits):
             at = at[text[at + offset] - ord("0") < 10]
-        for position in at.tolist():  # rare
+        for position in at.tolist():  # rare with the default limit
             digits = re.match(rb"[0-9]+", window[position + 3 : position + _LOOKAHEAD])
             assert digits is not None
             self.highest_row = max(self.highest_row, int(digits.group()))

@@ -235,13 +235,22 @@ def test_a_sheet_with_a_row_numbered_beyond_the_limit_is_refused_before_it_is_re
     with pytest.raises(LimitExceeded, match=r"has more than 10,000,000 data rows"):
         read_table(path, name="sparse.xlsx")
     assert time.monotonic() - started < 10
-    # Below the pre-check, the reader stops at the first row beyond the limit.
+    limits = ReadLimits(max_rows=10)
     path = write_workbook(
         tmp_path / "gap.xlsx",
         Part(SHEET, SHEET_START + inline_row(1, "account") + inline_row(40, "A1") + SHEET_END),
     )
-    with pytest.raises(LimitExceeded, match=r"file 'gap.xlsx', row 12: the sheet has too many"):
-        list(read_table(path, name="gap.xlsx", limits=ReadLimits(max_rows=10)))
+    with pytest.raises(LimitExceeded, match=r"'gap.xlsx': the sheet '.*' has more than 10 data"):
+        read_table(path, name="gap.xlsx", limits=limits)
+    # A row number the check does not look at (not the first attribute): the reader
+    # itself stops at the first row beyond the limit.
+    late = inline_row(40, "A1").replace(b'<row r="40">', b'<row spans="1:1" r="40">')
+    path = write_workbook(
+        tmp_path / "late.xlsx",
+        Part(SHEET, SHEET_START + inline_row(1, "account") + late + SHEET_END),
+    )
+    with pytest.raises(LimitExceeded, match=r"file 'late.xlsx', row 12: the sheet has too many"):
+        list(read_table(path, name="late.xlsx", limits=limits))
 
 
 def test_a_workbook_over_the_size_or_strings_limits_is_refused(
@@ -262,6 +271,15 @@ def test_a_workbook_over_the_size_or_strings_limits_is_refused(
     path = write_workbook(tmp_path / "strings.xlsx", sheet, strings)
     with pytest.raises(LimitExceeded, match=r"shared-strings table holds more than 100 texts"):
         read_table(path, name="strings.xlsx", limits=ReadLimits(max_xlsx_strings=100))
+    # openpyxl parses the styles whole: 17 MiB of them is refused, whatever the limits.
+    styles = Part("xl/styles.xml", b"<styleSheet " + b'xmlns="x"><cellXfs>', b"<xf/>", 3_600_000)
+    path = write_workbook(tmp_path / "styles.xlsx", sheet, extra=(styles,))
+    with pytest.raises(
+        InvalidFile,
+        match=r"the part 'xl/styles.xml' is 18,000,0\d\d bytes decompressed; a workbook's parts "
+        r"other than its sheets and shared strings take at most 16,777,216",
+    ):
+        read_table(path, name="styles.xlsx", limits=ReadLimits())
 
 
 @pytest.mark.parametrize(

@@ -65,7 +65,11 @@ class Part:
 
 
 def write_workbook(
-    path: Path, sheet: Part, strings: Part | None = None, stated_sheet_size: int | None = None
+    path: Path,
+    sheet: Part,
+    strings: Part | None = None,
+    stated_sheet_size: int | None = None,
+    extra: tuple[Part, ...] = (),
 ) -> Path:
     """A workbook of one sheet (``Leads``), its parts deflated.
 
@@ -75,6 +79,7 @@ def write_workbook(
         strings: the shared-strings part (empty when not given).
         stated_sheet_size: the sheet's size as the ZIP directory states it, if not
             the true one.
+        extra: more parts (e.g. ``xl/styles.xml``).
     """
     parts = [
         Part("[Content_Types].xml", CONTENT_TYPES),
@@ -83,6 +88,7 @@ def write_workbook(
         Part("xl/_rels/workbook.xml.rels", WORKBOOK_RELS),
         sheet,
         strings or Part("xl/sharedStrings.xml", EMPTY_STRINGS),
+        *extra,
     ]
     directory = []
     with path.open("wb") as out:
