@@ -64,8 +64,9 @@ class ReadLimits:
             files are read in blocks of this many bytes (at least 1 MiB), and a row
             must fit in one.
         max_columns: the columns of a header (16,384: the widest sheet Excel makes).
-        max_read_seconds: how long reading a file may take, from its first row to
-            its last, the load of the rows read so far included (30 minutes).
+        max_read_seconds: how long one read of a file may take, from opening it to
+            its last row; a consumer that is slow to take the rows counts too (30
+            minutes).
     """
 
     max_xlsx_bytes: int = 2 << 30
