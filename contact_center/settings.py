@@ -123,7 +123,7 @@ class Settings:
     home: Path
     database_url: str
     database_url_from_env: bool
-    read_limits: ReadLimits
+    read_limits: ReadLimits = ReadLimits()
 
     @property
     def default_sqlite_url(self) -> str:
