@@ -13,6 +13,7 @@ location or object involved, never a secret::
     │   └── DownloadInterrupted a download that a reader follows failed or started over
     ├── DeliveryFailed          a file or an email could not be delivered
     ├── InvalidFile             a file cannot be parsed; names file, row and column
+    │   └── LimitExceeded       a file crosses a read limit; names the limit and its setting
     ├── QualityGateFailed       a quality gate (min_rows, max_reject_ratio,
     │                           max_removed_ratio) stopped a load
     ├── CampaignStateError      a campaign cannot take the requested step
@@ -20,9 +21,18 @@ location or object involved, never a secret::
 
 A task that meets one of these lets it propagate, so that Prefect marks the run
 Failed and the task log shows the message.
+
+Messages are cut to :data:`~contact_center.settings.MAX_ERROR_MESSAGE_CHARS`
+characters, and they quote a file's contents only as its column names, a few of
+them and each one short (:func:`quoted`, :func:`quoted_columns`): an error must
+not carry a file's data, nor grow with it.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+
+from contact_center.settings import MAX_ERROR_MESSAGE_CHARS
 
 __all__ = [
     "CCTasksError",
@@ -33,14 +43,28 @@ __all__ = [
     "HostKeyError",
     "InvalidFile",
     "InvalidParameter",
+    "LimitExceeded",
     "ObjectNotFound",
     "QualityGateFailed",
     "SourceUnavailable",
+    "quoted",
+    "quoted_columns",
 ]
+
+# How much of a file's column names a message quotes.
+_QUOTED_CHARS = 24
+_QUOTED_COLUMNS = 5
 
 
 class CCTasksError(Exception):
-    """The root of every error that cctasks raises on purpose."""
+    """The root of every error that cctasks raises on purpose.
+
+    A message longer than :data:`~contact_center.settings.MAX_ERROR_MESSAGE_CHARS`
+    is cut there, ending with "…".
+    """
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*(_capped(a) if isinstance(a, str) else a for a in args))
 
 
 class InvalidParameter(CCTasksError, ValueError):
@@ -103,6 +127,13 @@ class InvalidFile(CCTasksError):
         super().__init__(f"{prefix}: {message}" if prefix else message)
 
 
+class LimitExceeded(InvalidFile):
+    """A file crosses one of the read limits (size, rows, value length, columns, time).
+
+    The message names the file, the limit and the environment variable that sets it.
+    """
+
+
 class QualityGateFailed(CCTasksError):
     """A quality gate stopped a load; nothing was changed."""
 
@@ -113,3 +144,26 @@ class CampaignStateError(CCTasksError):
 
 class DatabaseError(CCTasksError):
     """The contact-centre database refused an operation."""
+
+
+def quoted(text: str, limit: int = _QUOTED_CHARS) -> str:
+    """``repr(text)``, of at most ``limit`` characters of it (then "…"): a value from a
+    file, short enough for a message."""
+    return repr(text if len(text) <= limit else text[: limit - 1] + "…")
+
+
+def quoted_columns(names: Sequence[str], limit: int = _QUOTED_COLUMNS) -> str:
+    """The first ``limit`` column names, each :func:`quoted`, and how many more there are.
+
+    >>> quoted_columns(["Account", "Phone"])
+    "'Account', 'Phone'"
+    """
+    shown = ", ".join(quoted(name) for name in names[:limit])
+    rest = len(names) - limit
+    return f"{shown} and {rest} more" if rest > 0 else shown
+
+
+def _capped(message: str) -> str:
+    if len(message) <= MAX_ERROR_MESSAGE_CHARS:
+        return message
+    return message[: MAX_ERROR_MESSAGE_CHARS - 1] + "…"

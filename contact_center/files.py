@@ -12,6 +12,11 @@ header is row 1 and each record is one row (a quoted newline does not start a
 row; blank lines are skipped and not counted); for XLSX they are the sheet's
 own row numbers; for fixed-width they count lines from the first one (blank lines
 after the header are skipped and not counted, as for delimited text).
+
+Every read is bounded by the read limits (:class:`~contact_center.settings.ReadLimits`):
+a workbook is checked before openpyxl opens it (:mod:`contact_center.workbook_check`),
+a header's width when it is read, and each chunk's rows, values and time as it is
+yielded (:class:`~contact_center.limits.ReadGuard`).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import itertools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -33,8 +39,18 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pv
 
-from contact_center.exceptions import InvalidFile, InvalidParameter
-from contact_center.settings import CHUNK_ROWS
+from contact_center.encodings import bom_encoding, decoding_encoding, text_for_shape_check
+from contact_center.exceptions import InvalidFile, InvalidParameter, quoted, quoted_columns
+from contact_center.limits import ReadGuard, limit_exceeded
+from contact_center.settings import CHUNK_ROWS, ReadLimits, get_settings
+from contact_center.text_records import (
+    MIN_BLOCK_BYTES,
+    block_bytes,
+    long_header_error,
+    read_error,
+    read_head,
+)
+from contact_center.workbook_check import check_workbook
 
 __all__ = [
     "DELIMITERS",
@@ -60,8 +76,6 @@ _XLSX_SUFFIXES = {".xlsx", ".xlsm"}
 # Enough text to see the header and a few records; detection reads no more.
 _SAMPLE_BYTES = 64 * 1024
 _SNIFF_RECORDS = 50
-# Arrow parses in blocks of this size; a chunk is re-cut to ``chunk_rows`` rows.
-_BLOCK_BYTES = 1 << 20
 # Rows in the first chunk; each next chunk doubles, up to ``chunk_rows``.
 _FIRST_CHUNK_ROWS = 4096
 _SCAN_BYTES = 4 << 20
@@ -137,6 +151,7 @@ class TableReader:
         widths: the column widths (fixed-width only).
         chunk_rows: the most rows in one chunk.
         rows_read: data rows yielded so far.
+        limits: the read limits.
     """
 
     def __init__(
@@ -154,7 +169,9 @@ class TableReader:
         has_header_row: bool = True,
         opener: Callable[[], IO[bytes]] | None = None,
         encoding_guessed: bool = False,
+        limits: ReadLimits | None = None,
     ) -> None:
+        self.limits = limits or get_settings().read_limits
         self.path = path
         self.opener = opener
         self.encoding_guessed = encoding_guessed
@@ -177,6 +194,7 @@ class TableReader:
 
     def __iter__(self) -> Iterator[Chunk]:
         self.rows_read = 0
+        guard = ReadGuard(self.name, self.limits)
         if self.format == "xlsx":
             chunks = self._xlsx_chunks()
         elif self.format == "fixed":
@@ -184,6 +202,7 @@ class TableReader:
         else:
             chunks = self._csv_chunks()
         for chunk in chunks:
+            guard.check(chunk.table, chunk.first_row)
             self.rows_read += chunk.rows
             yield chunk
 
@@ -193,11 +212,11 @@ class TableReader:
         """The names Arrow sees for the header, so that every column is read as text."""
         return ["line"] if self.format == "fixed" else self.header
 
-    def _open_bytes(self) -> IO[bytes]:
+    def open_bytes(self) -> IO[bytes]:
         """The file's bytes from the start: the local file, or a download as it arrives."""
         if self.opener is not None:
             raw = cast(io.RawIOBase, self.opener())
-            return io.BufferedReader(raw, buffer_size=_BLOCK_BYTES)
+            return io.BufferedReader(raw, buffer_size=MIN_BLOCK_BYTES)
         return self.path.open("rb")
 
     def _open_arrow(self, source: IO[bytes], **parse: Any) -> pv.CSVStreamingReader:
@@ -206,7 +225,7 @@ class TableReader:
             return pv.open_csv(
                 source,
                 read_options=pv.ReadOptions(
-                    block_size=_BLOCK_BYTES,
+                    block_size=block_bytes(self.limits),
                     use_threads=False,
                     encoding=_arrow_encoding(self.encoding),
                     **parse.pop("read", {}),
@@ -219,10 +238,10 @@ class TableReader:
                 ),
             )
         except pa.ArrowInvalid as exc:
-            raise self._csv_error(exc, 1) from exc
+            raise read_error(self, str(exc), 1) from exc
 
     def _csv_chunks(self) -> Iterator[Chunk]:
-        with self._open_bytes() as source:
+        with self.open_bytes() as source:
             reader = self._open_arrow(source, delimiter=self.delimiter, newlines_in_values=True)
             if len(reader.schema.names) != len(self.header):
                 raise InvalidFile(
@@ -250,7 +269,7 @@ class TableReader:
             except StopIteration:
                 break
             except pa.ArrowInvalid as exc:
-                raise self._csv_error(exc, next_row + pending_rows) from exc
+                raise read_error(self, str(exc), next_row + pending_rows) from exc
             pending.append(batch)
             pending_rows += batch.num_rows
             while pending_rows >= size:
@@ -268,47 +287,16 @@ class TableReader:
             table = self._split_fixed(table.column(0).combine_chunks(), first_row)
         return Chunk(table=table.rename_columns(self.header), first_row=first_row)
 
-    def _csv_error(self, exc: pa.ArrowInvalid, near_row: int) -> InvalidFile:
-        """Name the first bad row: Arrow's own messages do not count rows."""
-        text = str(exc)
-        if "invalid UTF8" in text or "decode" in text.lower():
-            return InvalidFile(
-                f"the text is not valid {self.encoding}; set `encoding` to the file's encoding",
-                file=self.name,
-                row=_first_undecodable_row(self._open_bytes(), self.encoding or "utf-8"),
-            )
-        if self.format == "csv":
-            found = _first_ragged_row(
-                self._open_bytes(),
-                self.encoding or "utf-8",
-                self.delimiter or ",",
-                len(self.header),
-            )
-            if found is not None:
-                row, fields = found
-                return InvalidFile(
-                    f"expected {len(self.header)} fields (as in the header) but found {fields}; "
-                    "check the delimiter and quoting",
-                    file=self.name,
-                    row=row,
-                )
-        if self.format == "fixed" and "Expected 1 columns" in text:
-            return InvalidFile(
-                "a line holds a control character (\\x1f); this is not a fixed-width text file",
-                file=self.name,
-            )
-        return InvalidFile(f"cannot be read near row {near_row}: {text}", file=self.name)
-
     # --- fixed-width ----------------------------------------------------------------
 
     def _fixed_chunks(self) -> Iterator[Chunk]:
         # Skip physical lines up to and including the header (blank lines before it too).
         header_line = (
-            _first_line_number(self._open_bytes(), self.encoding or "utf-8")
+            _first_line_number(self.open_bytes(), self.encoding or "utf-8")
             if self.has_header_row
             else 0
         )
-        with self._open_bytes() as source:
+        with self.open_bytes() as source:
             reader = self._open_arrow(
                 source,
                 read={"column_names": ["line"], "skip_rows": header_line},
@@ -345,20 +333,29 @@ class TableReader:
         width = len(self.header)
         with _open_workbook(self.path, self.name) as workbook:
             sheet = workbook[self.sheet] if self.sheet else workbook.worksheets[0]
-            rows = sheet.iter_rows(values_only=True)
+            rows = _sheet_rows(sheet, self.name)
             header_row, _ = _xlsx_header_row(rows)
             columns: list[list[str]] = [[] for _ in range(width)]
             blank = [""] * width
             buffered_blank = 0  # blank rows count only when data follows them
             first_row = header_row + 1
+            last_row = header_row + self.limits.max_rows
             for row_number, values in enumerate(rows, start=header_row + 1):
+                if row_number > last_row:  # blank rows too: openpyxl fills gaps with them
+                    raise limit_exceeded(
+                        "the sheet has too many data rows",
+                        self.limits,
+                        "max_rows",
+                        file=self.name,
+                        row=row_number,
+                    )
                 cells = [_xlsx_text(v) for v in values]
                 if not any(cells):
                     buffered_blank += 1
                     continue
                 self._check_xlsx_width(cells, row_number)
                 cells = (cells + blank)[:width]
-                for row in [blank] * buffered_blank + [cells]:
+                for row in itertools.chain(itertools.repeat(blank, buffered_blank), [cells]):
                     for column, cell in zip(columns, row, strict=True):
                         column.append(cell)
                     if len(columns[0]) == self.chunk_rows:
@@ -373,7 +370,7 @@ class TableReader:
         for offset, extra in enumerate(cells[len(self.header) :], start=len(self.header)):
             if extra:
                 raise InvalidFile(
-                    f"a value ({extra!r}) lies beyond the last header column",
+                    "a value lies beyond the last header column",
                     file=self.name,
                     row=row_number,
                     column=_column_letter(offset),
@@ -395,6 +392,7 @@ def read_table(
     widths: list[int] | None = None,
     columns: list[str] | None = None,
     chunk_rows: int = CHUNK_ROWS,
+    limits: ReadLimits | None = None,
 ) -> TableReader:
     """Open a list file, detect what it is, and check that it has that shape.
 
@@ -406,12 +404,13 @@ def read_table(
         delimiter: ``,`` ``;`` ``\\t`` ``|`` (or ``comma``, ``semicolon``, ``tab``,
             ``pipe``); detected when not given.
         encoding: any Python codec name; detected when not given (UTF-8 with or
-            without BOM, UTF-16 with BOM, Windows-1252, ISO-8859-1).
+            without BOM, UTF-16 and UTF-32 with BOM, Windows-1252, ISO-8859-1).
         sheet: the XLSX sheet to read; the first sheet when not given.
         widths: fixed-width column widths, in characters.
         columns: fixed-width column names. When given, the file has no header
             line; when not, its first line is the header, cut by ``widths``.
         chunk_rows: the most rows in one chunk.
+        limits: the read limits; the settings' when not given.
 
     Returns:
         A reader whose ``header``, ``format``, ``encoding`` and ``delimiter`` are set.
@@ -420,6 +419,8 @@ def read_table(
         InvalidParameter: an option is not valid.
         InvalidFile: the file is empty, binary, of another format than its name
             says, has no header, a duplicate column name, or cannot be decoded.
+        LimitExceeded: the file crosses a read limit (a workbook's size, rows or
+            values; a header's width); iterating the reader checks the rest.
     """
     reader = read_arriving_table(
         path,
@@ -431,6 +432,7 @@ def read_table(
         widths=widths,
         columns=columns,
         chunk_rows=chunk_rows,
+        limits=limits,
     )
     assert reader is not None  # only a file still arriving may need to be complete
     return reader
@@ -449,6 +451,7 @@ def read_arriving_table(
     chunk_rows: int = CHUNK_ROWS,
     opener: Callable[[], IO[bytes]] | None = None,
     size: int | None = None,
+    limits: ReadLimits | None = None,
 ) -> TableReader | None:
     """:func:`read_table` for a file that may still be arriving.
 
@@ -459,8 +462,8 @@ def read_arriving_table(
     later byte that is not UTF-8 fails the read; read the whole file again then).
 
     Args:
-        path, name, format, delimiter, encoding, sheet, widths, columns, chunk_rows:
-            as for :func:`read_table`.
+        path, name, format, delimiter, encoding, sheet, widths, columns, chunk_rows,
+            limits: as for :func:`read_table`.
         opener: for a file still arriving, returns a binary file of its bytes
             (``path`` is then the file being written).
         size: with ``opener``, the size the file will have.
@@ -486,11 +489,12 @@ def read_arriving_table(
             format = "fixed"
     if format == "fixed":
         _check_widths(widths, columns)
+    limits = limits or get_settings().read_limits
     try:
         if opener is None:
             size = path.stat().st_size
         with opener() if opener is not None else path.open("rb") as handle:
-            head = _read_up_to(handle, _SAMPLE_BYTES)
+            head = read_head(handle, _SAMPLE_BYTES, most=block_bytes(limits))
     except OSError as exc:
         raise InvalidFile(f"cannot be opened: {exc.strerror or exc}", file=name) from exc
     size = len(head) if size is None else size
@@ -501,8 +505,12 @@ def read_arriving_table(
     if format == "xlsx":
         if opener is not None:
             return None
-        return _read_xlsx(path, name=name, head=head, sheet=sheet, chunk_rows=chunk_rows)
-    _check_text_shape(head, name=name, format=format)
+        return _read_xlsx(
+            path, name=name, head=head, sheet=sheet, chunk_rows=chunk_rows, limits=limits
+        )
+    _check_text_shape(head, name=name, format=format, encoding=encoding or bom_encoding(head))
+    if encoding is not None:
+        encoding = decoding_encoding(encoding, head)
     guessed = False
     if encoding is None and opener is not None and size > len(head):
         encoding = _encoding_of_head(head)
@@ -511,9 +519,11 @@ def read_arriving_table(
         guessed = encoding == "utf-8"
     encoding = encoding or detect_encoding(path, head=head, whole=opener is None)
     sample = _decode_sample(head, encoding, cut=size > len(head), name=name)
+    if size > len(head) and columns is None and not ("\n" in sample or "\r" in sample):
+        raise long_header_error(sample, [delimiter] if delimiter else DELIMITERS, name, limits)
     if format == "fixed":
         assert widths is not None
-        reader = _read_fixed(path, name, sample, encoding, widths, columns, chunk_rows)
+        reader = _read_fixed(path, name, sample, encoding, widths, columns, chunk_rows, limits)
         reader.opener, reader.encoding_guessed = opener, guessed
         return reader
     records = _sniff_records(sample, delimiter, cut=size > len(head))
@@ -521,7 +531,7 @@ def read_arriving_table(
     rows = records[chosen]
     if not rows:
         raise InvalidFile("there is no header row", file=name)
-    header = _check_header(rows[0], name)
+    header = _check_header(rows[0], name, limits)
     return TableReader(
         path=path,
         name=name,
@@ -532,33 +542,15 @@ def read_arriving_table(
         delimiter=chosen,
         opener=opener,
         encoding_guessed=guessed,
+        limits=limits,
     )
-
-
-def _read_up_to(handle: IO[bytes], count: int) -> bytes:
-    """``count`` bytes, or fewer at the end (a raw file may return less per read)."""
-    parts: list[bytes] = []
-    wanted = count
-    while wanted > 0 and (part := handle.read(wanted)):
-        parts.append(part)
-        wanted -= len(part)
-    return b"".join(parts)
-
-
-def _bom_encoding(head: bytes) -> str | None:
-    """The encoding a byte-order mark at the start of ``head`` names, if any."""
-    if head.startswith(codecs.BOM_UTF8):
-        return "utf-8-sig"
-    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return "utf-16"
-    return None
 
 
 def _encoding_of_head(head: bytes) -> str | None:
     """The encoding that the head of a longer file shows: its BOM's, else UTF-8 when the
     head is UTF-8 (a guess: a later byte may say otherwise), else None (it takes the
     whole file to tell Windows-1252 from ISO-8859-1)."""
-    if bom := _bom_encoding(head):
+    if bom := bom_encoding(head):
         return bom
     try:
         codecs.getincrementaldecoder("utf-8")().decode(head)  # a cut last character is fine
@@ -609,14 +601,13 @@ def match_column(header: list[str], wanted: str, *, file: str) -> str:
     if len(found) == 1:
         return found[0]
     if not found:
-        have = ", ".join(repr(column) for column in header)
         raise InvalidFile(
-            f"no column named {wanted.strip()!r}; the file has {have}",
+            f"no column named {wanted.strip()!r}; the file has {quoted_columns(header)}",
             file=file,
             column=wanted.strip(),
         )
     raise InvalidFile(
-        f"{len(found)} columns match {wanted.strip()!r} ({', '.join(map(repr, found))})",
+        f"{len(found)} columns match {wanted.strip()!r} ({quoted_columns(found)})",
         file=file,
         column=wanted.strip(),
     )
@@ -630,7 +621,7 @@ def normalise_header(name: str) -> str:
 def detect_encoding(path: Path, *, head: bytes | None = None, whole: bool = True) -> str:
     """Detect a text file's encoding.
 
-    A BOM decides (``utf-8-sig``, ``utf-16``). Otherwise the whole file is
+    A BOM decides (``utf-8-sig``, ``utf-16``, ``utf-32``). Otherwise the whole file is
     checked as UTF-8 in blocks (a late ``é`` must not break the load halfway); if
     it is not UTF-8 it is Windows-1252 when it uses one of the bytes 0x80-0x9F that
     Windows-1252 defines (``€``, curly quotes...), and ISO-8859-1 otherwise. The two
@@ -642,13 +633,13 @@ def detect_encoding(path: Path, *, head: bytes | None = None, whole: bool = True
         whole: False when ``head`` is the whole file (nothing else is read).
 
     Returns:
-        A Python codec name: ``utf-8``, ``utf-8-sig``, ``utf-16``, ``cp1252`` or
-        ``iso-8859-1``.
+        A Python codec name: ``utf-8``, ``utf-8-sig``, ``utf-16``, ``utf-32``,
+        ``cp1252`` or ``iso-8859-1``.
     """
     if head is None:
         with path.open("rb") as handle:
             head = handle.read(_SAMPLE_BYTES)
-    if bom := _bom_encoding(head):
+    if bom := bom_encoding(head):
         return bom
     decoder = codecs.getincrementaldecoder("utf-8")()
     high_c1 = False
@@ -727,20 +718,22 @@ def _check_widths(widths: list[int] | None, columns: list[str] | None) -> None:
         _check_header_names(columns, lambda message: InvalidParameter(f"columns: {message}"))
 
 
-def _check_text_shape(head: bytes, *, name: str, format: str) -> None:
-    """Refuse bytes that are not text, naming what they look like."""
+def _check_text_shape(head: bytes, *, name: str, format: str, encoding: str | None) -> None:
+    """Refuse bytes that are not text, naming what they look like (UTF-16 and UTF-32 text
+    is judged by its characters)."""
     for magic, what in _MAGIC:
         if head.startswith(magic):
             hint = "; set format to 'xlsx' if it is a workbook" if magic == b"PK\x03\x04" else ""
             raise InvalidFile(
                 f"expected {_format_label(format)} but the file is {what}{hint}", file=name
             )
-    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return
+    head = text_for_shape_check(head, encoding)
     controls = len(head) - len(head.translate(None, _CONTROL_BYTES))
     if b"\x00" in head or controls > max(2, len(head) // 200):
         raise InvalidFile(
-            f"expected {_format_label(format)} but the file holds binary data", file=name
+            f"expected {_format_label(format)} but the file holds binary data (or UTF-16 or "
+            "UTF-32 text without a byte-order mark: then set `encoding`, e.g. utf-16-le)",
+            file=name,
         )
 
 
@@ -799,7 +792,11 @@ def _choose_delimiter(records: dict[str, list[list[str]]]) -> str:
     return best
 
 
-def _check_header(names: list[str], file: str) -> list[str]:
+def _check_header(names: list[str], file: str, limits: ReadLimits) -> list[str]:
+    if len(names) > limits.max_columns:
+        raise limit_exceeded(
+            f"the header has {len(names):,} columns", limits, "max_columns", file=file, row=1
+        )
     header = [name if name.strip() else f"column_{i}" for i, name in enumerate(names, start=1)]
     _check_header_names(header, lambda message: InvalidFile(message, file=file, row=1))
     return header
@@ -811,7 +808,7 @@ def _check_header_names(names: list[str], error: Any) -> None:
         key = normalise_header(name)
         if key in seen:
             raise error(
-                f"the column name {name.strip()!r} appears more than once "
+                f"the column name {quoted(name.strip())} appears more than once "
                 "(ignoring case and spaces)"
             )
         seen[key] = name
@@ -829,35 +826,6 @@ def _str_dtype(arrow_type: pa.DataType) -> Any:
         if pa.types.is_string(arrow_type)
         else None
     )
-
-
-def _first_ragged_row(
-    source: IO[bytes], encoding: str, delimiter: str, width: int
-) -> tuple[int, int] | None:
-    """The first record whose field count differs from the header's (slow; errors only)."""
-    with io.TextIOWrapper(source, encoding=encoding, newline="", errors="replace") as handle:
-        row = 0
-        for record in csv.reader(handle, delimiter=delimiter, quotechar='"', doublequote=True):
-            if not record:
-                continue
-            row += 1
-            if len(record) != width:
-                return row, len(record)
-    return None
-
-
-def _first_undecodable_row(source: IO[bytes], encoding: str) -> int | None:
-    """The line that holds the first byte the encoding cannot decode (errors only)."""
-    decoder = codecs.getincrementaldecoder(encoding)()
-    lines = 1
-    with source as handle:
-        while block := handle.read(_SCAN_BYTES):
-            try:
-                decoder.decode(block)
-            except UnicodeDecodeError as exc:
-                return lines + block[: exc.start].count(b"\n")
-            lines += block.count(b"\n")
-    return None
 
 
 def _first_line_number(source: IO[bytes], encoding: str) -> int:
@@ -880,6 +848,7 @@ def _read_fixed(
     widths: list[int],
     columns: list[str] | None,
     chunk_rows: int,
+    limits: ReadLimits,
 ) -> TableReader:
     if columns is None:
         line = next((line for line in sample.splitlines() if line.strip()), None)
@@ -896,7 +865,7 @@ def _read_fixed(
                 file=name,
                 row=1,
             )
-        header = _check_header(cells, name)
+        header = _check_header(cells, name, limits)
     else:
         header = list(columns)
     return TableReader(
@@ -908,6 +877,7 @@ def _read_fixed(
         encoding=encoding,
         widths=list(widths),
         has_header_row=columns is None,
+        limits=limits,
     )
 
 
@@ -933,31 +903,58 @@ def _open_workbook(path: Path, name: str) -> Iterator[Any]:
 
 
 def _read_xlsx(
-    path: Path, *, name: str, head: bytes, sheet: str | None, chunk_rows: int
+    path: Path, *, name: str, head: bytes, sheet: str | None, chunk_rows: int, limits: ReadLimits
 ) -> TableReader:
     if not head.startswith(b"PK\x03\x04"):
         what = next((w for magic, w in _MAGIC if head.startswith(magic)), None)
         if what is None:
             what = "binary data" if b"\x00" in head else "text (delimited text?)"
         raise InvalidFile(f"expected an XLSX workbook but the file is {what}", file=name)
+    check_workbook(path, name=name, limits=limits)
     with _open_workbook(path, name) as workbook:
         names = list(workbook.sheetnames)
         if sheet is not None and sheet not in names:
             raise InvalidFile(
-                f"there is no sheet {sheet!r}; the workbook has {', '.join(map(repr, names))}",
+                f"there is no sheet {quoted(sheet)}; the workbook has {quoted_columns(names)}",
                 file=name,
             )
         worksheet = workbook[sheet] if sheet else workbook.worksheets[0]
-        header_row, cells = _xlsx_header_row(worksheet.iter_rows(values_only=True))
+        header_row, cells = _xlsx_header_row(_sheet_rows(worksheet, name))
         if header_row == 0:
-            raise InvalidFile(f"the sheet {worksheet.title!r} is empty (no header row)", file=name)
+            raise InvalidFile(
+                f"the sheet {quoted(worksheet.title)} is empty (no header row)", file=name
+            )
         while cells and not cells[-1]:
             cells.pop()
-        header = _check_header(cells, name)
+        header = _check_header(cells, name, limits)
         title = worksheet.title
     return TableReader(
-        path=path, name=name, format="xlsx", header=header, chunk_rows=chunk_rows, sheet=title
+        path=path,
+        name=name,
+        format="xlsx",
+        header=header,
+        chunk_rows=chunk_rows,
+        sheet=title,
+        limits=limits,
     )
+
+
+def _sheet_rows(sheet: Any, name: str) -> Iterator[tuple[Any, ...]]:
+    """A sheet's rows as openpyxl reads them, its errors named with the row they are in."""
+    rows = sheet.iter_rows(values_only=True)
+    number = 1
+    while True:
+        try:
+            values = next(rows)
+        except StopIteration:
+            return
+        except Exception as exc:  # openpyxl raises XML, number, index errors...
+            # The type only: openpyxl's messages quote the cell's text.
+            raise InvalidFile(
+                f"the sheet cannot be read ({type(exc).__name__})", file=name, row=number
+            ) from exc
+        yield values
+        number += 1
 
 
 def _xlsx_header_row(rows: Iterator[tuple[Any, ...]]) -> tuple[int, list[str]]:

@@ -28,7 +28,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from contact_center.exceptions import InvalidFile, InvalidParameter
+from contact_center.exceptions import InvalidFile, InvalidParameter, quoted_columns
 from contact_center.files import Chunk, match_column, normalise_header, string_bytes
 from contact_center.models import PHONE_FIELDS, RECORD_FIELDS, ListRecord
 from contact_center.phones import check_default_country, normalise_phone_array
@@ -128,7 +128,7 @@ def validate_mapping(
             for column in header
             if normalise_header(column) in fields
         }
-        have = ", ".join(repr(column) for column in header)
+        have = quoted_columns(header)
         if key not in resolved.values():
             raise InvalidFile(
                 f"no column is named {key!r} (the key field); the file has {have}; "

@@ -31,6 +31,10 @@ LIST_CHUNK_ROWS = 50_000
 COPY_BLOCK_BYTES = 1 << 20
 PROGRESS_MIN_INTERVAL_SECONDS = 0.5
 
+# Every CCTasksError message is cut to this many characters (ending with "…"), so that a
+# file's oversized header cannot become an oversized stored error.
+MAX_ERROR_MESSAGE_CHARS = 500
+
 DEFAULT_COUNTRY = "US"
 DEFAULT_EXCLUSION_EXPIRY_DAYS = 90
 
@@ -48,6 +52,69 @@ EMAIL_TIMEOUT_SECONDS = 60
 
 
 @dataclass(frozen=True)
+class ReadLimits:
+    """Limits on reading one list or exclusion file, checked while it streams.
+
+    Each is an environment variable (see :data:`READ_LIMIT_VARIABLES`); a file that
+    crosses one fails with an error naming the file, the limit and the variable.
+
+    Attributes:
+        max_xlsx_bytes: the decompressed size of a workbook: its parts' sizes, as the
+            ZIP directory states them and as they decompress (2 GiB).
+        max_xlsx_strings: the texts in a workbook's shared-strings table, which
+            openpyxl holds in memory at about 150 bytes each (4 Mi: four columns of
+            distinct texts in the largest sheet Excel makes, about 650 MB).
+        max_rows: the data rows of a file (10 million).
+        max_field_chars: the characters of one value, a field or a cell (1 Mi). Text
+            files are read in blocks of this many bytes (at least 1 MiB), and a row
+            must fit in one.
+        max_columns: the columns of a header (16,384: the widest sheet Excel makes).
+        max_read_seconds: how long one read of a file may take, from opening it to
+            its last row; a consumer that is slow to take the rows counts too (30
+            minutes).
+    """
+
+    max_xlsx_bytes: int = 2 << 30
+    max_xlsx_strings: int = 4 << 20
+    max_rows: int = 10_000_000
+    max_field_chars: int = 1 << 20
+    max_columns: int = 16_384
+    max_read_seconds: int = 30 * 60
+
+
+#: The environment variable that sets each read limit.
+READ_LIMIT_VARIABLES = {
+    "max_xlsx_bytes": "CCTASKS_MAX_XLSX_BYTES",
+    "max_xlsx_strings": "CCTASKS_MAX_XLSX_STRINGS",
+    "max_rows": "CCTASKS_MAX_ROWS",
+    "max_field_chars": "CCTASKS_MAX_FIELD_CHARS",
+    "max_columns": "CCTASKS_MAX_COLUMNS",
+    "max_read_seconds": "CCTASKS_MAX_READ_SECONDS",
+}
+
+
+def get_read_limits() -> ReadLimits:
+    """Read the limits on reading a file from the environment now.
+
+    Raises:
+        InvalidParameter: a variable is set to something other than a positive integer.
+    """
+    from contact_center.exceptions import InvalidParameter  # it imports this module
+
+    values = {}
+    for field, variable in READ_LIMIT_VARIABLES.items():
+        text = os.environ.get(variable, "").strip().replace("_", "")
+        if not text:
+            continue
+        if not (text.isascii() and text.isdigit()) or int(text) < 1:
+            raise InvalidParameter(
+                f"{variable} must be a positive whole number, not {os.environ[variable]!r}"
+            )
+        values[field] = int(text)
+    return ReadLimits(**values)
+
+
+@dataclass(frozen=True)
 class Settings:
     """Runtime settings, read from the environment when asked for.
 
@@ -62,6 +129,7 @@ class Settings:
         time_zone: the contact centre's IANA time zone for the views
             (``CCTASKS_TIME_ZONE``, e.g. ``America/New_York``); ``None``: the
             machine's local zone.
+        read_limits: the limits on reading a file (:class:`ReadLimits`).
     """
 
     home: Path
@@ -69,6 +137,7 @@ class Settings:
     database_url_from_env: bool
     local_folders: tuple[Path, ...] = ()
     time_zone: str | None = None
+    read_limits: ReadLimits = ReadLimits()
 
     @property
     def default_sqlite_url(self) -> str:
@@ -95,4 +164,5 @@ def get_settings() -> Settings:
         database_url_from_env=env_url is not None,
         local_folders=folders or (home / "drop", home / "outbox"),
         time_zone=os.environ.get("CCTASKS_TIME_ZONE", "").strip() or None,
+        read_limits=get_read_limits(),
     )

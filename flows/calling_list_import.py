@@ -54,7 +54,7 @@ from prefect.runtime import flow_run as runtime_flow_run
 from sqlalchemy.engine import Engine
 
 from contact_center.bulk import prefetch
-from contact_center.exceptions import DownloadInterrupted, InvalidFile
+from contact_center.exceptions import DownloadInterrupted, InvalidFile, LimitExceeded
 from contact_center.files import TableReader, read_arriving_table
 from contact_center.gates import DEFAULT_MAX_REMOVED_RATIO
 from contact_center.list_load import (
@@ -369,8 +369,10 @@ def load_list(
             final_source=final_source if download is not None else None,
         )
     except (DownloadInterrupted, _SameFile, InvalidFile) as exc:
+        # A read limit would stop a second read as well.
         if download is None or (
-            isinstance(exc, InvalidFile) and not list_file.table.encoding_guessed
+            isinstance(exc, InvalidFile)
+            and (isinstance(exc, LimitExceeded) or not list_file.table.encoding_guessed)
         ):
             raise
         get_run_logger().info(

@@ -322,8 +322,9 @@ def test_xlsx_header_lower_down_keeps_sheet_row_numbers(tmp_path: Path) -> None:
 
 def test_xlsx_value_beyond_the_header_names_row_and_column(tmp_path: Path) -> None:
     path = make_xlsx(tmp_path / "x.xlsx", {"S": [["a", "b"], [1, 2], [3, 4, "stray"]]})
-    with pytest.raises(InvalidFile, match=r"row 3, column 'C': a value \('stray'\) lies beyond"):
+    with pytest.raises(InvalidFile, match=r"row 3, column 'C': a value lies beyond") as caught:
         list(read_table(path, name="x.xlsx"))
+    assert "stray" not in str(caught.value)  # errors do not quote a file's data
 
 
 def test_broken_xlsx_is_named(tmp_path: Path) -> None:
