@@ -172,6 +172,7 @@ def ensure_automations(heartbeat_seconds: int) -> dict[str, str]:
             if _definition(first) == _definition(core):
                 actions[wanted.name] = "kept"
             else:
-                client.update_automation(first.id, core)
+                wanted.id = first.id
+                wanted.update()
                 actions[wanted.name] = "updated"
     return actions

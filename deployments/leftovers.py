@@ -14,8 +14,9 @@ such runs itself, twice:
 A Pending or Running run ends Crashed; a Cancelling one ends Cancelled, as asked. Each
 change goes through Prefect's orchestration, whose rule releases the run's deployment
 concurrency slot (with the lease when the server still has it, else by the limit).
-:func:`free_stale_slots` then checks each of those deployments: a slot still taken by
-no run in progress (its lease died with an older server) is released too.
+:func:`free_stale_slots` then checks every deployment of the pool: a slot still taken
+by no run in progress (its lease died with a server that kept leases in memory) is
+released too.
 
 Functions that talk to the server use Prefect's current settings (see
 :mod:`deployments.bootstrap`).
@@ -139,10 +140,8 @@ def end_leftover_runs(worker_name: str, pool: str, why: str) -> list[EndedRun]:
             if (run.labels or {}).get(_WORKER_LABEL) != worker_name or run_process_alive(run):
                 continue
             state = _end_state(run, why)
-            result = client.set_flow_run_state(run.id, state)
-            if result.status != SetStateStatus.ACCEPT:
-                # The run moved on meanwhile, or a rule refused: say what it is as a fact.
-                result = client.set_flow_run_state(run.id, state, force=True)
+            if client.set_flow_run_state(run.id, state).status != SetStateStatus.ACCEPT:
+                continue  # it reported its end meanwhile: that end stands
             ended.append(
                 EndedRun(
                     id=run.id,
@@ -152,35 +151,43 @@ def end_leftover_runs(worker_name: str, pool: str, why: str) -> list[EndedRun]:
                     deployment_id=run.deployment_id,
                 )
             )
-        free_stale_slots(client, {run.deployment_id for run in ended if run.deployment_id})
     return ended
 
 
-def free_stale_slots(client: SyncPrefectClient, deployment_ids: set[UUID]) -> dict[str, int]:
-    """Release the slots of these deployments' concurrency limits that no run holds.
+def free_stale_slots(pool: str) -> dict[str, int]:
+    """Release the deployment concurrency slots of ``pool`` that no run holds.
 
     A deployment's run holds a slot of its limit from Pending to its end. A slot taken
     while the deployment has fewer runs in progress belonged to a run whose lease the
-    server lost (leases lived in the memory of the server that stopped).
+    server lost. Each limit is read before its runs are counted, so a slot that a
+    worker takes meanwhile is counted as held.
 
     Returns:
-        Concurrency limit name -> slots released.
+        Deployment name -> slots released.
     """
     released: dict[str, int] = {}
-    for deployment_id in sorted(deployment_ids, key=str):
-        limit = client.read_deployment(deployment_id).global_concurrency_limit
-        if limit is None:
-            continue
-        holders = client.count_flow_runs(
-            flow_run_filter=FlowRunFilter(
-                deployment_id=FlowRunFilterDeploymentId(any_=[deployment_id]),
-                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=_IN_PROGRESS)),
-            )
+    with get_client(sync_client=True) as client:
+        deployments = client.read_deployments(
+            work_pool_filter=WorkPoolFilter(name=WorkPoolFilterName(any_=[pool]))
         )
-        stale = limit.active_slots - holders
-        if stale > 0:
-            client.release_concurrency_slots(names=[limit.name], slots=stale, occupancy_seconds=0)
-            released[limit.name] = stale
+        for deployment in deployments:
+            limit = deployment.global_concurrency_limit
+            if limit is None or not limit.active_slots:
+                continue
+            holders = client.count_flow_runs(
+                flow_run_filter=FlowRunFilter(
+                    deployment_id=FlowRunFilterDeploymentId(any_=[deployment.id]),
+                    state=FlowRunFilterState(type=FlowRunFilterStateType(any_=_IN_PROGRESS)),
+                )
+            )
+            stale = limit.active_slots - holders
+            if stale > 0:
+                # How long the slot was held is unknown; the server wants more than 0 s
+                # for its average, and 1 s barely moves it.
+                client.release_concurrency_slots(
+                    names=[limit.name], slots=stale, occupancy_seconds=1.0
+                )
+                released[deployment.name] = stale
     return released
 
 
@@ -192,7 +199,7 @@ def end_and_report(
     *,
     stopping: bool = False,
 ) -> list[EndedRun]:
-    """:func:`end_leftover_runs`, with a line for each run ended.
+    """:func:`end_leftover_runs` then :func:`free_stale_slots`, with a line for each.
 
     Args:
         worker_name: the worker whose runs to look at.
@@ -206,6 +213,7 @@ def end_and_report(
     try:
         with temporary_settings(updates=quick if stopping else {}):
             ended = end_leftover_runs(worker_name, pool, why)
+            freed = free_stale_slots(pool)
     except httpx.HTTPError as exc:
         if not stopping:
             raise
@@ -213,4 +221,6 @@ def end_and_report(
         return []
     for run in ended:
         say(f"  run {run.name!r} was left {run.was}: now {run.now} ({why})")
+    for deployment, slots in freed.items():
+        say(f"  freed {slots} concurrency slot(s) of {deployment} that no run held")
     return ended

@@ -1,0 +1,538 @@
+"""Dead runs end Crashed, free their slots, and leave no list half-loaded.
+
+The fast tests use the session's Prefect server: the heartbeat setting, the work pool's
+environment, the automations as the server stores them, and the ending of leftover
+runs (with real processes standing in for live and dead flow runs).
+
+The slow tests start real stacks and kill real processes in the middle of a 1M-row
+list import, once its rows are going into the database:
+
+- ``cctasks up`` stopped with SIGTERM, then started again; then killed with SIGKILL
+  together with everything it started, as when the machine dies, and started again;
+- the flow-run process killed while its worker lives;
+- the worker and its flow-run processes killed while the server lives: the server's
+  automations end the runs (heartbeats every 30 s, Prefect's minimum).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import psutil
+import pytest
+import sqlalchemy as sa
+from conftest import PG_ADMIN_URL, free_port
+from prefect.client.schemas.objects import StateType
+from test_stack import (
+    STOP_LIMIT_SECONDS,
+    kill_everything,
+    stack_processes,
+    start_stack,
+    stop_stack,
+)
+
+from contact_center.db import create_db_engine, upgrade
+from contact_center.exceptions import InvalidParameter
+from contact_center.models import CallingList, ListImport, ListRecord
+from contact_center.settings import MIN_HEARTBEAT_SECONDS, get_settings
+from deployments.automations import (
+    CRASH_SILENT_RUNS,
+    FINISH_ORPHANED_CANCELS,
+    ensure_automations,
+    heartbeat_window,
+)
+from deployments.bootstrap import HEARTBEAT_VARIABLE, pool_job_template
+from deployments.demo import FIRST_RUNS, run_once, seed_campaigns, write_demo_files
+from deployments.demo.files import RETENTION_COLUMNS, SPRING_LEADS_COLUMNS, list_folder
+from deployments.leftovers import end_leftover_runs, free_stale_slots
+from deployments.stack import WORKER_NAME, Stack, StackOptions
+
+PROJECT = Path(__file__).resolve().parents[1]
+SPRING = "import-calling-list/spring-leads-import"
+RETENTION = "import-calling-list/retention-q2-import"
+BIG_ROWS = 1_000_000  # a few seconds of loading on an idle machine: time to kill it
+ENDED = {StateType.COMPLETED, StateType.FAILED, StateType.CRASHED, StateType.CANCELLED}
+
+
+# --- the heartbeat, the pool and the automations -----------------------------------------
+
+
+def test_heartbeat_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CCTASKS_HEARTBEAT_SECONDS", raising=False)
+    assert get_settings().heartbeat_seconds == 60
+    monkeypatch.setenv("CCTASKS_HEARTBEAT_SECONDS", "30")
+    assert get_settings().heartbeat_seconds == 30
+    assert StackOptions.create(port=free_port()).heartbeat_seconds == 30
+    monkeypatch.setenv("CCTASKS_HEARTBEAT_SECONDS", "10")
+    with pytest.raises(InvalidParameter, match=r"HEARTBEAT_SECONDS=10: .* give 30 or more"):
+        get_settings()
+    monkeypatch.setenv("CCTASKS_HEARTBEAT_SECONDS", "1m")
+    with pytest.raises(InvalidParameter, match="'1m' is not a whole number of seconds"):
+        StackOptions.create()
+
+
+def test_pool_runs_get_the_heartbeat_and_keep_their_environment() -> None:
+    template = pool_job_template(45)
+    assert template["variables"]["properties"]["env"]["default"] == {HEARTBEAT_VARIABLE: "45"}
+    template["variables"]["properties"]["env"]["default"]["TZ"] = "America/New_York"
+    again = pool_job_template(30, template)
+    assert again["variables"]["properties"]["env"]["default"] == {
+        HEARTBEAT_VARIABLE: "30", "TZ": "America/New_York"
+    }
+    assert template["variables"]["properties"]["env"]["default"][HEARTBEAT_VARIABLE] == "45"
+    assert again["job_configuration"]["env"] == "{{ env }}"  # the pool passes it to the run
+
+
+def test_automations_are_created_once_and_follow_the_heartbeat() -> None:
+    from prefect import get_client
+
+    names = (CRASH_SILENT_RUNS, FINISH_ORPHANED_CANCELS)
+    try:
+        assert ensure_automations(30) == dict.fromkeys(names, "created")
+        assert ensure_automations(30) == dict.fromkeys(names, "kept")
+        with get_client(sync_client=True) as client:
+            [crash] = client.read_automations_by_name(CRASH_SILENT_RUNS)
+            [cancel] = client.read_automations_by_name(FINISH_ORPHANED_CANCELS)
+        assert crash.trigger.model_dump(include={"posture", "after", "within"}) == {
+            "posture": "Proactive", "after": {"prefect.flow-run.heartbeat"},
+            "within": heartbeat_window(30),
+        }
+        assert heartbeat_window(30).total_seconds() == 90  # Prefect's own example
+        assert crash.actions[0].model_dump(include={"type", "state"}) == {
+            "type": "change-flow-run-state", "state": StateType.CRASHED,
+        }
+        assert cancel.trigger.model_dump(include={"after"}) == {
+            "after": {"prefect.flow-run.Cancelling"}
+        }
+        assert cancel.actions[0].model_dump(include={"state"}) == {"state": StateType.CANCELLED}
+        assert ensure_automations(45) == dict.fromkeys(names, "updated")
+        with get_client(sync_client=True) as client:
+            [crash] = client.read_automations_by_name(CRASH_SILENT_RUNS)
+        assert crash.trigger.model_dump()["within"].total_seconds() == 135
+    finally:
+        with get_client(sync_client=True) as client:
+            for name in names:
+                for automation in client.read_automations_by_name(name):
+                    client.delete_automation(automation.id)
+
+
+# --- leftover runs, against the session's server -----------------------------------------
+
+
+def _probe_runs(pool: str) -> dict[str, Any]:
+    """Deployments with their own limit of one run, and runs in the states a stack leaves."""
+    from prefect import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.states import Cancelling, Pending, Running
+
+    with get_client(sync_client=True) as client:
+        client.create_work_pool(WorkPoolCreate(name=pool, type="process"))
+        flow_id = client.create_flow_from_name("crash-probe")
+        deployments = {
+            name: client.create_deployment(
+                flow_id, name, work_pool_name=pool, concurrency_limit=1
+            )
+            for name in ("dead", "alive", "elsewhere", "cancelled", "stale")
+        }
+        runs: dict[str, Any] = {}
+        for name in ("dead", "alive", "elsewhere", "cancelled"):
+            run = client.create_flow_run_from_deployment(deployments[name])
+            # As a worker does: Pending takes the deployment's slot, then Running.
+            assert client.set_flow_run_state(run.id, Pending()).status.value == "ACCEPT"
+            assert client.set_flow_run_state(run.id, Running()).status.value == "ACCEPT"
+            worker = "cctasks-elsewhere" if name == "elsewhere" else WORKER_NAME
+            client.update_flow_run_labels(run.id, {"prefect.worker.name": worker})
+            runs[name] = run
+        client.set_flow_run_state(runs["cancelled"].id, Cancelling())
+        # A slot taken by no run: what a server that lost its leases keeps.
+        stale = client.read_deployment(deployments["stale"]).global_concurrency_limit
+        assert stale is not None
+        client.increment_concurrency_slots([stale.name], slots=1, mode="concurrency")
+    return {"deployments": deployments, "runs": runs}
+
+
+def test_leftover_runs_end_crashed_or_cancelled_and_free_their_slots(tmp_path: Path) -> None:
+    from prefect import get_client
+
+    pool = f"crash-probe-{uuid.uuid4().hex[:6]}"
+    probe = _probe_runs(pool)
+    runs = probe["runs"]
+    alive = subprocess.Popen(  # the process of the run that still runs
+        [sys.executable, "-c", "import time; time.sleep(120)"],
+        env={**os.environ, "PREFECT__FLOW_RUN_ID": str(runs["alive"].id)},
+    )
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    try:
+        with get_client(sync_client=True) as client:
+            for name, pid in (("alive", alive.pid), ("dead", dead.pid), ("cancelled", dead.pid),
+                              ("elsewhere", dead.pid)):
+                client.update_flow_run(runs[name].id, infrastructure_pid=str(pid))
+        ended = end_leftover_runs(WORKER_NAME, pool, "its process was gone at the test")
+        assert {(run.id, run.was, run.now) for run in ended} == {
+            (runs["dead"].id, "Running", "Crashed"),
+            (runs["cancelled"].id, "Cancelling", "Cancelled"),
+        }
+        assert free_stale_slots(pool) == {"stale": 1}
+        with get_client(sync_client=True) as client:
+            states = {name: client.read_flow_run(run.id).state for name, run in runs.items()}
+            slots = {
+                name: client.read_deployment(deployment_id).global_concurrency_limit.active_slots
+                for name, deployment_id in probe["deployments"].items()
+            }
+        assert states["dead"].type == StateType.CRASHED
+        assert states["dead"].message == (
+            "Crashed: its process was gone at the test, so the run could not report its end."
+        )
+        assert states["cancelled"].type == StateType.CANCELLED
+        assert "the cancel was asked for" in states["cancelled"].message
+        # Another machine's run, and a run whose process lives, are not this stack's to end.
+        assert states["alive"].type == states["elsewhere"].type == StateType.RUNNING
+        assert slots == {"dead": 0, "alive": 1, "elsewhere": 1, "cancelled": 0, "stale": 0}
+        assert end_leftover_runs(WORKER_NAME, pool, "again") == []
+    finally:
+        alive.kill()
+        alive.wait()
+
+
+# --- helpers of the slow tests ------------------------------------------------------------
+
+
+def write_list_file(path: Path, rows: int, *, retention: bool = False, tag: str = "A") -> None:
+    """A calling-list file shaped like the demo's, with ``rows`` valid rows."""
+    exchanges = [e for e in range(201, 1000) if e % 100 != 11 and e != 555]
+    header, delimiter = (
+        (RETENTION_COLUMNS, ";") if retention else (SPRING_LEADS_COLUMNS, ",")
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as out:
+        out.write(delimiter.join(header) + "\n")
+        for start in range(0, rows, 100_000):
+            lines = []
+            for i in range(start, min(rows, start + 100_000)):
+                phone = f"212{exchanges[i % len(exchanges)]}{i // len(exchanges) % 10000:04d}"
+                extra = ["basic", "12"] if retention else ["3", "web"]
+                lines.append(delimiter.join(
+                    [f"{tag}-{i:08d}", phone, "", "Ann", tag, "10001", "NY", *extra]
+                ))
+            out.write("\n".join(lines) + "\n")
+
+
+def list_snapshot(url: str, list_name: str) -> dict[str, list[tuple[Any, ...]]]:
+    """Every record and import row of a calling list, as the database holds them."""
+    lists, records, imports = CallingList.__table__, ListRecord.__table__, ListImport.__table__
+    engine = create_db_engine(url)
+    with engine.connect() as conn:
+        list_id = conn.execute(
+            sa.select(lists.c.id).where(lists.c.name == list_name)
+        ).scalar_one()
+        return {
+            "records": [tuple(r) for r in conn.execute(
+                sa.select(records).where(records.c.list_id == list_id).order_by(records.c.id)
+            )],
+            "imports": [tuple(r) for r in conn.execute(
+                sa.select(imports).where(imports.c.list_id == list_id).order_by(imports.c.id)
+            )],
+        }
+
+
+class Api:
+    """This process's Prefect client, pointed at one stack's server."""
+
+    def __init__(self, api_url: str) -> None:
+        self.api_url = api_url
+
+    def __enter__(self) -> Any:
+        from prefect import get_client
+        from prefect.settings import PREFECT_API_URL, temporary_settings
+
+        self._settings = temporary_settings(updates={PREFECT_API_URL: self.api_url})
+        self._settings.__enter__()
+        self._client = get_client(sync_client=True)
+        return self._client.__enter__()
+
+    def __exit__(self, *exc: object) -> None:
+        self._client.__exit__(*exc)
+        self._settings.__exit__(*exc)
+
+
+def seed_demo_lists(api_url: str, database_url: str, home: Path) -> None:
+    """The demo's campaigns, files and first imports (the DNC list, then both lists)."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    engine = create_db_engine(database_url)
+    upgrade(engine)
+    seed_campaigns(engine)
+    write_demo_files(home)
+    with temporary_settings(updates={PREFECT_API_URL: api_url}):
+        for stage in FIRST_RUNS[:2]:
+            reports = run_once(stage)
+            assert all(report.ok for report in reports), reports
+
+
+def start_run(api_url: str, deployment: str) -> UUID:
+    with Api(api_url) as client:
+        return UUID(str(client.create_flow_run_from_deployment(
+            client.read_deployment_by_name(deployment).id
+        ).id))
+
+
+def wait_until_loading(api_url: str, run_id: UUID, timeout: float = 300) -> None:
+    """Until the run's progress says it loads rows: its transaction is open and written to."""
+    from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterFlowRunId,
+        ArtifactFilterType,
+    )
+
+    deadline = time.monotonic() + timeout
+    with Api(api_url) as client:
+        while True:
+            progress = client.read_artifacts(artifact_filter=ArtifactFilter(
+                flow_run_id=ArtifactFilterFlowRunId(any_=[run_id]),
+                type=ArtifactFilterType(any_=["progress"]),
+            ))
+            if any((a.description or "").endswith(": load") for a in progress):
+                return
+            state = client.read_flow_run(run_id).state
+            assert state is not None and state.type not in ENDED, f"ended before: {state}"
+            assert time.monotonic() < deadline, f"the run never started loading: {state}"
+            time.sleep(0.2)
+
+
+def run_process(run_id: UUID) -> psutil.Process:
+    """The process that executes a flow run (the worker's child)."""
+    for proc in psutil.process_iter():
+        try:
+            if proc.environ().get("PREFECT__FLOW_RUN_ID") == str(run_id):
+                return proc
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue
+    raise AssertionError(f"no process runs flow run {run_id}")
+
+
+def wait_for_end(api_url: str, run_id: UUID, timeout: float) -> Any:
+    """The run's final state, once it has one."""
+    deadline = time.monotonic() + timeout
+    with Api(api_url) as client:
+        while True:
+            state = client.read_flow_run(run_id).state
+            if state is not None and state.type in ENDED:
+                return state
+            assert time.monotonic() < deadline, f"still {state} after {timeout:.0f} s"
+            time.sleep(1)
+
+
+def slots_taken(api_url: str, deployment: str) -> int:
+    with Api(api_url) as client:
+        limit = client.read_deployment_by_name(deployment).global_concurrency_limit
+    assert limit is not None
+    return int(limit.active_slots)
+
+
+def run_to_completion(api_url: str, deployment: str, timeout: float = 300) -> None:
+    """A new run of ``deployment`` gets its slot and completes."""
+    run_id = start_run(api_url, deployment)
+    state = wait_for_end(api_url, run_id, timeout)
+    assert state.type == StateType.COMPLETED, state
+
+
+def task_log_row(stack: Any, run_id: UUID) -> dict[str, Any] | None:
+    shown = stack.cli("log", "--task", "spring-leads-import", "--format", "json")
+    assert shown.returncode == 0, shown.stderr
+    return next((row for row in json.loads(shown.stdout) if row["run_id"] == str(run_id)), None)
+
+
+def freeze_and_kill(processes: list[psutil.Process]) -> None:
+    """Stop every process first, then kill them all, as a power cut does: none of them
+    sees another one die and reports it."""
+    for sig in (psutil.signal.SIGSTOP, psutil.signal.SIGKILL):
+        for proc in processes:
+            try:
+                proc.send_signal(sig)
+            except psutil.NoSuchProcess:
+                continue
+    psutil.wait_procs(processes, timeout=10)
+
+
+# --- cctasks up stopped, and dead, in the middle of an import -----------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_a_stopped_or_dead_stack_leaves_no_run_in_progress(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    url = f"sqlite:///{home / 'contact-center.db'}"
+    source = list_folder(home) / "spring_leads.csv"
+    stack = start_stack(home, "--no-demo")
+    try:
+        seed_demo_lists(stack.api_url, url, home)
+        before = list_snapshot(url, "Spring Leads")
+        write_list_file(source, BIG_ROWS, tag="BIG")
+        run_id = start_run(stack.api_url, SPRING)
+        wait_until_loading(stack.api_url, run_id)
+    except BaseException:
+        kill_everything(stack)
+        raise
+    # Ctrl-C: the worker and the run stop first, and the run reports its end.
+    children_gone, _ = stop_stack(stack)
+    assert children_gone < STOP_LIMIT_SECONDS, stack.text()
+    assert list_snapshot(url, "Spring Leads") == before  # nothing of the load is left
+
+    restarted = time.monotonic()
+    stack = start_stack(home, "--no-demo")
+    try:
+        with Api(stack.api_url) as client:
+            state = client.read_flow_run(run_id).state
+        assert state is not None and state.type == StateType.CRASHED, state
+        row = task_log_row(stack, run_id)
+        assert row is not None and row["result"] == "failed" and row["state"] == "Crashed", row
+        assert time.monotonic() - restarted < 120 + stack.started_in
+        assert slots_taken(stack.api_url, SPRING) == 0
+        write_list_file(source, 300, tag="NEW")
+        run_to_completion(stack.api_url, SPRING)
+        before = list_snapshot(url, "Spring Leads")
+
+        # The machine dies in the middle of the next import: nothing reports anything.
+        write_list_file(source, BIG_ROWS, tag="BIG")
+        run_id = start_run(stack.api_url, SPRING)
+        wait_until_loading(stack.api_url, run_id)
+    except BaseException:
+        kill_everything(stack)
+        raise
+    freeze_and_kill([psutil.Process(stack.process.pid), *stack_processes(home)])
+    stack.process.wait(timeout=30)
+    assert list_snapshot(url, "Spring Leads") == before
+
+    stack = start_stack(home, "--no-demo")
+    try:
+        name = "Spring Leads · import"
+        assert (
+            f"run {name!r} was left Running: now Crashed (its process was gone when cctasks "
+            "up started again)"
+        ) in stack.text()
+        with Api(stack.api_url) as client:
+            state = client.read_flow_run(run_id).state
+        assert state is not None and state.type == StateType.CRASHED
+        assert state.message == (
+            "Crashed: its process was gone when cctasks up started again, so the run could "
+            "not report its end."
+        )
+        row = task_log_row(stack, run_id)
+        assert row is not None and row["result"] == "failed", row
+        assert slots_taken(stack.api_url, SPRING) == 0
+        assert list_snapshot(url, "Spring Leads") == before
+        write_list_file(source, 300, tag="NEXT")
+        run_to_completion(stack.api_url, SPRING)
+    except BaseException:
+        kill_everything(stack)
+        raise
+    stop_stack(stack)
+
+
+# --- a run, or a worker with its runs, killed while the server lives ---------------------
+
+
+@pytest.fixture(scope="module")
+def live_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """A server, a worker and the deployments, started by this process; heartbeats every
+    30 s; the contact centre on PostgreSQL (a killed COPY, not only a killed SQLite write)."""
+    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect():
+            pass
+    except sa.exc.OperationalError:
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL is not reachable at {PG_ADMIN_URL} under CI")
+        pytest.skip(f"PostgreSQL is not reachable at {PG_ADMIN_URL}")
+    database = f"cctasks_crash_{uuid.uuid4().hex[:8]}"
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{database}"'))
+    url = sa.make_url(PG_ADMIN_URL).set(database=database).render_as_string(hide_password=False)
+    home = tmp_path_factory.mktemp("live") / "home"
+    options = StackOptions(
+        home=home, project_dir=PROJECT, port=free_port(), database_url=url, demo=False,
+        heartbeat_seconds=MIN_HEARTBEAT_SECONDS,
+    )
+    stack = Stack(options)
+    try:
+        stack.start_server()
+        stack.bootstrap()
+        stack.start_worker()
+        seed_demo_lists(options.api_url, url, home)
+        yield stack
+    finally:
+        stack.stop()
+        create_db_engine(url).dispose()
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_b_killed_run_process_ends_crashed_and_frees_its_slot(live_stack: Stack) -> None:
+    api, url = live_stack.options.api_url, live_stack.options.contact_center_url
+    source = list_folder(live_stack.options.home) / "spring_leads.csv"
+    before = list_snapshot(url, "Spring Leads")
+    write_list_file(source, BIG_ROWS, tag="B")
+    run_id = start_run(api, SPRING)
+    wait_until_loading(api, run_id)
+    run_process(run_id).kill()
+    state = wait_for_end(api, run_id, timeout=60)  # the worker reports it at once
+    assert state.type == StateType.CRASHED and "-9" in state.message, state
+    assert slots_taken(api, SPRING) == 0
+    assert list_snapshot(url, "Spring Leads") == before
+    write_list_file(source, 300, tag="B2")
+    run_to_completion(api, SPRING)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_c_runs_of_a_dead_worker_end_by_the_servers_automations(live_stack: Stack) -> None:
+    api, url = live_stack.options.api_url, live_stack.options.contact_center_url
+    home = live_stack.options.home
+    lists = ("Spring Leads", "Retention Q2")
+    before = {name: list_snapshot(url, name) for name in lists}
+    write_list_file(list_folder(home) / "retention_q2.csv", BIG_ROWS, retention=True, tag="C")
+    write_list_file(list_folder(home) / "spring_leads.csv", 2 * BIG_ROWS, tag="C")
+    retention_id = start_run(api, RETENTION)
+    spring_id = start_run(api, SPRING)
+    wait_until_loading(api, retention_id)
+    wait_until_loading(api, spring_id)
+    victims = live_stack.worker.tree()
+    assert {run_process(spring_id).pid, run_process(retention_id).pid} <= {
+        p.pid for p in victims
+    }
+    freeze_and_kill(victims)  # the worker and both runs, as when the machine dies
+    killed_at = time.monotonic()
+    # An admin cancels one of them, which nothing is left to carry out.
+    cancel = subprocess.run(
+        [sys.executable, "-m", "prefect", "flow-run", "cancel", str(retention_id)],
+        env=live_stack.env, capture_output=True, text=True, timeout=120,
+    )
+    assert cancel.returncode == 0, cancel.stdout + cancel.stderr
+
+    bound = heartbeat_window(MIN_HEARTBEAT_SECONDS).total_seconds() + 60
+    spring = wait_for_end(api, spring_id, timeout=killed_at + bound - time.monotonic())
+    retention = wait_for_end(api, retention_id, timeout=killed_at + bound - time.monotonic())
+    print(f"ended {time.monotonic() - killed_at:.0f} s after the kill")
+    assert spring.type == StateType.CRASHED, spring
+    assert spring.message.startswith("The run sent no heartbeat for 90 s"), spring
+    assert retention.type == StateType.CANCELLED, retention
+    assert "did not confirm the cancel" in retention.message, retention
+    assert slots_taken(api, SPRING) == slots_taken(api, RETENTION) == 0
+    assert {name: list_snapshot(url, name) for name in lists} == before
+
+    live_stack.start_worker()  # the machine is back: the next run gets the slot
+    write_list_file(list_folder(home) / "spring_leads.csv", 300, tag="C2")
+    run_to_completion(api, SPRING)
