@@ -131,8 +131,8 @@ def finish_orphaned_cancels(heartbeat_seconds: int) -> Automation:
                 state=StateType.CANCELLED,
                 force=False,
                 message=(
-                    f"Cancelled: the run's process did not confirm the cancel within "
-                    f"{window.total_seconds():.0f} s; it was gone."
+                    f"The run's process did not confirm the cancel within "
+                    f"{window.total_seconds():.0f} s: it was gone."
                 ),
             )
         ],

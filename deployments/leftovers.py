@@ -117,9 +117,10 @@ def _runs_in_progress(client: SyncPrefectClient, pool: str) -> list[FlowRun]:
 
 
 def _end_state(run: FlowRun, why: str) -> State:
+    # The task log puts the state's name before its message ("Crashed: Its process ...").
     if run.state_type == StateType.CANCELLING:
-        return Cancelled(message=f"Cancelled: the cancel was asked for, and {why}.")
-    return Crashed(message=f"Crashed: {why}, so the run could not report its end.")
+        return Cancelled(message=f"The cancel was asked for, and {why}.")
+    return Crashed(message=f"{why[:1].upper()}{why[1:]}, so the run could not report its end.")
 
 
 def end_leftover_runs(worker_name: str, pool: str, why: str) -> list[EndedRun]:
