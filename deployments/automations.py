@@ -144,7 +144,10 @@ def _definition(automation: AutomationCore) -> dict[str, Any]:
     dumped = automation.model_dump(
         mode="json", include={"description", "enabled", "trigger", "actions"}
     )
-    dumped["trigger"].pop("id", None)
+    trigger = dumped["trigger"]
+    trigger.pop("id", None)
+    for key in ("after", "expect", "for_each"):  # sets, listed in any order
+        trigger[key] = sorted(trigger.get(key) or [])
     return dumped
 
 

@@ -45,7 +45,7 @@ from rich.console import Console
 from contact_center.db import safe_url
 from contact_center.exceptions import CCTasksError, InvalidParameter
 from contact_center.settings import DEFAULT_HEARTBEAT_SECONDS, WORK_POOL_NAME, get_settings
-from deployments.processes import Service, stop_services
+from deployments.processes import Service, stop_children, stop_services
 
 if TYPE_CHECKING:
     from deployments.demo import RunReport
@@ -69,6 +69,7 @@ WORKER_QUERY_SECONDS = 2
 SERVER_START_TIMEOUT = 240.0  # a fresh SQLite start takes ~17 s, PostgreSQL or a busy machine more
 WORKER_START_TIMEOUT = 120.0
 STOP_GRACE_SECONDS = 7.0
+RUNS_STOP_GRACE_SECONDS = 4.0
 SERVER_STOP_GRACE_SECONDS = 3.0
 # Deployment concurrency leases on disk, under PREFECT_HOME, instead of in the server's
 # memory: a restarted server still knows which run holds which slot.
@@ -571,6 +572,7 @@ class Stack:
             # Send this process's pending events (block saves, ...) while the server
             # still listens: at exit, Prefect would retry them for seconds on a closed port.
             EventsWorker.drain_all(timeout=3)
+        stop_children(self.worker, grace_seconds=RUNS_STOP_GRACE_SECONDS)
         killed = stop_services([self.worker], grace_seconds=STOP_GRACE_SECONDS)
         if self.worker.pid is not None and self.server.exited() is None:
             self.end_leftover_runs("its process ended when cctasks up stopped", stopping=True)
