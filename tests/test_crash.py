@@ -61,7 +61,7 @@ from deployments.automations import (
     ensure_automations,
     heartbeat_window,
 )
-from deployments.bootstrap import HEARTBEAT_VARIABLE, pool_job_template
+from deployments.bootstrap import HEARTBEAT_VARIABLE, ensure_work_pool, pool_job_template
 from deployments.demo.files import list_folder
 from deployments.leftovers import end_leftover_runs, free_stale_slots
 from deployments.stack import WORKER_NAME, Stack, StackOptions
@@ -99,6 +99,24 @@ def test_pool_runs_get_the_heartbeat_and_keep_their_environment() -> None:
     }
     assert template["variables"]["properties"]["env"]["default"][HEARTBEAT_VARIABLE] == "45"
     assert again["job_configuration"]["env"] == "{{ env }}"  # the pool passes it to the run
+
+
+def test_work_pool_gets_the_heartbeat_once() -> None:
+    from prefect import get_client
+    from prefect.client.schemas.actions import WorkPoolUpdate
+
+    pool = f"heartbeat-probe-{uuid.uuid4().hex[:6]}"
+    assert ensure_work_pool(pool, heartbeat_seconds=60) == "created"
+    assert ensure_work_pool(pool, heartbeat_seconds=60) == "kept"
+    with get_client(sync_client=True) as client:
+        # An admin's own variable in the pool's environment, set in the UI.
+        template = client.read_work_pool(pool).base_job_template
+        template["variables"]["properties"]["env"]["default"]["TZ"] = "UTC"
+        client.update_work_pool(pool, WorkPoolUpdate(base_job_template=template))
+    assert ensure_work_pool(pool, heartbeat_seconds=30) == "updated"
+    with get_client(sync_client=True) as client:
+        env = client.read_work_pool(pool).base_job_template["variables"]["properties"]["env"]
+    assert env["default"] == {HEARTBEAT_VARIABLE: "30", "TZ": "UTC"}
 
 
 def test_automations_are_created_once_and_follow_the_heartbeat() -> None:
