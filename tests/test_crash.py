@@ -64,7 +64,7 @@ from deployments.automations import (
 from deployments.bootstrap import HEARTBEAT_VARIABLE, ensure_work_pool, pool_job_template
 from deployments.demo.files import list_folder
 from deployments.leftovers import end_leftover_runs, free_stale_slots
-from deployments.stack import WORKER_NAME, Stack, StackOptions
+from deployments.stack import WORKER_NAME, Stack, StackOptions, stack_environment
 
 PROJECT = Path(__file__).resolve().parents[1]
 SPRING = "import-calling-list/spring-leads-import"
@@ -87,6 +87,16 @@ def test_heartbeat_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CCTASKS_HEARTBEAT_SECONDS", "1m")
     with pytest.raises(InvalidParameter, match="'1m' is not a whole number of seconds"):
         StackOptions.create()
+
+
+def test_the_server_keeps_concurrency_leases_on_disk(tmp_path: Path) -> None:
+    options = StackOptions(home=tmp_path, project_dir=PROJECT)
+    variable = "PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE"
+    assert stack_environment(options, {})[variable] == (
+        "prefect.server.concurrency.lease_storage.filesystem"
+    )
+    chosen = {variable: "prefect_redis.lease_storage"}
+    assert stack_environment(options, chosen)[variable] == "prefect_redis.lease_storage"
 
 
 def test_pool_runs_get_the_heartbeat_and_keep_their_environment() -> None:
