@@ -18,8 +18,10 @@ automation on the server that notices the silence:
   run's state to Cancelled.
 
 Both match only runs of deployments: an ad-hoc run in a process of its own (such as
-``cctasks campaign start``) sends Prefect's default heartbeat, every 180 s, and
-:func:`ensure_automations` creates or updates them idempotently on every ``cctasks up``.
+``cctasks campaign start``) sends Prefect's default heartbeat, every 180 s, which a
+shorter window would take for silence. :func:`ensure_automations` creates or updates
+them idempotently on every ``cctasks up``; an admin who disabled one in the UI keeps it
+disabled.
 """
 
 from __future__ import annotations
@@ -140,10 +142,8 @@ def finish_orphaned_cancels(heartbeat_seconds: int) -> Automation:
 
 
 def _definition(automation: AutomationCore) -> dict[str, Any]:
-    """What makes two automations the same, whatever their ids."""
-    dumped = automation.model_dump(
-        mode="json", include={"description", "enabled", "trigger", "actions"}
-    )
+    """What makes two automations the same, whatever their ids (and whether enabled)."""
+    dumped = automation.model_dump(mode="json", include={"description", "trigger", "actions"})
     trigger = dumped["trigger"]
     trigger.pop("id", None)
     for key in ("after", "expect", "for_each"):  # sets, listed in any order
@@ -175,7 +175,7 @@ def ensure_automations(heartbeat_seconds: int) -> dict[str, str]:
             if _definition(first) == _definition(core):
                 actions[wanted.name] = "kept"
             else:
-                wanted.id = first.id
+                wanted.id, wanted.enabled = first.id, first.enabled
                 wanted.update()
                 actions[wanted.name] = "updated"
     return actions

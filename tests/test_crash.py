@@ -151,10 +151,14 @@ def test_automations_are_created_once_and_follow_the_heartbeat() -> None:
             "after": {"prefect.flow-run.Cancelling"}
         }
         assert cancel.actions[0].model_dump(include={"state"}) == {"state": StateType.CANCELLED}
+        with get_client(sync_client=True) as client:
+            client.pause_automation(cancel.id)  # an admin turns one off in the UI
         assert ensure_automations(45) == dict.fromkeys(names, "updated")
         with get_client(sync_client=True) as client:
             [crash] = client.read_automations_by_name(CRASH_SILENT_RUNS)
+            [cancel] = client.read_automations_by_name(FINISH_ORPHANED_CANCELS)
         assert crash.trigger.model_dump()["within"].total_seconds() == 135
+        assert crash.enabled and not cancel.enabled  # the admin's choice stands
     finally:
         with get_client(sync_client=True) as client:
             for name in names:
