@@ -405,9 +405,10 @@ def test_c_runs_of_a_dead_worker_end_by_the_servers_automations(live_stack: Stac
     wait_until_loading(api, retention_id)
     wait_until_loading(api, spring_id)
     victims = live_stack.worker.tree()
-    assert {run_process(spring_id).pid, run_process(retention_id).pid} <= {
-        p.pid for p in victims
-    }
+    runs = [run_process(spring_id), run_process(retention_id)]
+    assert {p.pid for p in runs} <= {p.pid for p in victims}
+    # The pool's environment gave each run its heartbeat.
+    assert {p.environ().get(HEARTBEAT_VARIABLE) for p in runs} == {str(MIN_HEARTBEAT_SECONDS)}
     freeze_and_kill(victims)  # the worker and both runs, as when the machine dies
     killed_at = time.monotonic()
     # An admin cancels one of them, which nothing is left to carry out.
