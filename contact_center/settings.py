@@ -11,6 +11,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from contact_center.exceptions import InvalidParameter
+
 # Names of things that users write into prefect.yaml or save as blocks.
 DEFAULT_DATABASE_BLOCK = "contact-center"
 WORK_POOL_NAME = "cctasks"
@@ -49,6 +51,13 @@ DEFAULT_EMAIL_BLOCK = "cctasks-email"
 REPORT_FORMATS = ("csv", "xlsx", "html", "pdf")
 # An SMTP server that does not answer for this long fails the try (then it is retried).
 EMAIL_TIMEOUT_SECONDS = 60
+
+# Flow-run heartbeats: every run of the cctasks work pool tells the server it is alive
+# this often (``CCTASKS_HEARTBEAT_SECONDS``; Prefect sends them at most every 30 s). The
+# server marks a run Crashed once it has been silent for HEARTBEAT_WINDOW_BEATS of them.
+DEFAULT_HEARTBEAT_SECONDS = 60
+MIN_HEARTBEAT_SECONDS = 30
+HEARTBEAT_WINDOW_BEATS = 3
 
 
 @dataclass(frozen=True)
@@ -130,6 +139,8 @@ class Settings:
             (``CCTASKS_TIME_ZONE``, e.g. ``America/New_York``); ``None``: the
             machine's local zone.
         read_limits: the limits on reading a file (:class:`ReadLimits`).
+        heartbeat_seconds: ``CCTASKS_HEARTBEAT_SECONDS``: seconds between two heartbeats
+            of a flow run started by the cctasks work pool.
     """
 
     home: Path
@@ -138,6 +149,7 @@ class Settings:
     local_folders: tuple[Path, ...] = ()
     time_zone: str | None = None
     read_limits: ReadLimits = ReadLimits()
+    heartbeat_seconds: int = DEFAULT_HEARTBEAT_SECONDS
 
     @property
     def default_sqlite_url(self) -> str:
@@ -150,8 +162,30 @@ class Settings:
         return self.home / "work"
 
 
+def _heartbeat_seconds(text: str | None) -> int:
+    if not text:
+        return DEFAULT_HEARTBEAT_SECONDS
+    try:
+        seconds = int(text)
+    except ValueError:
+        raise InvalidParameter(
+            f"CCTASKS_HEARTBEAT_SECONDS={text!r} is not a whole number of seconds"
+        ) from None
+    if seconds < MIN_HEARTBEAT_SECONDS:
+        raise InvalidParameter(
+            f"CCTASKS_HEARTBEAT_SECONDS={seconds}: Prefect sends flow-run heartbeats at most "
+            f"every {MIN_HEARTBEAT_SECONDS} s; give {MIN_HEARTBEAT_SECONDS} or more"
+        )
+    return seconds
+
+
 def get_settings() -> Settings:
-    """Read the settings from the environment now."""
+    """Read the settings from the environment now.
+
+    Raises:
+        InvalidParameter: ``CCTASKS_HEARTBEAT_SECONDS`` is not a number of seconds that
+            Prefect accepts (30 or more).
+    """
     home = Path(os.environ.get("CCTASKS_HOME", ".cctasks")).expanduser().absolute()
     env_url = os.environ.get("CCTASKS_DATABASE_URL") or None
     url = env_url or f"sqlite:///{home / 'contact-center.db'}"
@@ -165,4 +199,5 @@ def get_settings() -> Settings:
         local_folders=folders or (home / "drop", home / "outbox"),
         time_zone=os.environ.get("CCTASKS_TIME_ZONE", "").strip() or None,
         read_limits=get_read_limits(),
+        heartbeat_seconds=_heartbeat_seconds(os.environ.get("CCTASKS_HEARTBEAT_SECONDS")),
     )

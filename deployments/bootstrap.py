@@ -10,7 +10,11 @@ Every step is idempotent, so ``cctasks up`` runs them on each start:
   ready to be edited in the UI. A block that exists is never overwritten, except the
   database block when ``--database-url`` names a database explicitly;
 - the process work pool ``cctasks`` (``WORK_POOL_NAME``) is created with the process
-  worker's own job template (so the server does not look one up on the internet);
+  worker's own job template (so the server does not look one up on the internet),
+  whose environment turns on flow-run heartbeats for every run of the pool, whichever
+  worker starts it (an existing pool gets the setting added);
+- the automations of :mod:`deployments.automations` mark runs that stopped sending
+  heartbeats Crashed, and finish the cancels of runs whose process is gone;
 - the global concurrency limits of :data:`CONCURRENCY_LIMITS` are set;
 - ``prefect deploy --all`` applies ``prefect.yaml``.
 
@@ -21,14 +25,16 @@ Functions that talk to the server use Prefect's current settings: call them insi
 
 from __future__ import annotations
 
+import copy
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from prefect import get_client
 from prefect.blocks.core import Block
-from prefect.client.schemas.actions import WorkPoolCreate
+from prefect.client.schemas.actions import WorkPoolCreate, WorkPoolUpdate
 from prefect.exceptions import ObjectNotFound as PrefectObjectNotFound
 from prefect.workers.process import ProcessWorker
 from prefect_email import EmailServerCredentials
@@ -39,12 +45,18 @@ from sqlalchemy.exc import ArgumentError
 from blocks.database import ContactCenterDatabase
 from blocks.sftp import SftpServer
 from contact_center.exceptions import CCTasksError, InvalidParameter
-from contact_center.settings import DEFAULT_DATABASE_BLOCK, DEFAULT_EMAIL_BLOCK, WORK_POOL_NAME
+from contact_center.settings import (
+    DEFAULT_DATABASE_BLOCK,
+    DEFAULT_EMAIL_BLOCK,
+    DEFAULT_HEARTBEAT_SECONDS,
+    WORK_POOL_NAME,
+)
 
 __all__ = [
     "BLOCK_TYPES",
     "CONCURRENCY_LIMITS",
     "EXAMPLE_SFTP_BLOCK",
+    "HEARTBEAT_VARIABLE",
     "WORK_POOL_CONCURRENCY",
     "BootstrapError",
     "database_block",
@@ -52,6 +64,7 @@ __all__ = [
     "ensure_concurrency_limits",
     "ensure_default_blocks",
     "ensure_work_pool",
+    "pool_job_template",
     "register_block_types",
 ]
 
@@ -77,6 +90,9 @@ CONCURRENCY_LIMITS: dict[str, int] = {
 }
 
 DEPLOY_TIMEOUT_SECONDS = 300
+
+#: The Prefect setting that makes a flow run send heartbeats (seconds between two).
+HEARTBEAT_VARIABLE = "PREFECT_FLOWS_HEARTBEAT_FREQUENCY"
 
 
 class BootstrapError(CCTasksError):
@@ -171,28 +187,49 @@ def ensure_default_blocks(database_url: str, *, database_explicit: bool) -> Bloc
     return BlocksReport(actions)
 
 
-def ensure_work_pool(name: str = WORK_POOL_NAME) -> bool:
-    """Create the process work pool ``name`` if it is missing.
+def pool_job_template(
+    heartbeat_seconds: int, template: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """A process pool's job template whose runs send a heartbeat every ``heartbeat_seconds``.
+
+    Args:
+        heartbeat_seconds: ``PREFECT_FLOWS_HEARTBEAT_FREQUENCY`` for the runs.
+        template: the template to start from (default: the process worker's own); its
+            other variables and environment entries are kept.
+    """
+    result = copy.deepcopy(template or ProcessWorker.get_default_base_job_template())
+    env = result["variables"]["properties"]["env"]
+    env["default"] = {**(env.get("default") or {}), HEARTBEAT_VARIABLE: str(heartbeat_seconds)}
+    return result
+
+
+def ensure_work_pool(
+    name: str = WORK_POOL_NAME, heartbeat_seconds: int = DEFAULT_HEARTBEAT_SECONDS
+) -> str:
+    """Create the process work pool ``name``, or give an existing one the heartbeat setting.
 
     Returns:
-        Whether it was created now.
+        ``created``, ``updated`` (the heartbeat setting changed) or ``kept``.
     """
     with get_client(sync_client=True) as client:
         try:
-            client.read_work_pool(name)
-            return False
+            pool = client.read_work_pool(name)
         except PrefectObjectNotFound:
-            pass
-        client.create_work_pool(
-            WorkPoolCreate(
-                name=name,
-                type="process",
-                description="cctasks: flow runs as local processes (created by `cctasks up`).",
-                base_job_template=ProcessWorker.get_default_base_job_template(),
-                concurrency_limit=WORK_POOL_CONCURRENCY,
+            client.create_work_pool(
+                WorkPoolCreate(
+                    name=name,
+                    type="process",
+                    description="cctasks: flow runs as local processes (created by `cctasks up`).",
+                    base_job_template=pool_job_template(heartbeat_seconds),
+                    concurrency_limit=WORK_POOL_CONCURRENCY,
+                )
             )
-        )
-        return True
+            return "created"
+        template = pool_job_template(heartbeat_seconds, pool.base_job_template or None)
+        if template == pool.base_job_template:
+            return "kept"
+        client.update_work_pool(name, WorkPoolUpdate(base_job_template=template))
+        return "updated"
 
 
 def ensure_concurrency_limits(limits: dict[str, int] | None = None) -> None:

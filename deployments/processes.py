@@ -20,7 +20,7 @@ from typing import IO
 
 import psutil
 
-__all__ = ["Service", "stop_services"]
+__all__ = ["Service", "stop_children", "stop_services"]
 
 
 @dataclass
@@ -120,6 +120,24 @@ def _terminate(processes: list[psutil.Process]) -> None:
             proc.terminate()
         except psutil.NoSuchProcess:
             continue
+
+
+def stop_children(service: Service, *, grace_seconds: float) -> int:
+    """SIGTERM what ``service`` started (not the service) and wait for it to end.
+
+    The worker's children are the flow runs: stopped while their worker and the server
+    still run, each one reports its end (Prefect marks it Crashed) before it exits.
+
+    Returns:
+        How many processes were still alive after ``grace_seconds`` (left to
+        :func:`stop_services`).
+    """
+    children = service.tree()[1:]
+    _terminate(children)
+    deadline = time.monotonic() + grace_seconds
+    while _alive(children) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return len(_alive(children))
 
 
 def stop_services(

@@ -4,16 +4,20 @@ One command, on one machine:
 
 1. checks that the port is free and that no other ``cctasks up`` uses this state folder;
 2. starts a Prefect server (state under ``<CCTASKS_HOME>/prefect``, SQLite unless
-   ``--prefect-database-url``) and waits for ``/api/health``;
+   ``--prefect-database-url``; concurrency leases on disk) and waits for ``/api/health``;
+   ends the runs that the previous stack left in progress (:mod:`deployments.leftovers`);
 3. bootstraps it (:mod:`deployments.bootstrap`): block types, default blocks, the
-   process work pool, concurrency limits, ``prefect deploy --all``;
+   process work pool (whose runs send heartbeats), concurrency limits, the automations
+   that end silent runs (:mod:`deployments.automations`), ``prefect deploy --all``;
 4. starts a process worker that polls every 2 s, so ad-hoc runs start within seconds;
 5. seeds the demo contact centre (:mod:`deployments.demo`) unless ``--no-demo``;
 6. prints the UI address and three things to try, and waits.
 
-Ctrl-C or SIGTERM stops everything within about 10 s: the server and the worker run
-in sessions of their own and are stopped as process trees (the worker ignores the
-first SIGTERM, so it gets a second one, and whatever is left is killed), see
+Ctrl-C or SIGTERM stops everything within about 10 s, in order: first the worker with
+its flow runs, which report their end to the server that still runs; then the runs
+that could not are ended (Crashed); then the server. The server and the worker run in
+sessions of their own and are stopped as process trees (the worker ignores the first
+SIGTERM, so it gets a second one, and whatever is left is killed), see
 :mod:`deployments.processes`. Every child gets ``PREFECT_SERVER_ANALYTICS_ENABLED=false``
 and ``DO_NOT_TRACK=1``, and the API and UI URLs follow ``--host``/``--port``.
 """
@@ -40,8 +44,8 @@ from rich.console import Console
 
 from contact_center.db import safe_url
 from contact_center.exceptions import CCTasksError, InvalidParameter
-from contact_center.settings import WORK_POOL_NAME, get_settings
-from deployments.processes import Service, stop_services
+from contact_center.settings import DEFAULT_HEARTBEAT_SECONDS, WORK_POOL_NAME, get_settings
+from deployments.processes import Service, stop_children, stop_services
 
 if TYPE_CHECKING:
     from deployments.demo import RunReport
@@ -65,6 +69,11 @@ WORKER_QUERY_SECONDS = 2
 SERVER_START_TIMEOUT = 240.0  # a fresh SQLite start takes ~17 s, PostgreSQL or a busy machine more
 WORKER_START_TIMEOUT = 120.0
 STOP_GRACE_SECONDS = 7.0
+RUNS_STOP_GRACE_SECONDS = 4.0
+SERVER_STOP_GRACE_SECONDS = 3.0
+# Deployment concurrency leases on disk, under PREFECT_HOME, instead of in the server's
+# memory: a restarted server still knows which run holds which slot.
+LEASE_STORAGE = "prefect.server.concurrency.lease_storage.filesystem"
 
 # Variables of the caller's environment that would point a child at another server,
 # profile or state folder; the stack sets its own.
@@ -111,6 +120,8 @@ class StackOptions:
         database_url: the contact-centre database given with ``--database-url``.
         prefect_database_url: Prefect's own database (``--prefect-database-url``).
         demo: seed the demo contact centre.
+        heartbeat_seconds: seconds between two heartbeats of a flow run
+            (``CCTASKS_HEARTBEAT_SECONDS``).
     """
 
     home: Path
@@ -120,6 +131,7 @@ class StackOptions:
     database_url: str | None = None
     prefect_database_url: str | None = None
     demo: bool = True
+    heartbeat_seconds: int = DEFAULT_HEARTBEAT_SECONDS
 
     @classmethod
     def create(
@@ -132,12 +144,12 @@ class StackOptions:
         demo: bool = True,
         project_dir: Path | None = None,
     ) -> StackOptions:
-        """Options with the state folder read from the settings (``CCTASKS_HOME``).
+        """Options with the state folder and the heartbeat read from the settings.
 
         Raises:
             InvalidParameter: a port outside 1-65535, a Prefect database URL that is
-                not async (``sqlite+aiosqlite`` or ``postgresql+asyncpg``), or no
-                ``prefect.yaml`` in the project folder.
+                not async (``sqlite+aiosqlite`` or ``postgresql+asyncpg``), no
+                ``prefect.yaml`` in the project folder, or a heartbeat under 30 s.
         """
         if not 0 < port < 65536:
             raise InvalidParameter(f"--port {port} is not a TCP port (1-65535)")
@@ -153,14 +165,16 @@ class StackOptions:
             raise InvalidParameter(
                 f"no prefect.yaml in {project}; run cctasks up from the checkout"
             )
+        settings = get_settings()
         return cls(
             host=host,
             port=port,
-            home=get_settings().home,
+            home=settings.home,
             project_dir=project,
             database_url=database_url,
             prefect_database_url=prefect_database_url,
             demo=demo,
+            heartbeat_seconds=settings.heartbeat_seconds,
         )
 
     @property
@@ -224,6 +238,8 @@ def stack_environment(options: StackOptions, base: dict[str, str] | None = None)
             "CCTASKS_PROJECT_DIR": str(options.project_dir),
         }
     )
+    # Kept when the caller chose one (prefect-redis's, say).
+    env.setdefault("PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE", LEASE_STORAGE)
     if options.database_url:
         env["CCTASKS_DATABASE_URL"] = options.database_url
     if options.prefect_database_url:
@@ -364,21 +380,25 @@ class Stack:
         """Block types, default blocks, work pool, limits, then ``prefect deploy --all``."""
         from deployments import bootstrap
         from tasklog.pausing import pause_again, paused_tasks
+        from deployments.automations import ensure_automations
 
         began = time.monotonic()
+        heartbeat = self.options.heartbeat_seconds
         with self.prefect_settings():
             bootstrap.register_block_types()
             blocks = bootstrap.ensure_default_blocks(
                 self.options.contact_center_url,
                 database_explicit=self.options.database_url is not None,
             )
-            created = bootstrap.ensure_work_pool()
+            pool = bootstrap.ensure_work_pool(heartbeat_seconds=heartbeat)
             bootstrap.ensure_concurrency_limits()
             held = paused_tasks()  # `prefect deploy` resumes them; `cctasks pause` must last
+            automations = ensure_automations(heartbeat)
         self.say(
             "  blocks: "
             + ", ".join(f"{name} ({action})" for name, action in blocks.actions.items())
-            + f"; work pool {WORK_POOL_NAME} ({'created' if created else 'kept'})"
+            + f"; work pool {WORK_POOL_NAME} ({pool}, heartbeats every {heartbeat} s)"
+            + "".join(f"\n  automation {name!r} ({done})" for name, done in automations.items())
         )
         bootstrap.deploy_all(self.options.project_dir, self.env, self.options.logs / "deploy.log")
         with self.prefect_settings():
@@ -475,6 +495,7 @@ class Stack:
     def start(self) -> None:
         """Bring the whole stack up (see the module docstring)."""
         self.start_server()
+        self.end_leftover_runs("its process was gone when cctasks up started again")
         self.bootstrap()
         self.start_worker()
         env_file = self.write_env_file()
@@ -531,8 +552,18 @@ class Stack:
                     return 1
             time.sleep(poll_seconds)
 
+    def end_leftover_runs(self, why: str, *, stopping: bool = False) -> None:
+        """End the runs of this stack's worker in progress with no process (see
+        :mod:`deployments.leftovers`); ``why`` goes into their state messages."""
+        from deployments.leftovers import end_and_report
+
+        with self.prefect_settings():
+            end_and_report(WORKER_NAME, WORK_POOL_NAME, why, self.say, stopping=stopping)
+
     def stop(self) -> float:
-        """Stop the worker and the server with everything they started.
+        """Stop the worker and its runs, end what they left in progress, then the server.
+
+        The server stops last, so that each run can still report its own end.
 
         Returns:
             The seconds it took.
@@ -544,7 +575,11 @@ class Stack:
             # Send this process's pending events (block saves, ...) while the server
             # still listens: at exit, Prefect would retry them for seconds on a closed port.
             EventsWorker.drain_all(timeout=3)
-        killed = stop_services([self.worker, self.server], grace_seconds=STOP_GRACE_SECONDS)
+        stop_children(self.worker, grace_seconds=RUNS_STOP_GRACE_SECONDS)
+        killed = stop_services([self.worker], grace_seconds=STOP_GRACE_SECONDS)
+        if self.worker.pid is not None and self.server.exited() is None:
+            self.end_leftover_runs("its process ended when cctasks up stopped", stopping=True)
+        killed += stop_services([self.server], grace_seconds=SERVER_STOP_GRACE_SECONDS)
         if killed:
             self.say(f"  killed what was left of: {', '.join(killed)}")
         return time.monotonic() - began
