@@ -379,8 +379,8 @@ class Stack:
     def bootstrap(self) -> None:
         """Block types, default blocks, work pool, limits, then ``prefect deploy --all``."""
         from deployments import bootstrap
-        from tasklog.pausing import pause_again, paused_tasks
         from deployments.automations import ensure_automations
+        from tasklog.pausing import pause_again, paused_tasks
 
         began = time.monotonic()
         heartbeat = self.options.heartbeat_seconds
