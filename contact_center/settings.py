@@ -11,8 +11,6 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from contact_center.exceptions import InvalidParameter
-
 # Names of things that users write into prefect.yaml or save as blocks.
 DEFAULT_DATABASE_BLOCK = "contact-center"
 WORK_POOL_NAME = "cctasks"
@@ -163,6 +161,8 @@ class Settings:
 
 
 def _heartbeat_seconds(text: str | None) -> int:
+    from contact_center.exceptions import InvalidParameter  # it imports this module
+
     if not text:
         return DEFAULT_HEARTBEAT_SECONDS
     try:
