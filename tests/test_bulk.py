@@ -367,7 +367,7 @@ def test_odd_values_and_keyword_column_names_with_constants(engine: sa.Engine) -
     assert [tuple(r) for r in got] == expected
 
 
-def test_sqlite_constants_count_against_the_variable_limit(tmp_path: Path) -> None:
+def test_sqlite_constants_are_literals_outside_the_variable_limit(tmp_path: Path) -> None:
     import sqlite3
 
     from contact_center.db import create_db_engine, ensure_schema
@@ -375,17 +375,18 @@ def test_sqlite_constants_count_against_the_variable_limit(tmp_path: Path) -> No
     engine = ensure_schema(create_db_engine(f"sqlite:///{tmp_path / 'limit.db'}"))
     rows = [(f"k{i}", i, None if i % 3 else "x") for i in range(25)]
     columns = {"a": "text", "b": "bigint", "c": "text", "d": "text", "e": "bigint"}
+    columns |= {"f": "text"}
+    constants = {"d": "it's ?", "e": 7, "f": None}
     with engine.begin() as conn, staging_table(conn, "lim", columns) as stg:
         dbapi = conn.connection.driver_connection
         assert isinstance(dbapi, sqlite3.Connection)
-        previous = dbapi.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 10)
+        previous = dbapi.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 3)
         try:
-            # 3 columns, 2 constants and 10 variables: 2 rows per statement.
-            inserted = bulk_insert(
-                conn, stg, ["a", "b", "c"], rows, constants={"d": "const", "e": 7}
-            )
+            # 3 columns and 3 variables: one row per statement; the constants are SQL
+            # literals, which take no variable.
+            inserted = bulk_insert(conn, stg, ["a", "b", "c"], rows, constants=constants)
         finally:
             dbapi.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, previous)
         assert inserted == 25
         got = conn.execute(sa.select(stg).order_by(stg.c.b)).all()
-    assert [tuple(r) for r in got] == [(*row, "const", 7) for row in rows]
+    assert [tuple(r) for r in got] == [(*row, "it's ?", 7, None) for row in rows]

@@ -283,7 +283,7 @@ class BulkWriter:
                 self._sink = SqliteInserts(
                     dbapi,
                     self.stack,
-                    self._conn.dialect.identifier_preparer,
+                    self._conn.dialect,
                     self._target,
                     self._columns,
                     self._constants,

@@ -20,7 +20,6 @@ from typing import Any, TypeAlias
 import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
-from sqlalchemy.sql.compiler import IdentifierPreparer
 
 from contact_center.db import sqlite_timestamp
 
@@ -42,33 +41,31 @@ class SqliteInserts:
     Args:
         dbapi: the sqlite3 connection of the caller's transaction.
         stack: where the writer thread is entered (the bulk writer's).
-        preparer: the dialect's identifier quoting.
+        dialect: the connection's dialect, which quotes the names and the constants.
         target: the table.
         columns: the columns of every part (checked identifiers).
-        constants: column -> one value for every row (bound once per statement).
+        constants: column -> one value for every row.
     """
 
     def __init__(
         self,
         dbapi: sqlite3.Connection,
         stack: ExitStack,
-        preparer: IdentifierPreparer,
+        dialect: sa.Dialect,
         target: sa.TableClause | sa.Table,
         columns: list[str],
         constants: dict[str, Any],
     ) -> None:
         self._writer = stack.enter_context(_SqliteWriter(dbapi))
-        self._preparer = preparer
+        self._preparer = dialect.identifier_preparer
         self._target = target
         self._columns = columns
         self._constants = list(constants)
-        self._fixed = [
-            sqlite_timestamp(v) if isinstance(v, datetime) else v for v in constants.values()
-        ]
+        # SQL literals rendered by the dialect: cheaper for SQLite than a parameter
+        # repeated in every row.
+        self._literals = [_literal(dialect, value) for value in constants.values()]
         limit = dbapi.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
-        self._statement_rows = max(
-            1, min(_STATEMENT_ROWS, (limit - len(self._fixed)) // len(columns))
-        )
+        self._statement_rows = max(1, min(_STATEMENT_ROWS, limit // len(columns)))
         self._statements: dict[int, str] = {}
 
     def add(self, arrow: pa.Table) -> int:
@@ -81,35 +78,36 @@ class SqliteInserts:
             for rows, count in _statement_shapes(batch.num_rows, self._statement_rows):
                 size = rows * width
                 end = start + count * size
-                params = [self._fixed + values[at : at + size] for at in range(start, end, size)]
+                params = [values[at : at + size] for at in range(start, end, size)]
                 statements.append((self._statement(rows), params))
                 start = end
             self._writer.put(statements)
         return int(arrow.num_rows)
 
     def _statement(self, rows: int) -> str:
-        """``INSERT INTO t (a, b, k) VALUES (?2, ?3, ?1), (?4, ?5, ?1)`` for ``rows`` rows.
+        """``INSERT INTO t (a, b, k) VALUES (?, ?, 7), (?, ?, 7)`` for ``rows`` rows.
 
-        Built from the table's checked identifiers, quoted by the dialect, and
-        sqlite3's numbered parameters: the constants are ``?1`` to ``?k``, so their
-        values are bound once per statement; each row's values follow.
+        Built from the table's checked identifiers, quoted by the dialect, sqlite3's
+        parameters for the rows' values, and the constants as the dialect's literals.
         """
         statement = self._statements.get(rows)
         if statement is None:
             quote = self._preparer.quote
             names = ", ".join(quote(name) for name in [*self._columns, *self._constants])
-            fixed = [f"?{number}" for number in range(1, len(self._constants) + 1)]
-            first, width = len(fixed) + 1, len(self._columns)
-            tuples = ", ".join(
-                "("
-                + ", ".join([*(f"?{first + row * width + c}" for c in range(width)), *fixed])
-                + ")"
-                for row in range(rows)
-            )
+            row = "(" + ", ".join(["?"] * len(self._columns) + self._literals) + ")"
             table = self._preparer.format_table(self._target)
-            statement = f"INSERT INTO {table} ({names}) VALUES {tuples}"  # noqa: S608 - names checked and quoted
+            values = ", ".join([row] * rows)
+            statement = f"INSERT INTO {table} ({names}) VALUES {values}"  # noqa: S608 - see above
             self._statements[rows] = statement
         return statement
+
+
+def _literal(dialect: sa.Dialect, value: Any) -> str:
+    """A constant as SQL text, quoted and escaped by the dialect."""
+    if isinstance(value, datetime):
+        value = sqlite_timestamp(value)  # as UTCDateTime stores it
+    compiled = sa.literal(value).compile(dialect=dialect, compile_kwargs={"literal_binds": True})
+    return str(compiled)
 
 
 class _SqliteWriter:
