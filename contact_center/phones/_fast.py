@@ -53,7 +53,7 @@ from contact_center.phones._metadata import (
 )
 
 #: The reference for the values the fast path does not decide: phonenumbers itself.
-Reference = Callable[[str, str], "str | None"]
+Reference = Callable[[str, str], str | None]
 
 
 @dataclass
