@@ -365,12 +365,11 @@ class RecordParser:
 
 
 class _SeenKeys:
-    """The keys of earlier chunks, as their 64-bit hashes in one sorted array.
+    """The keys of earlier chunks, as pandas' 64-bit hashes in one sorted array.
 
-    pandas hashes each key (SipHash-2-4 over its UTF-8 bytes): 8 bytes a key, so
-    memory stays small for long files. Two different keys share a hash with
-    probability 2**-64 (docs/performance.md gives the odds per file); if they did,
-    the later one would be rejected as ``duplicate_key``, never merged silently.
+    8 bytes a key, so memory stays small for long files. Two different keys share a
+    hash with probability 2**-64 (docs/performance.md gives the odds per file); the
+    later one would then be rejected as ``duplicate_key``, never merged silently.
     """
 
     def __init__(self) -> None:
