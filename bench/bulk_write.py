@@ -75,11 +75,14 @@ def database(kind: str, workdir: Path) -> Iterator[sa.Engine]:
     from contact_center.db import create_db_engine, ensure_schema
 
     if kind == "sqlite":
-        engine = ensure_schema(create_db_engine(f"sqlite:///{workdir / uuid.uuid4().hex}.db"))
+        path = workdir / f"{uuid.uuid4().hex}.db"
+        engine = ensure_schema(create_db_engine(f"sqlite:///{path}"))
         try:
             yield engine
         finally:
             engine.dispose()
+            for leftover in workdir.glob(f"{path.name}*"):  # with its WAL files
+                leftover.unlink()
         return
     from bench.common import throwaway_postgres
 
