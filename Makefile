@@ -22,7 +22,8 @@ up: install
 test: install
 	$(PY) -m pytest
 
-BENCHES ?= list_import exclusion_import results_export tasklog_query parse_phones
+BENCHES ?= list_import exclusion_import results_export tasklog_query parse_phones dedup_keys \
+	bulk_write
 
 bench: install
 	for b in $(BENCHES); do $(PY) -m bench.$$b || exit 1; done

@@ -25,7 +25,7 @@ from contact_center.exceptions import HostKeyError, SourceUnavailable
 
 __all__ = ["RemoteFile", "SftpServer", "SftpSession"]
 
-# aes128-gcm was measured about 1.25x faster than paramiko's default on loopback.
+# aes128-gcm goes first: the fastest cipher here (docs/performance.md has the figures).
 #: A download is requested this many bytes at a time (see SftpSession.get).
 READ_WINDOW_BYTES = 16 << 20
 # paramiko's largest SFTP read request.
@@ -174,8 +174,8 @@ class SftpSession:
         try:
             sock = socket.create_connection((server.host, server.port), timeout=server.timeout)
             # SFTP is requests and answers: with Nagle's algorithm a small request
-            # waited for the last answer's ACK (delayed up to 40 ms), at the start of
-            # every read window and for every request that paramiko sends alone.
+            # waited for the last answer's delayed ACK, at the start of every read
+            # window and for every request that paramiko sends alone.
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError as exc:
             raise SourceUnavailable(f"cannot reach SFTP server {server.address}: {exc}") from None
@@ -284,14 +284,11 @@ class SftpSession:
         (``getfo``) has a race (paramiko#2519): when its requesting thread falls
         behind the responses (other threads keeping the GIL busy, as when the import
         parses the file while it arrives), it takes the prefetch for finished and
-        reads the rest one request at a time: a 125 MB download went from 1 s to 25 s
-        in one import out of four. A window bounds that to its own megabytes, and
-        with ``TCP_NODELAY`` (see :meth:`connect`) a request sent alone waits one
-        round trip, not a delayed ACK: the imports' slowest downloads went from
-        about 6 s to about 4 s (of 2 s, beside the parse and the load). In 16 MiB
-        windows the 125 MB list downloads in about 0.87 s here (``getfo``: 0.70 s);
-        each window ends with one round trip of idle pipe, which a distant server
-        makes costlier in small windows.
+        reads the rest one request at a time, many times slower. A window bounds
+        that to its own megabytes, and with ``TCP_NODELAY`` (see :meth:`connect`) a
+        request sent alone waits one round trip, not a delayed ACK. Each window ends
+        with one round trip of idle pipe, which a distant server makes costlier in
+        small windows. docs/performance.md has the figures.
         """
         try:
             size = int(self._sftp.stat(path).st_size or 0)

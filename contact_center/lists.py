@@ -288,16 +288,17 @@ class RecordParser:
         count = len(key)
         offsets = string_bytes(key)[0]
         blank = offsets[1:] == offsets[:-1]  # the key has no null
-        # The first row with a key decides: within the chunk by exact text, across
-        # chunks by the keys' fingerprints.
+        # The first row with a key decides: within the chunk by the keys' text (codes
+        # are given in order of first appearance), across chunks by the keys remembered.
+        encoded = pc.dictionary_encode(key)
+        first_rows = np.unique(np.asarray(encoded.indices), return_index=True)[1]
         first = np.zeros(count, dtype=bool)
-        codes = np.asarray(pc.dictionary_encode(key).indices)
-        first[np.unique(codes, return_index=True)[1]] = True
-        high, low = _fingerprints(key)
-        # The first rows with a key: in an earlier chunk, or new (and remembered).
-        candidate = first & ~blank
+        first[first_rows] = True
+        filled = ~blank[first_rows]
         seen_before = np.zeros(count, dtype=bool)
-        seen_before[candidate] = self._seen.remember(high[candidate], low[candidate])
+        seen_before[first_rows[filled]] = self._seen.remember(
+            encoded.dictionary.filter(pa.array(filled))
+        )
         reason = np.zeros(count, dtype=np.int8)
         reason[~has_phone] = _REASON_CODE[NO_VALID_PHONE]
         reason[(~first | seen_before) & ~blank] = _REASON_CODE[DUPLICATE_KEY]
@@ -362,121 +363,39 @@ class RecordParser:
 
 # --- keys seen in earlier chunks -----------------------------------------------------------
 
-# Two polynomial hashes modulo primes near 2**47, with fixed bases: a key's 94-bit
-# fingerprint. Two different keys of at most L bytes share one with probability about
-# (L / 2**47) ** 2 (Schwartz-Zippel): about 1e-24 for keys of 200 characters, so below
-# 1e-10 for a file of ten million distinct keys. Kept as sorted numpy arrays, 16 bytes
-# a key, where a set of the keys' strings would take ten times that. (Terms stay below
-# 2**56 and a key's sum below 2**63 for keys up to 64 KiB; longer keys wrap, which
-# keeps equal keys equal.)
-_PRIMES = (140_737_488_355_213, 140_737_488_355_201)
-_BASES = (86_028_121_117_461, 127_416_305_961_253)
-# A term is below 2**56, so the terms of a key this long or shorter sum below 2**64
-# without reducing each one first (the sum modulo the prime is the same).
-_UNREDUCED_TERMS = 255
-
-
-def _fingerprints(keys: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """The two halves of each key's fingerprint (over its UTF-8 bytes and length)."""
-    count = len(keys)
-    offsets, data = string_bytes(keys)
-    length = offsets[1:] - offsets[:-1]
-    filled = np.flatnonzero(length > 0)
-    longest = int(length.max(initial=0))
-    if len(filled) and longest <= _UNREDUCED_TERMS and (length[filled] == longest).all():
-        # Keys of one length (blank ones hold no bytes): the rows of a matrix, summed
-        # a column at a time.
-        matrix = data.reshape(len(filled), longest)
-        halves = []
-        for prime, base in zip(_PRIMES, _BASES, strict=True):
-            powers = _powers(prime, base, longest)
-            sums = np.zeros(len(filled), dtype=np.uint64)
-            for column in range(longest):
-                coefficient = matrix[:, column].astype(np.uint64) + np.uint64(1)
-                sums += coefficient * powers[longest - 1 - column]
-            half = np.zeros(count, dtype=np.uint64)
-            half[filled] = (sums % np.uint64(prime) + np.uint64(longest)) % np.uint64(prime)
-            halves.append(half)
-        return halves[0], halves[1]
-    # Each byte's power: its distance from the end of its key.
-    ends = np.repeat(offsets[1:], length)
-    exponent = ends - 1 - np.arange(len(data), dtype=np.int64)
-    coefficient = data.astype(np.uint64) + np.uint64(1)  # no zero coefficients
-    halves = []
-    for prime, base in zip(_PRIMES, _BASES, strict=True):
-        powers = _powers(prime, base, longest)
-        terms = coefficient * powers[exponent]
-        if longest > _UNREDUCED_TERMS:
-            terms %= np.uint64(prime)
-        sums = np.zeros(count, dtype=np.uint64)
-        if len(filled):
-            sums[filled] = np.add.reduceat(terms, offsets[filled]) % np.uint64(prime)
-        halves.append((sums + length.astype(np.uint64)) % np.uint64(prime))
-    return halves[0], halves[1]
-
-
-_POWERS: dict[tuple[int, int], np.ndarray] = {}
-
-
-def _powers(prime: int, base: int, up_to: int) -> np.ndarray:
-    """base**i % prime for i in 0..up_to, cached and grown as longer keys come."""
-    table = _POWERS.get((prime, base))
-    if table is None or len(table) <= up_to:
-        size = max(up_to + 1, 256, 0 if table is None else 2 * len(table))
-        values = [1] * size
-        for i in range(1, size):
-            values[i] = values[i - 1] * base % prime
-        table = np.array(values, dtype=np.uint64)
-        _POWERS[(prime, base)] = table
-    return table
-
 
 class _SeenKeys:
-    """The fingerprints of every key seen so far, sorted (by the high half)."""
+    """The keys of earlier chunks, as pandas' 64-bit hashes in one sorted array.
+
+    8 bytes a key, so memory stays small for long files. Two different keys share a
+    hash with probability 2**-64 (docs/performance.md gives the odds per file); the
+    later one would then be rejected as ``duplicate_key``, never merged silently.
+    """
 
     def __init__(self) -> None:
-        self._high = np.empty(0, dtype=np.uint64)
-        self._low = np.empty(0, dtype=np.uint64)
+        self._hashes = np.empty(0, dtype=np.uint64)
 
-    def remember(self, high: np.ndarray, low: np.ndarray) -> np.ndarray:
-        """Whether each fingerprint was seen before; remember the ones that were not.
+    def remember(self, keys: pa.Array) -> np.ndarray:
+        """Whether each key was seen before; remember the ones that were not.
 
         Args:
-            high: the high halves of keys that are distinct (by text).
-            low: their low halves.
+            keys: distinct keys (no two the same text).
         """
-        # Sorted, the look-ups walk the sorted arrays forward, and the positions they
-        # find are where the new fingerprints go.
-        order = np.argsort(high)
-        high, low = high[order], low[order]
-        at = np.searchsorted(self._high, high)
-        found_sorted = self._found(high, low, at)
+        # As bytes objects, which pandas hashes as they are (text it would encode first).
+        as_bytes = keys.cast(pa.binary()).to_numpy(zero_copy_only=False)
+        hashes = pd.util.hash_array(as_bytes, categorize=False)
+        # Sorted, the look-ups walk the sorted array forward, and the places they find
+        # are where the new hashes go.
+        order = np.argsort(hashes)
+        ordered = hashes[order]
+        at = np.searchsorted(self._hashes, ordered)
+        inside = at < len(self._hashes)
+        found_sorted = np.zeros(len(ordered), dtype=bool)
+        found_sorted[inside] = self._hashes[at[inside]] == ordered[inside]
         new = ~found_sorted
-        # np.insert for both arrays, sharing the work: the new ones' places, then the rest.
-        places = at[new] + np.arange(int(new.sum()))
-        rest = np.ones(len(self._high) + len(places), dtype=bool)
-        rest[places] = False
-        for name, values in (("_high", high[new]), ("_low", low[new])):
-            merged = np.empty(len(rest), dtype=np.uint64)
-            merged[places] = values
-            merged[rest] = getattr(self, name)
-            setattr(self, name, merged)
+        self._hashes = np.insert(self._hashes, at[new], ordered[new])
         found = np.empty(len(order), dtype=bool)
         found[order] = found_sorted
-        return found
-
-    def _found(self, high: np.ndarray, low: np.ndarray, at: np.ndarray) -> np.ndarray:
-        """Whether each fingerprint is among the sorted ones (``at``: its insertion place)."""
-        if len(self._high) == 0 or len(high) == 0:
-            return np.zeros(len(high), dtype=bool)
-        inside = at < len(self._high)
-        at_clipped = np.minimum(at, len(self._high) - 1)
-        same_high = inside & (self._high[at_clipped] == high)
-        found = np.asarray(same_high & (self._low[at_clipped] == low), dtype=bool)
-        # Several fingerprints with one high half (never seen in practice): look at all.
-        for row in np.flatnonzero(same_high & ~found):
-            stop = np.searchsorted(self._high, high[row], side="right")
-            found[row] = bool((self._low[at[row] : stop] == low[row]).any())
         return found
 
 

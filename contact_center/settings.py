@@ -25,8 +25,8 @@ NETWORK_RETRY_DELAYS = [2, 10]
 
 # Bulk paths work in chunks so that memory does not grow with the file.
 CHUNK_ROWS = 200_000
-# The list import's chunks are smaller: with 50k rows the parser and the COPY overlap
-# better (a 1M-row load 7.0 s -> 6.0 s) and the peak RSS is ~400 MB lower than with 200k.
+# The list import's chunks are smaller: the parser and the COPY overlap better, and
+# the peak memory is lower (docs/performance.md has the figures).
 LIST_CHUNK_ROWS = 50_000
 COPY_BLOCK_BYTES = 1 << 20
 PROGRESS_MIN_INTERVAL_SECONDS = 0.5

@@ -325,3 +325,68 @@ def test_a_connection_bound_to_its_thread_inserts_in_the_callers_thread(tmp_path
                 bulk_insert(conn, "strict_t", ["a"], [("x",), (None,)])
     finally:
         engine.dispose()
+
+
+ODD = [
+    "it's",
+    '"double"',
+    "--",
+    "'); DROP TABLE calling_lists; --",
+    "?",
+    "?1",
+    ":name",
+    "$1",
+    "%s",
+    "\\",
+    "\x01\x1f",
+    "   ",
+    "é" * 10_000,
+    "🙂",
+]
+
+
+def test_odd_values_and_keyword_column_names_with_constants(engine: sa.Engine) -> None:
+    from datetime import UTC, datetime
+
+    from contact_center.bulk import bulk_writer
+
+    at = datetime(2026, 7, 8, 9, 10, 11, 12, tzinfo=UTC)
+    columns = {"order": "text", "values": "text", "group": "bigint", "select": "text"}
+    columns |= {"where": "timestamp"}
+    constants = {"select": "?1 it's", "where": at}
+    rows = [(text, ODD[-1 - i], i) for i, text in enumerate(ODD)] + [(None, "", None)]
+    with engine.begin() as conn, staging_table(conn, "kw", columns) as stg:
+        with bulk_writer(conn, stg, ["order", "values", "group"], constants=constants) as w:
+            assert w.add(rows) == len(rows)
+            frame = pd.DataFrame({"order": ["x"], "values": ["y"], "group": [99]})
+            assert w.add(frame) == 1
+        got = conn.execute(sa.select(stg).order_by(stg.c.group.nulls_last())).all()
+    stamp = at if engine.dialect.name == "postgresql" else at.replace(tzinfo=None)
+    expected = [(*row, "?1 it's", stamp) for row in rows if row[2] is not None]
+    expected += [("x", "y", 99, "?1 it's", stamp), (None, "", None, "?1 it's", stamp)]
+    assert [tuple(r) for r in got] == expected
+
+
+def test_sqlite_constants_are_literals_outside_the_variable_limit(tmp_path: Path) -> None:
+    import sqlite3
+
+    from contact_center.db import create_db_engine, ensure_schema
+
+    engine = ensure_schema(create_db_engine(f"sqlite:///{tmp_path / 'limit.db'}"))
+    rows = [(f"k{i}", i, None if i % 3 else "x") for i in range(25)]
+    columns = {"a": "text", "b": "bigint", "c": "text", "d": "text", "e": "bigint"}
+    columns |= {"f": "text"}
+    constants = {"d": "it's ?", "e": 7, "f": None}
+    with engine.begin() as conn, staging_table(conn, "lim", columns) as stg:
+        dbapi = conn.connection.driver_connection
+        assert isinstance(dbapi, sqlite3.Connection)
+        previous = dbapi.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 3)
+        try:
+            # 3 columns and 3 variables: one row per statement; the constants are SQL
+            # literals, which take no variable.
+            inserted = bulk_insert(conn, stg, ["a", "b", "c"], rows, constants=constants)
+        finally:
+            dbapi.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, previous)
+        assert inserted == 25
+        got = conn.execute(sa.select(stg).order_by(stg.c.b)).all()
+    assert [tuple(r) for r in got] == [(*row, "it's ?", 7, None) for row in rows]
