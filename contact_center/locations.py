@@ -101,9 +101,7 @@ def parse_location(text: str) -> Location:
         rest = text[len("sftp://") :]
         block, sep, path = rest.partition("/")
         if not sep or not block or not path:
-            raise InvalidParameter(
-                f"location {text!r} must look like sftp://<block-name>/<path>"
-            )
+            raise InvalidParameter(f"location {text!r} must look like sftp://<block-name>/<path>")
         if not _BLOCK_NAME.match(block):
             raise InvalidParameter(
                 f"location {text!r}: {block!r} is not a block name "

@@ -403,6 +403,5 @@ __all__ = [
     "RECORD_FIELDS",
     "ResultsExport",
     "UTCDateTime",
-
     "utcnow",
 ]
