@@ -12,30 +12,21 @@ validate -> fetch -> parse -> load -> tidy, with the fetch overlapping the rest:
 2. ``parse_list`` opens the file (format, encoding and delimiter detected unless
    given) and checks the mapping against its header, so a missing column fails
    before anything is loaded.
-3. ``load_list`` parses the file chunk by chunk in a background thread while the
-   database ingests the previous chunk, all in ONE transaction (see
-   :mod:`contact_center.list_load`): memory stays flat, and any failure leaves the
-   list as it was. Rejected rows go to a rejects CSV under ``<home>/rejects``
-   (marked ``.failed.csv`` when the load did not commit). A file whose SHA-256 is
-   that of the list's last completed import is rolled back and recorded as
-   ``skipped`` (unless ``force``).
+3. ``load_list`` parses the rows in chunks while the database ingests the previous
+   one, in ONE transaction (see :mod:`flows.list_steps`): any failure leaves the list
+   as it was. Rejected rows go to a rejects CSV under ``<home>/rejects``. The list's
+   last import again (same SHA-256, unless ``force``) is rolled back as ``skipped``.
 4. ``tidy_list_source`` keeps, deletes or archives the source.
 
-The outcome (counts, bytes, files, checksum) is recorded as an artifact of the
-run, also when it fails; a progress artifact follows the fetch (bytes) and the
-load (rows).
+The outcome (counts, bytes, files, checksum) is recorded as an artifact of the run,
+also when it fails; a progress artifact follows the fetch (bytes) and the load (rows).
 """
 
 from __future__ import annotations
 
-import io
-import posixpath
 import shutil
-from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, cast
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
@@ -44,21 +35,15 @@ from prefect.futures import PrefectFuture
 from prefect.runtime import flow_run as runtime_flow_run
 from sqlalchemy.engine import Engine
 
-from contact_center.bulk import prefetch
-from contact_center.files import TableReader, read_arriving_table
 from contact_center.gates import DEFAULT_MAX_REMOVED_RATIO
 from contact_center.list_load import (
     ImportOptions,
     LoadResult,
-    SourceFile,
     imported_file_names,
-    last_import_sha256,
-    load_list_records,
 )
-from contact_center.lists import RecordParser, validate_mapping
 from contact_center.models import utcnow
 from contact_center.outcome import Outcome
-from contact_center.settings import FETCH_RETRIES, FETCH_RETRY_DELAYS, LIST_CHUNK_ROWS
+from contact_center.settings import FETCH_RETRIES, FETCH_RETRY_DELAYS
 from flows.common import (
     FetchedFile,
     IncomingFile,
@@ -74,6 +59,13 @@ from flows.common import (
 from flows.common.rejects import RejectsFile
 from flows.common.retries import retry_transfer
 from flows.common.workdir import run_folder, sweep_leftover_work
+from flows.list_steps import (
+    ListFile,
+    fill_outcome,
+    load_arriving_list,
+    load_summary,
+    open_list_file,
+)
 
 __all__ = [
     "ListFile",
@@ -132,29 +124,6 @@ def fetch_list_file(
     return fetched
 
 
-@dataclass
-class ListFile:
-    """A list file, opened and checked: how to read it and what its columns mean.
-
-    Attributes:
-        table: the reader (format, encoding, delimiter and header are known).
-        mapping: file column -> field, for the typed fields.
-        estimated_rows: data rows, roughly, for the progress bar (None if unknown).
-    """
-
-    table: TableReader
-    mapping: dict[str, str]
-    estimated_rows: int | None = None
-
-    def describe(self) -> dict[str, Any]:
-        """What the outcome records of the file's shape."""
-        return {
-            "format": self.table.format,
-            "encoding": self.table.encoding,
-            "delimiter": self.table.delimiter,
-        }
-
-
 @task(cache_policy=NO_CACHE)
 def parse_list(options: ImportOptions, incoming: IncomingFile) -> ListFile:
     """Open the file and check the mapping against its header.
@@ -167,34 +136,19 @@ def parse_list(options: ImportOptions, incoming: IncomingFile) -> ListFile:
         InvalidFile: the file cannot be read or is of the wrong shape, or a mapped
             column (or the key) is missing; the message names the file and column.
     """
-    name = posixpath.basename(incoming.location().path)
-    assert incoming.path is not None
-    table = read_arriving_table(
-        incoming.path,
-        name=name,
-        format=options.format,
-        delimiter=options.delimiter,
-        encoding=options.encoding,
-        sheet=options.sheet,
-        widths=options.widths,
-        columns=options.columns,
-        chunk_rows=LIST_CHUNK_ROWS,
-        opener=incoming.open,
-        size=incoming.size,
-        complete=lambda: incoming.whole().path,
-    )
-    mapping = validate_mapping(options.mapping, table.header, options.key_field, file=name)
+    list_file = open_list_file(options, incoming)
+    table = list_file.table
     get_run_logger().info(
         "%s: %s, encoding %s%s, delimiter %r, %s columns; mapped %s",
-        name,
+        table.name,
         table.format,
         table.encoding,
         " (from its head)" if table.encoding_guessed else "",
         table.delimiter,
         len(table.header),
-        ", ".join(f"{column} -> {name}" for column, name in mapping.items()),
+        ", ".join(f"{column} -> {name}" for column, name in list_file.mapping.items()),
     )
-    return ListFile(table, mapping, _estimate_rows(incoming, table.format))
+    return list_file
 
 
 @task(cache_policy=NO_CACHE)
@@ -209,9 +163,8 @@ def load_list(
 ) -> LoadResult:
     """Parse the rows and load them with the update policy, in one transaction.
 
-    The file's checksum is known once it has all arrived: the list's last import
-    again (unless ``force``) stops the reading there, rolls the load back and is
-    recorded as ``skipped``.
+    The list's last import again (same SHA-256, known once the file has all
+    arrived; unless ``force``) is rolled back and recorded as ``skipped``.
 
     Raises:
         InvalidFile: a row cannot be parsed (names file, row and column).
@@ -221,64 +174,24 @@ def load_list(
         DatabaseError: the database refused the load; nothing changed.
         SourceUnavailable: the fetch failed for good; nothing changed.
     """
-    parser = RecordParser(
-        list_file.mapping, options.key_field, options.default_country, list_file.table.name
-    )
-    last = None if options.force else last_import_sha256(engine, options.list_name)
     total = list_file.estimated_rows
-
-    def parsed_chunks() -> Iterator[Any]:
-        for chunk in list_file.table:
-            yield parser.parse(chunk)
-
-    def recorded(chunks: Iterator[Any]) -> Iterator[Any]:
-        for parsed in chunks:
-            rejects.add(parsed.rejects)
-            yield parsed
-            fetched = incoming.fetched
-            if last is not None and fetched is not None and fetched.sha256 == last:
-                return  # the last import again: the rest need not be read
 
     def on_chunk(rows: int) -> None:
         progress.update("load", rows, max(total or 0, rows))
 
-    chunks = prefetch(parsed_chunks(), depth=1)
-    location = incoming.location()
-    try:
-        result = load_list_records(
-            engine,
-            recorded(chunks),
-            options,
-            SourceFile(posixpath.basename(location.path), location.text, "", incoming.size),
-            flow_run_id=flow_run_id,
-            on_chunk=on_chunk,
-            fields=set(list_file.mapping.values()),
-            final_source=lambda: _source_file(incoming.whole()),
-            last_sha256=last,
-        )
-    finally:
-        chunks.close()  # type: ignore[attr-defined]
+    result = load_arriving_list(
+        options, engine, incoming, list_file, rejects.add, on_chunk, flow_run_id
+    )
+    name, list_name = list_file.table.name, options.list_name
     if result.skipped:
         get_run_logger().info(
             "%s has the checksum of the last import into %r; skipped (force: true re-imports it)",
-            list_file.table.name,
-            options.list_name,
+            name,
+            list_name,
         )
-        return result
-    get_run_logger().info(
-        "%s into %r (%s): %s read, %s loaded, %s updated, %s unchanged, %s removed, "
-        "%s rejected, %s excluded",
-        list_file.table.name,
-        options.list_name,
-        options.update_policy,
-        result.rows_read,
-        result.loaded,
-        result.updated,
-        result.unchanged,
-        result.removed,
-        result.rejected,
-        result.excluded,
-    )
+    else:
+        policy = options.update_policy
+        get_run_logger().info("%s into %r (%s): %s", name, list_name, policy, load_summary(result))
     return result
 
 
@@ -393,7 +306,7 @@ def import_calling_list(
             outcome.extra.update(list_file.describe(), update_policy=options.update_policy)
             result = load_list(options, engine, incoming, list_file, rejects, progress, run_id)
             outcome.extra.update(list_file.describe())  # a guessed encoding may have changed
-            _fill_outcome(outcome, result, incoming.whole())
+            fill_outcome(outcome, result, incoming.whole())
             if result.skipped:
                 rejects.discard()
             else:
@@ -425,9 +338,6 @@ def _settle(
     shutil.rmtree(workdir, ignore_errors=True)
 
 
-# --- helpers ---------------------------------------------------------------------------
-
-
 def _flow_run_id() -> str | None:
     return str(runtime_flow_run.id) if FlowRunContext.get() is not None else None
 
@@ -436,51 +346,3 @@ def _scheduled_time() -> datetime:
     """The run's scheduled start (fills date templates); now for an ad-hoc call."""
     scheduled = runtime_flow_run.scheduled_start_time if FlowRunContext.get() else None
     return datetime.fromisoformat(str(scheduled)) if scheduled is not None else utcnow()
-
-
-def _source_file(fetched: FetchedFile) -> SourceFile:
-    return SourceFile(
-        name=fetched.name, location=fetched.location.text, sha256=fetched.sha256, size=fetched.size
-    )
-
-
-def _fill_outcome(outcome: Outcome, result: LoadResult, fetched: FetchedFile) -> None:
-    if result.skipped:
-        outcome.status = "skipped"
-        outcome.message = (
-            f"{fetched.name} is the same file as the last import (sha256 "
-            f"{fetched.sha256[:12]}…); skipped"
-        )
-        return
-    outcome.rows_read = result.rows_read
-    outcome.loaded = result.loaded
-    outcome.updated = result.updated
-    outcome.unchanged = result.unchanged
-    outcome.removed = result.removed
-    outcome.rejected = result.rejected
-    outcome.rejects_by_reason = result.rejects_by_reason
-    outcome.excluded = result.excluded
-    outcome.extra.update(
-        invalid_phones=result.invalid_phones,
-        created_list=result.created_list,
-        import_id=result.import_id,
-    )
-    outcome.message = (
-        f"{result.rows_read} read: {result.loaded} loaded, {result.updated} updated, "
-        f"{result.unchanged} unchanged, {result.removed} removed, {result.rejected} rejected, "
-        f"{result.excluded} excluded"
-    )
-
-
-def _estimate_rows(incoming: IncomingFile, file_format: str) -> int | None:
-    """The progress bar's total: the file's size over the bytes per line of its head
-    (quoted newlines make it a little high, which only slows the bar)."""
-    if file_format == "xlsx":
-        return None
-    size = incoming.size
-    with io.BufferedReader(cast(io.RawIOBase, incoming.open())) as handle:
-        head = handle.read(_NEWLINE_SCAN_BYTES)
-    lines = head.count(b"\n")
-    if not lines or len(head) >= size:
-        return max(lines - 1, 1)
-    return max(round(size * lines / len(head)) - 1, 1)

@@ -127,7 +127,7 @@ class IncomingFile:
 
     def follow(self, future: PrefectFuture[Any] | Future[Any]) -> None:
         """Settle the file when the fetch's future ends (a failure is then final)."""
-        future.add_done_callback(lambda _future: self._end())  # type: ignore[arg-type]
+        future.add_done_callback(lambda _future: self._end())
 
     def started(self, path: Path, location: Location, size: int) -> None:
         """An attempt started writing ``location``'s ``size`` bytes to ``path``."""
