@@ -252,8 +252,8 @@ class TableReader:
         for chunk in self._fixed_chunks() if self.format == "fixed" else self._csv_chunks():
             seen = min(max(done, 0), chunk.rows)
             done -= chunk.rows
-            for column in chunk.table.slice(0, seen).columns:
-                mixed = mixed or not pc.all(pc.string_is_ascii(column)).as_py()
+            for column in chunk.table.slice(0, seen).columns if seen else []:
+                mixed = mixed or not pc.all(pc.string_is_ascii(column), min_count=0).as_py()
             if mixed:
                 raise InvalidFile(
                     f"the text is UTF-8 at first and {self.encoding} later (it mixes "
