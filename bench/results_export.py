@@ -2,7 +2,7 @@
 
 Run: ``.venv/bin/python -m bench.results_export [--attempts 1000000] [--records 200000] [--runs 3]``
 
-It starts its own sshd (:mod:`tests.sshd_server`), a throwaway PostgreSQL database
+It starts its own sshd (:mod:`tests.support.sshd_server`), a throwaway PostgreSQL database
 and a temporary Prefect server; seeds a campaign with one calling list of
 ``--records`` records (three custom fields each) and ``--attempts`` results from
 :func:`contact_center.storage.results.generate_call_attempts`; then measures, interleaved
@@ -331,7 +331,7 @@ def main(argv: list[str] | None = None) -> None:
     from prefect.testing.utilities import prefect_test_harness
 
     from blocks.sftp import SftpServer
-    from tests.sshd_server import running_sshd, sshd_available
+    from tests.support.sshd_server import running_sshd, sshd_available
 
     if not sshd_available():
         sys.exit("OpenSSH server not installed (apt-get install -y openssh-server)")

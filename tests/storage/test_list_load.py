@@ -492,7 +492,7 @@ def test_a_killed_process_leaves_the_list_unchanged(
     script.write_text(_KILLED_LOAD)
     child = subprocess.Popen(
         [sys.executable, str(script), db_url, str(marker)],
-        cwd=Path(__file__).parent.parent,
+        cwd=Path(__file__).parents[2],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
