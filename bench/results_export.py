@@ -155,7 +155,8 @@ def _plain_query(
     format: str, campaign_id: int, start: datetime, end: datetime, keys: list[str]
 ) -> sa.Select[Any]:
     """The export's rows and joins with the columns as stored (no SQL-side formatting)."""
-    from contact_center.storage.models import RECORD_FIELDS, CallAttempt, CallingList, ListRecord
+    from contact_center.parsing.record_fields import RECORD_FIELDS
+    from contact_center.storage.models import CallAttempt, CallingList, ListRecord
 
     a, r, lists = CallAttempt.__table__, ListRecord.__table__, CallingList.__table__
     window = sa.and_(
