@@ -5,7 +5,7 @@ Run: ``.venv/bin/python -m bench.results_export [--attempts 1000000] [--records 
 It starts its own sshd (:mod:`tests.support.sshd_server`), a throwaway PostgreSQL database
 and a temporary Prefect server; seeds a campaign with one calling list of
 ``--records`` records (three custom fields each) and ``--attempts`` results from
-:func:`contact_center.storage.results.generate_call_attempts`; then measures, interleaved
+:func:`deployments.demo.attempts.generate_call_attempts`; then measures, interleaved
 run by run, medians of ``--runs``:
 
 - **reference**: ``psql -c "\\copy (<the flow's own export query>) TO file"`` then
@@ -69,7 +69,7 @@ def seed(url: str, records: int, attempts: int) -> tuple[datetime, datetime]:
     from contact_center.storage.campaigns import ensure_campaign, link_list
     from contact_center.storage.db import create_db_engine, ensure_schema
     from contact_center.storage.models import CallingList
-    from contact_center.storage.results import generate_call_attempts
+    from deployments.demo.attempts import generate_call_attempts
 
     engine = ensure_schema(create_db_engine(url))
     ensure_campaign(engine, CAMPAIGN, time_zone="America/New_York")
