@@ -305,7 +305,7 @@ def run_flow(params: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
 
 
 def _drop_list(url: str, list_name: str) -> None:
-    from contact_center.db import create_db_engine, ensure_schema
+    from contact_center.storage.db import create_db_engine, ensure_schema
 
     engine = ensure_schema(create_db_engine(url))
     with engine.begin() as conn:
@@ -465,7 +465,7 @@ def measure_sqlite(
     refs: References, rows: int, runs: int, env: dict[str, str], tmp: Path
 ) -> dict[str, Any]:
     """sftp get + sqlite3 .import against the flow into a fresh SQLite file, interleaved."""
-    from contact_center.db import create_db_engine, ensure_schema
+    from contact_center.storage.db import create_db_engine, ensure_schema
 
     ref, imports, flow, in_flow = [], [], [], []
     for run in range(runs):

@@ -54,7 +54,7 @@ def _line(label: str, measured: tuple[float, float], reference: tuple[float, flo
 
 def bench_phones(rows: int, runs: int) -> None:
     """normalise_phones on ``rows`` values vs phonenumbers per row."""
-    from contact_center.phones import normalise_phone, normalise_phones
+    from contact_center.parsing.phones import normalise_phone, normalise_phones
 
     values = pd.Series(
         mixed_phones(rows, seed=11, international=0.03, junk=0.03, valid_area=0.9), dtype="str"
@@ -107,8 +107,8 @@ def write_list_file(path: Path, rows: int, seed: int = 3) -> None:
 
 def bench_parse(rows: int, runs: int) -> None:
     """read_table + RecordParser vs pd.read_csv(engine="pyarrow") on the same file."""
-    from contact_center.files import read_table
-    from contact_center.lists import RecordParser, validate_mapping
+    from contact_center.parsing.files import read_table
+    from contact_center.parsing.lists import RecordParser, validate_mapping
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "list.csv"

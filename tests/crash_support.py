@@ -16,8 +16,8 @@ import psutil
 import sqlalchemy as sa
 from prefect.client.schemas.objects import StateType
 
-from contact_center.db import create_db_engine, upgrade
-from contact_center.models import CallingList, ListImport, ListRecord
+from contact_center.storage.db import create_db_engine, upgrade
+from contact_center.storage.models import CallingList, ListImport, ListRecord
 from deployments.demo import FIRST_RUNS, run_once, seed_campaigns, write_demo_files
 from deployments.demo.files import RETENTION_COLUMNS, SPRING_LEADS_COLUMNS
 

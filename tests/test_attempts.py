@@ -31,10 +31,10 @@ from prefect.client.schemas.objects import State
 from typer.testing import CliRunner
 
 import flows.calling_list_import as list_flow
+from cli.main import app
 from contact_center.outcome import Outcome
 from contact_center.settings import OUTCOME_ARTIFACT_KEY
-from tasklog import ScheduledRow, scheduled, task_log
-from tasklog.cli import app
+from runlog import ScheduledRow, scheduled, task_log
 
 # Long enough for the test to see each wait in the Scheduled view under load.
 RETRY_WAIT_SECONDS = 5.0

@@ -10,8 +10,8 @@ import pyarrow as pa
 import pytest
 import sqlalchemy as sa
 
-from contact_center.bulk import bulk_insert, check_identifier, staging_table
 from contact_center.exceptions import InvalidParameter
+from contact_center.storage.bulk import bulk_insert, check_identifier, staging_table
 
 TRICKY = [
     "plain",
@@ -57,7 +57,7 @@ def test_typed_columns_arrow_and_plain_rows(engine: sa.Engine) -> None:
 
 
 def test_a_failure_rolls_back_the_bulk_rows(engine: sa.Engine) -> None:
-    from contact_center.models import CallingList
+    from contact_center.storage.models import CallingList
 
     now = pd.Timestamp("2026-01-02 03:04:05", tz="UTC")
     rows = pd.DataFrame(
@@ -105,7 +105,7 @@ def test_names_are_whitelisted(engine: sa.Engine) -> None:
 def test_constants_fill_every_row(engine: sa.Engine) -> None:
     from datetime import UTC, datetime
 
-    from contact_center.models import CallingList
+    from contact_center.storage.models import CallingList
 
     now = datetime(2026, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)
     names = pd.DataFrame({"name": ["a", "b", "it's"]})
@@ -147,7 +147,7 @@ def test_driver_errors_come_wrapped_like_sqlalchemy_errors(engine: sa.Engine) ->
 
 
 def test_a_writer_takes_several_parts_and_aborts_cleanly(engine: sa.Engine) -> None:
-    from contact_center.bulk import bulk_writer
+    from contact_center.storage.bulk import bulk_writer
 
     with engine.begin() as conn, staging_table(conn, "parts", {"k": "text", "n": "bigint"}) as stg:
         with bulk_writer(conn, stg, ["k", "n"]) as writer:
@@ -173,7 +173,7 @@ def test_prefetch_keeps_order_reraises_and_stops_its_producer() -> None:
     import sys
     import threading
 
-    from contact_center.bulk import prefetch
+    from contact_center.storage.bulk import prefetch
 
     interval = sys.getswitchinterval()
     assert list(prefetch(iter(range(100)), depth=2)) == list(range(100))
@@ -207,7 +207,7 @@ def test_prefetch_keeps_order_reraises_and_stops_its_producer() -> None:
 def test_many_parts_of_odd_sizes_keep_every_value_in_order(engine: sa.Engine) -> None:
     from datetime import UTC, datetime, timedelta
 
-    from contact_center.bulk import bulk_writer, is_postgresql
+    from contact_center.storage.bulk import bulk_writer, is_postgresql
 
     # 21,234 rows, then 7: more than one 20k batch, full 1000-row statements and a rest that
     # is cut into smaller statements.
@@ -245,7 +245,7 @@ def test_many_parts_of_odd_sizes_keep_every_value_in_order(engine: sa.Engine) ->
 def test_sqlite_statements_stay_within_the_variable_limit(tmp_path: Path) -> None:
     import sqlite3
 
-    from contact_center.db import create_db_engine, ensure_schema
+    from contact_center.storage.db import create_db_engine, ensure_schema
 
     engine = ensure_schema(create_db_engine(f"sqlite:///{tmp_path / 'limit.db'}"))
     rows = [(f"k{i}", i, None if i % 3 else "x") for i in range(25)]
@@ -266,7 +266,7 @@ def test_sqlite_statements_stay_within_the_variable_limit(tmp_path: Path) -> Non
 
 
 def test_statement_shapes_cover_the_rows_with_few_shapes() -> None:
-    from contact_center.bulk import _statement_shapes
+    from contact_center.storage.bulk import _statement_shapes
 
     assert _statement_shapes(2_345, 1000) == [(1000, 2), (256, 1), (64, 1), (16, 1), (8, 1), (1, 1)]
     assert _statement_shapes(3, 1000) == [(2, 1), (1, 1)]
@@ -286,7 +286,7 @@ def _writer_threads() -> list[str]:
 
 
 def test_an_error_in_an_early_part_comes_out_and_nothing_is_kept(engine: sa.Engine) -> None:
-    from contact_center.bulk import bulk_writer, is_postgresql
+    from contact_center.storage.bulk import bulk_writer, is_postgresql
 
     now = pd.Timestamp("2026-01-01", tz="UTC").to_pydatetime()
     stamps = {"key_field": "account", "created_at": now, "updated_at": now}
@@ -305,7 +305,7 @@ def test_an_error_in_an_early_part_comes_out_and_nothing_is_kept(engine: sa.Engi
 
 
 def test_a_connection_bound_to_its_thread_inserts_in_the_callers_thread(tmp_path: Path) -> None:
-    from contact_center.bulk import bulk_writer
+    from contact_center.storage.bulk import bulk_writer
 
     # sqlite3's check_same_thread (the default for in-memory databases) forbids the
     # writer thread; the rows go in from the caller's thread instead.
@@ -348,7 +348,7 @@ ODD = [
 def test_odd_values_and_keyword_column_names_with_constants(engine: sa.Engine) -> None:
     from datetime import UTC, datetime
 
-    from contact_center.bulk import bulk_writer
+    from contact_center.storage.bulk import bulk_writer
 
     at = datetime(2026, 7, 8, 9, 10, 11, 12, tzinfo=UTC)
     columns = {"order": "text", "values": "text", "group": "bigint", "select": "text"}
@@ -370,7 +370,7 @@ def test_odd_values_and_keyword_column_names_with_constants(engine: sa.Engine) -
 def test_sqlite_constants_are_literals_outside_the_variable_limit(tmp_path: Path) -> None:
     import sqlite3
 
-    from contact_center.db import create_db_engine, ensure_schema
+    from contact_center.storage.db import create_db_engine, ensure_schema
 
     engine = ensure_schema(create_db_engine(f"sqlite:///{tmp_path / 'limit.db'}"))
     rows = [(f"k{i}", i, None if i % 3 else "x") for i in range(25)]

@@ -29,10 +29,16 @@ from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settin
 import flows.calling_list_import as list_flow
 import flows.common.transfer as transfer
 from blocks.sftp import SftpServer
-from contact_center.bulk import BulkWriter
-from contact_center.models import CallingList, Exclusion, ExclusionList, ListImport, ListRecord
 from contact_center.outcome import Outcome
 from contact_center.settings import OUTCOME_ARTIFACT_KEY
+from contact_center.storage.bulk import BulkWriter
+from contact_center.storage.models import (
+    CallingList,
+    Exclusion,
+    ExclusionList,
+    ListImport,
+    ListRecord,
+)
 from flows.calling_list_import import import_calling_list
 
 LIST = "Spring Leads"

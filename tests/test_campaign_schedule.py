@@ -38,9 +38,14 @@ from prefect.settings import (
 )
 from test_campaigns import add_records
 
-from contact_center.campaigns import campaign_events, ensure_campaign, get_campaign, link_list
+from contact_center.storage.campaigns import (
+    campaign_events,
+    ensure_campaign,
+    get_campaign,
+    link_list,
+)
 from flows.campaign_trigger import campaign_trigger
-from tasklog import scheduled, task_log
+from runlog import scheduled, task_log
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "campaign-trigger.md"

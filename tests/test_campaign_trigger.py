@@ -27,7 +27,6 @@ from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settin
 from test_campaigns import add_records
 from typer.testing import CliRunner
 
-from contact_center.campaigns import campaign_events, ensure_campaign, get_campaign, link_list
 from contact_center.exceptions import (
     CampaignStateError,
     DatabaseError,
@@ -37,6 +36,12 @@ from contact_center.exceptions import (
 )
 from contact_center.outcome import Outcome
 from contact_center.settings import NETWORK_RETRIES, NETWORK_RETRY_DELAYS, OUTCOME_ARTIFACT_KEY
+from contact_center.storage.campaigns import (
+    campaign_events,
+    ensure_campaign,
+    get_campaign,
+    link_list,
+)
 from flows.campaign_trigger import campaign_trigger, notify_dialler
 
 NY = "America/New_York"
@@ -350,7 +355,7 @@ def test_missing_token_block_fails_before_the_state_changes(
 
 
 def test_cli_campaign_start_and_stop_record_source_manual(engine: sa.Engine, campaign: str) -> None:
-    from tasklog.cli import app
+    from cli.main import app
 
     runner = CliRunner()
     started = runner.invoke(app, ["campaign", "start", campaign])

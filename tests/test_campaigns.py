@@ -8,7 +8,8 @@ from datetime import UTC, date, datetime
 import pytest
 import sqlalchemy as sa
 
-from contact_center.campaigns import (
+from contact_center.exceptions import CampaignStateError, InvalidParameter, ObjectNotFound
+from contact_center.storage.campaigns import (
     RESULT_ALREADY_RUNNING,
     RESULT_ALREADY_STOPPED,
     RESULT_STARTED,
@@ -28,8 +29,7 @@ from contact_center.campaigns import (
     set_list_enabled,
     skip_reason,
 )
-from contact_center.exceptions import CampaignStateError, InvalidParameter, ObjectNotFound
-from contact_center.models import CallingList, Exclusion, ExclusionList, ListRecord
+from contact_center.storage.models import CallingList, Exclusion, ExclusionList, ListRecord
 
 NY = "America/New_York"
 

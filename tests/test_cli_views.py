@@ -37,9 +37,9 @@ from test_tasklog_support import (
 )
 from typer.testing import CliRunner
 
-from tasklog import task_log
-from tasklog.cli import app
-from tasklog.mapping import LOG_COLUMNS, SCHEDULED_COLUMNS
+from cli.main import app
+from runlog import task_log
+from runlog.mapping import LOG_COLUMNS, SCHEDULED_COLUMNS
 
 runner = CliRunner()
 ENV = {"COLUMNS": "250"}

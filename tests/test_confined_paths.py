@@ -26,9 +26,9 @@ from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settin
 
 from blocks.sftp import SftpServer
 from contact_center.exceptions import InvalidParameter
-from contact_center.locations import within
-from contact_center.models import CallingList, ExclusionList, ResultsExport
+from contact_center.parsing.locations import within
 from contact_center.settings import get_settings
+from contact_center.storage.models import CallingList, ExclusionList, ResultsExport
 from flows.calling_list_import import import_calling_list
 from flows.common.transfer import deliver
 from flows.exclusion_import import import_exclusions

@@ -52,9 +52,9 @@ from test_stack import (
     stop_stack,
 )
 
-from contact_center.db import create_db_engine
 from contact_center.exceptions import InvalidParameter
 from contact_center.settings import MIN_HEARTBEAT_SECONDS, get_settings
+from contact_center.storage.db import create_db_engine
 from deployments.automations import (
     CRASH_SILENT_RUNS,
     FINISH_ORPHANED_CANCELS,

@@ -8,15 +8,15 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from contact_center.dialing import (
+from contact_center.exceptions import ObjectNotFound
+from contact_center.storage.dialing import (
     dialable_counts,
     dialable_records,
     dialable_records_for_list,
     has_dialable_records,
 )
-from contact_center.exceptions import ObjectNotFound
-from contact_center.exclusions import key_is_excluded
-from contact_center.models import (
+from contact_center.storage.exclusions import key_is_excluded
+from contact_center.storage.models import (
     CallingList,
     Campaign,
     CampaignExclusionList,

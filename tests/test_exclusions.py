@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from contact_center.exceptions import InvalidFile, InvalidParameter
-from contact_center.exclusion_load import (
+from contact_center.storage.exclusion_load import (
     ImportRecord,
     LoadCounts,
     ensure_exclusion_list,
@@ -20,8 +20,8 @@ from contact_center.exclusion_load import (
     record_exclusion_import,
     reset_exclusion_list,
 )
-from contact_center.exclusions import merge_parsed, parse_exclusion_keys
-from contact_center.models import Exclusion, ExclusionImport
+from contact_center.storage.exclusions import merge_parsed, parse_exclusion_keys
+from contact_center.storage.models import Exclusion, ExclusionImport
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 

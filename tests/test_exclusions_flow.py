@@ -17,15 +17,15 @@ from prefect.client.orchestration import get_client
 from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 from test_exclusions import refusing_key
 
-from contact_center.dialing import dialable_records
 from contact_center.exceptions import (
     DatabaseError,
     InvalidFile,
     InvalidParameter,
     QualityGateFailed,
 )
-from contact_center.exclusions import key_is_excluded
-from contact_center.models import (
+from contact_center.storage.dialing import dialable_records
+from contact_center.storage.exclusions import key_is_excluded
+from contact_center.storage.models import (
     CallingList,
     Campaign,
     CampaignExclusionList,
@@ -298,7 +298,7 @@ def test_reset_of_unknown_list_is_skipped(engine: sa.Engine) -> None:
 
 
 def test_runs_in_the_task_log_with_their_step(engine: sa.Engine, drop: Any) -> None:
-    from tasklog.history import task_log
+    from runlog.history import task_log
 
     name = f"VIP DNC {engine.dialect.name}"  # the Prefect server is shared by the session
     content = "account\n" + "\n".join(str(k) for k in range(1000, 2000)) + "\n"

@@ -21,8 +21,8 @@ from test_results_export import attempt_ids, exports, final_files, watermark
 import flows.results_export as results_export
 from blocks.sftp import SftpServer, SftpSession
 from contact_center.exceptions import DeliveryFailed
-from contact_center.export_naming import render_file_name
-from contact_center.models import CallAttempt
+from contact_center.storage.export_naming import render_file_name
+from contact_center.storage.models import CallAttempt
 from flows.common import deliver
 from flows.results_export import export_campaign_results
 

@@ -53,9 +53,9 @@ from test_results import RECORDS, seed_list
 import flows.calling_list_import as list_flow
 import flows.results_export as results_export
 from blocks.sftp import SftpServer
-from contact_center.models import CallAttempt
-from contact_center.results import generate_call_attempts
 from contact_center.settings import get_settings
+from contact_center.storage.models import CallAttempt
+from contact_center.storage.results import generate_call_attempts
 from flows.calling_list_import import import_calling_list
 from flows.results_export import export_campaign_results
 

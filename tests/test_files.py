@@ -12,7 +12,7 @@ import pytest
 from openpyxl import Workbook
 
 from contact_center.exceptions import InvalidFile, InvalidParameter
-from contact_center.files import Chunk, detect_encoding, match_column, read_table
+from contact_center.parsing.files import Chunk, detect_encoding, match_column, read_table
 
 
 def rows_of(chunks: list[Chunk]) -> list[dict[str, str]]:

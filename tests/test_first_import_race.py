@@ -15,8 +15,8 @@ import sqlalchemy as sa
 from test_exclusions import T0, keys_frame
 from test_list_load import Parsed, chunk, keys, load, records
 
-from contact_center.exclusion_load import ensure_exclusion_list, load_exclusion_keys
-from contact_center.models import CallingList, Exclusion, ExclusionList, ListImport
+from contact_center.storage.exclusion_load import ensure_exclusion_list, load_exclusion_keys
+from contact_center.storage.models import CallingList, Exclusion, ExclusionList, ListImport
 
 pytestmark = pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 

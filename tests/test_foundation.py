@@ -22,7 +22,7 @@ from contact_center.exceptions import (
     InvalidParameter,
     SourceUnavailable,
 )
-from contact_center.locations import parse_location, pick_newest, render_path
+from contact_center.parsing.locations import parse_location, pick_newest, render_path
 from flows.common.transfer import Download, after_import, deliver, fetch, resolve_source
 
 
@@ -139,7 +139,7 @@ def test_local_fetch_and_deliver(tmp_path: Path) -> None:
 
 
 def test_migrations_create_every_table(engine: sa.Engine) -> None:
-    from contact_center.models import Base
+    from contact_center.storage.models import Base
 
     tables = set(sa.inspect(engine).get_table_names())
     assert {t.name for t in Base.metadata.sorted_tables} <= tables
@@ -148,7 +148,7 @@ def test_migrations_create_every_table(engine: sa.Engine) -> None:
 @pytest.fixture(params=["sqlite", "postgresql"])
 def blank_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sa.Engine]:
     """An empty database with no schema at all (to migrate step by step)."""
-    from contact_center.db import create_db_engine
+    from contact_center.storage.db import create_db_engine
 
     if request.param == "sqlite":
         engine = create_db_engine(f"sqlite:///{tmp_path / 'blank.db'}")
@@ -172,7 +172,7 @@ def blank_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sa.Engi
 
 def test_migrations_keep_records_and_change_column_types(blank_db: sa.Engine) -> None:
     """0002 ("C" keys) and 0003 (custom fields as JSON text) keep a record as it was."""
-    from contact_center.db import upgrade
+    from contact_center.storage.db import upgrade
 
     upgrade(blank_db, "0001")
     with blank_db.begin() as conn:
@@ -213,7 +213,7 @@ def upgrade_down_and_up(engine: sa.Engine) -> None:
     """The migration also goes back (and forth again) without losing the record."""
     from alembic import command
 
-    from contact_center.db import _alembic_config, upgrade
+    from contact_center.storage.db import _alembic_config, upgrade
 
     config = _alembic_config()
     with engine.begin() as connection:

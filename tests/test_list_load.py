@@ -28,7 +28,7 @@ from contact_center.exceptions import (
     ObjectNotFound,
     QualityGateFailed,
 )
-from contact_center.list_load import (
+from contact_center.storage.list_load import (
     ImportOptions,
     LoadResult,
     SourceFile,
@@ -37,7 +37,7 @@ from contact_center.list_load import (
     load_list_records,
     record_skipped_import,
 )
-from contact_center.models import (
+from contact_center.storage.models import (
     RECORD_FIELDS,
     CallingList,
     Exclusion,
@@ -51,7 +51,7 @@ NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 @dataclass
 class Parsed:
-    """A parsed chunk in the shape of ``contact_center.lists.ParsedChunk``."""
+    """A parsed chunk in the shape of ``contact_center.parsing.lists.ParsedChunk``."""
 
     valid: pd.DataFrame
     rejects: pd.DataFrame
@@ -452,9 +452,9 @@ _KILLED_LOAD = """
 import sys, time
 from pathlib import Path
 import pandas as pd
-from contact_center.db import create_db_engine
-from contact_center.list_load import ImportOptions, SourceFile, load_list_records
-from contact_center.models import RECORD_FIELDS
+from contact_center.storage.db import create_db_engine
+from contact_center.storage.list_load import ImportOptions, SourceFile, load_list_records
+from contact_center.storage.models import RECORD_FIELDS
 
 url, marker = sys.argv[1], Path(sys.argv[2])
 

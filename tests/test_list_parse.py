@@ -1,4 +1,4 @@
-"""Mapping and row rules of calling-list files (contact_center.lists)."""
+"""Mapping and row rules of calling-list files (contact_center.parsing.lists)."""
 
 from __future__ import annotations
 
@@ -13,14 +13,14 @@ import pytest
 from phone_samples import mixed_phones
 
 from contact_center.exceptions import InvalidFile, InvalidParameter
-from contact_center.files import Chunk, read_table
-from contact_center.lists import (
+from contact_center.parsing.files import Chunk, read_table
+from contact_center.parsing.lists import (
     VALID_COLUMNS,
     ParsedChunk,
     RecordParser,
     validate_mapping,
 )
-from contact_center.phones import normalise_phone
+from contact_center.parsing.phones import normalise_phone
 
 
 def frame(rows: list[list[str]], header: list[str]) -> pd.DataFrame:
@@ -296,7 +296,7 @@ def test_the_trim_check_never_misses_a_value_to_trim() -> None:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    from contact_center.lists import _may_need_trim
+    from contact_center.parsing.lists import _may_need_trim
 
     chars = [chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF]
     values = pa.array([f"a{c}" for c in chars] + [f"{c}a" for c in chars])
@@ -309,7 +309,7 @@ def test_the_trim_check_never_misses_a_value_to_trim() -> None:
 
 
 def test_json_escaping_equals_json_dumps_on_every_kind_of_character() -> None:
-    from contact_center.lists import _json_escaped
+    from contact_center.parsing.lists import _json_escaped
 
     rng = random.Random(7)
     alphabet = [chr(c) for c in range(0x80)] + ["é", "€", "漢", "🙂", "\u2028", "\x7f"]
@@ -322,7 +322,7 @@ def test_json_escaping_equals_json_dumps_on_every_kind_of_character() -> None:
 
 
 def test_seen_keys_remember_exact_keys_across_batches() -> None:
-    from contact_center.lists import _SeenKeys
+    from contact_center.parsing.lists import _SeenKeys
 
     rng = random.Random(3)
     # Keys that differ only in case, in a trailing byte, or in how an accent is written.

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from blocks.database import ContactCenterDatabase
 from contact_center.exceptions import InvalidParameter
-from contact_center.names import check_name
+from contact_center.parsing.names import check_name
 from flows.calling_list_import import import_calling_list
 from flows.campaign_trigger import campaign_trigger
 from flows.common import contact_center_engine

@@ -28,9 +28,9 @@ from test_results import CAMPAIGN, RECORDS, seed_list
 import flows.report_execution as report_flow
 import flows.results_export as results_export
 from contact_center.exceptions import DeliveryFailed
-from contact_center.models import CallingList, Exclusion, ExclusionList, ListRecord
 from contact_center.outcome import Outcome
 from contact_center.settings import OUTCOME_ARTIFACT_KEY, get_settings
+from contact_center.storage.models import CallingList, Exclusion, ExclusionList, ListRecord
 from flows.calling_list_import import import_calling_list
 from flows.common.rejects import FAILED_SUFFIX
 from flows.common.workdir import sweep_work_folders

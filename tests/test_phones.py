@@ -11,9 +11,9 @@ import pyarrow as pa
 import pytest
 from phone_samples import mixed_phones
 
-import contact_center.phones as phones
+import contact_center.parsing.phones as phones
 from contact_center.exceptions import InvalidParameter
-from contact_center.phones import check_default_country, normalise_phone, normalise_phones
+from contact_center.parsing.phones import check_default_country, normalise_phone, normalise_phones
 
 
 def reference(values: list[str | None], region: str) -> list[str | None]:

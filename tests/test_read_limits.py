@@ -27,8 +27,8 @@ from contact_center.exceptions import (
     LimitExceeded,
     quoted_columns,
 )
-from contact_center.files import match_column, read_table
-from contact_center.lists import validate_mapping
+from contact_center.parsing.files import match_column, read_table
+from contact_center.parsing.lists import validate_mapping
 from contact_center.settings import ReadLimits, get_settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,7 +39,7 @@ CHILD = textwrap.dedent(
     """
     import json, re, sys
     from pathlib import Path
-    from contact_center.files import read_table
+    from contact_center.parsing.files import read_table
     path = Path(sys.argv[1])
     try:
         said = {"rows": sum(chunk.rows for chunk in read_table(path, name=path.name))}

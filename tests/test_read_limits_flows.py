@@ -19,7 +19,7 @@ from test_calling_list_import import GOOD, HEADER, MAPPING, records
 from test_exclusions_flow import imports_of, keys_in
 from test_read_limits import one_cell_bomb
 
-from contact_center.models import ListImport
+from contact_center.storage.models import ListImport
 from flows.calling_list_import import import_calling_list
 from flows.exclusion_import import import_exclusions
 

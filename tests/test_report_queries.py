@@ -14,9 +14,10 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from contact_center.campaigns import ensure_campaign, link_exclusion_list, link_list
 from contact_center.exceptions import InvalidParameter, ObjectNotFound
-from contact_center.models import (
+from contact_center.reports import ReportQuery, build_report, get_report, resolve_period
+from contact_center.storage.campaigns import ensure_campaign, link_exclusion_list, link_list
+from contact_center.storage.models import (
     CallAttempt,
     CallingList,
     Campaign,
@@ -26,7 +27,6 @@ from contact_center.models import (
     ListImport,
     ListRecord,
 )
-from contact_center.reports import ReportQuery, build_report, get_report, resolve_period
 
 NY = ZoneInfo("America/New_York")
 #: The run time of the seeded reports: the morning after the seeded period.
@@ -228,7 +228,7 @@ def test_list_status_numbers(engine: sa.Engine) -> None:
 
 
 def test_list_status_agrees_with_the_dialing_rule(engine: sa.Engine) -> None:
-    from contact_center.dialing import dialable_records_for_list
+    from contact_center.storage.dialing import dialable_records_for_list
 
     seed(engine)
     data = run(engine, "list-status", lists="Leads A")
@@ -264,7 +264,7 @@ def test_unknown_report_and_option() -> None:
 
 def test_campaign_summary_agrees_with_generated_attempts(engine: sa.Engine) -> None:
     """On the demo generator's data, the SQL matches a count over the raw rows in pandas."""
-    from contact_center.results import generate_call_attempts
+    from contact_center.storage.results import generate_call_attempts
 
     seed(engine)
     start, end = local("2026-03-06T00:00"), local("2026-03-10T00:00")

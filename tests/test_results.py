@@ -14,16 +14,16 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from contact_center.campaigns import ensure_campaign, get_campaign, link_list
 from contact_center.exceptions import CampaignStateError, InvalidParameter, ObjectNotFound
-from contact_center.models import (
+from contact_center.storage.campaigns import ensure_campaign, get_campaign, link_list
+from contact_center.storage.models import (
     CallAttempt,
     CallingList,
     ExportWatermark,
     ListRecord,
     ResultsExport,
 )
-from contact_center.results import (
+from contact_center.storage.results import (
     DEFAULT_FILE_NAME,
     DETAILED_COLUMNS,
     SIMPLE_COLUMNS,

@@ -26,8 +26,8 @@ from contact_center.exceptions import (
     ObjectNotFound,
     SourceUnavailable,
 )
-from contact_center.models import ExportWatermark, ResultsExport
-from contact_center.results import DETAILED_COLUMNS, SIMPLE_COLUMNS
+from contact_center.storage.models import ExportWatermark, ResultsExport
+from contact_center.storage.results import DETAILED_COLUMNS, SIMPLE_COLUMNS
 from flows.results_export import export_campaign_results
 
 CAMPAIGN = "Spring Sale"

@@ -36,8 +36,8 @@ from test_tasklog_support import deploy, execute_next_run, run_report, unique
 from typer.testing import CliRunner
 
 import flows.calling_list_import as list_flow
+from cli.main import app
 from flows.calling_list_import import import_calling_list
-from tasklog.cli import app
 
 ROWS = "account,phone1\nA1,2127365000\nA2,2127365001\n,2127365002\nA3,12345\nA1,2127365003\n"
 CCTASKS = Path(sys.executable).with_name("cctasks")

@@ -29,8 +29,8 @@ import sqlalchemy as sa
 import yaml
 from conftest import PG_ADMIN_URL, free_port
 
-from contact_center.db import create_db_engine
 from contact_center.exceptions import InvalidParameter
+from contact_center.storage.db import create_db_engine
 from deployments.bootstrap import database_block
 from deployments.demo import CAMPAIGNS, DNC_LIST, FIRST_RUNS, LATER_RUNS, LISTS
 from deployments.demo.files import write_demo_files

@@ -43,8 +43,8 @@ from test_tasklog_support import (
 
 from contact_center.exceptions import InvalidParameter, ObjectNotFound
 from contact_center.settings import TASK_LOG_ARTIFACT_KEY
-from tasklog import ScheduledRow, TaskLogRow, scheduled, task_log, to_frame
-from tasklog.mapping import LOG_COLUMNS
+from runlog import ScheduledRow, TaskLogRow, scheduled, task_log, to_frame
+from runlog.mapping import LOG_COLUMNS
 
 
 @dataclass
@@ -535,12 +535,12 @@ def test_a_failing_republish_never_fails_a_run_or_hides_its_error(
 ) -> None:
     # The server cannot be made to fail on cue here, so the publisher is replaced by
     # one that raises: the only stand-in in these tests.
-    import tasklog.publish
+    import runlog.publish
 
     def broken(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("server went away")
 
-    monkeypatch.setattr(tasklog.publish, "publish_task_log", broken)
+    monkeypatch.setattr(runlog.publish, "publish_task_log", broken)
     with fast_flows():
         ok = read_run(call(run_report, report=unique("Still Fine"), nbytes=10))
         bad = read_run(call(run_report, report=unique("Still Failing"), error="bad input"))

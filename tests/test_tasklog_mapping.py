@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from contact_center.exceptions import InvalidParameter
-from tasklog.mapping import (
+from runlog.mapping import (
     FLOW_TYPES,
     SCHEDULED_COLUMNS,
     error_of,
@@ -24,7 +24,7 @@ from tasklog.mapping import (
     scheduled_state_of,
     size_kb,
 )
-from tasklog.text import clean
+from runlog.text import clean
 
 
 @pytest.mark.parametrize(

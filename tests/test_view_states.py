@@ -38,10 +38,10 @@ from test_tasklog_support import (
 )
 from typer.testing import CliRunner
 
+from cli.main import app
 from contact_center.settings import TASK_LOG_ARTIFACT_KEY
 from flows.calling_list_import import import_calling_list as real_import
-from tasklog.cli import app
-from tasklog.mapping import LOG_COLUMNS, SCHEDULED_COLUMNS
+from runlog.mapping import LOG_COLUMNS, SCHEDULED_COLUMNS
 
 runner = CliRunner()
 ENV = {"COLUMNS": "250"}
@@ -278,8 +278,8 @@ def test_the_task_log_report_counts_a_skipped_run_as_completed() -> None:
 
 
 def test_a_pause_outlasts_the_redeploy_of_cctasks_up() -> None:
-    from tasklog import pause_task
-    from tasklog.pausing import pause_again, paused_tasks
+    from runlog import pause_task
+    from runlog.pausing import pause_again, paused_tasks
 
     name = unique("held-export")
     schema = run_report.parameters.model_dump_for_openapi()

@@ -20,7 +20,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from contact_center.models import (
+from contact_center.storage.models import (
     CallingList,
     ExportWatermark,
     ListImport,
