@@ -146,7 +146,7 @@ def measure(run: Callable[[sa.Engine], int], runs: int, fresh: Callable[[], Any]
 
 def load_columns() -> list[str]:
     """The columns a fresh list's load sends: the key, the mapped fields, the custom ones."""
-    from contact_center.storage.models import RECORD_FIELDS
+    from contact_center.parsing.record_fields import RECORD_FIELDS
 
     fields = set(MAPPING.values())
     return ["record_key", *(f for f in RECORD_FIELDS if f in fields), "custom_fields"]

@@ -2,7 +2,7 @@
 
 Run: ``.venv/bin/python -m bench.list_import [--rows 1000000] [--small 100000] [--runs 3]``
 
-It starts its own sshd (the tests' :mod:`tests.sshd_server`), a throwaway PostgreSQL
+It starts its own sshd (the tests' :mod:`tests.support.sshd_server`), a throwaway PostgreSQL
 database and a temporary Prefect server, generates a list file (typical columns,
 mixed phone formats, about 5% bad rows: blank keys, repeated keys, no valid phone)
 and measures, interleaved run by run, medians of ``--runs``:
@@ -375,7 +375,7 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit(f"{tool} is not installed; the reference needs it")
     from prefect.testing.utilities import prefect_test_harness
 
-    from tests.sshd_server import running_sshd, sshd_available
+    from tests.support.sshd_server import running_sshd, sshd_available
 
     if not sshd_available():
         sys.exit("OpenSSH server not installed (apt-get install -y openssh-server)")

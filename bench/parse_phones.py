@@ -10,7 +10,7 @@ It prints medians of several runs, measured in the same run as their references:
 - the parse of a generated list file (``read_table`` + ``RecordParser``) against
   ``pd.read_csv(engine="pyarrow", dtype=str, dtype_backend="pyarrow")`` alone.
 
-The phone values come from ``tests/phone_samples.py`` (which the equality tests use).
+The phone values come from ``tests/support/phone_samples.py`` (which the equality tests use).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from tests.phone_samples import mixed_phones
+from tests.support.phone_samples import mixed_phones
 
 
 def median_seconds(run: Callable[[], object], runs: int) -> tuple[float, float]:

@@ -28,7 +28,7 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 
 import sqlalchemy as sa  # noqa: E402
-from sshd_server import Sshd, running_sshd, sshd_available  # noqa: E402, F401
+from support.sshd_server import Sshd, running_sshd, sshd_available  # noqa: E402, F401
 
 PG_ADMIN_URL = os.environ.get(
     "CCTASKS_TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"

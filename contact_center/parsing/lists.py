@@ -31,8 +31,8 @@ import pyarrow.compute as pc
 from contact_center.exceptions import InvalidFile, InvalidParameter, quoted_columns
 from contact_center.parsing.files import Chunk, match_column, normalise_header, string_bytes
 from contact_center.parsing.phones import check_default_country, normalise_phone_array
+from contact_center.parsing.record_fields import FIELD_LENGTHS, PHONE_FIELDS, RECORD_FIELDS
 from contact_center.settings import DEFAULT_COUNTRY
-from contact_center.storage.models import PHONE_FIELDS, RECORD_FIELDS, ListRecord
 
 __all__ = [
     "MISSING_KEY",
@@ -203,7 +203,7 @@ class RecordParser:
         self._phone_columns = {f: by_field[f] for f in PHONE_FIELDS if f in by_field}
         self._field_columns = by_field
         self._seen = _SeenKeys()
-        self._limits = _field_limits()
+        self._limits = FIELD_LENGTHS
 
     def parse(self, chunk: Chunk) -> ParsedChunk:
         """Map one chunk's rows to fields and apply the row rules.
@@ -488,13 +488,3 @@ def _json_escaped(text: pa.Array) -> pa.Array:
         dumped = [json.dumps(value, ensure_ascii=False)[1:-1] for value in values]
         text = pc.replace_with_mask(text, pa.array(rare), pa.array(dumped, pa.string()))
     return text
-
-
-def _field_limits() -> dict[str, int]:
-    """The longest text each length-limited column of list_records takes."""
-    limits = {}
-    for name in ("record_key", *RECORD_FIELDS):
-        length = getattr(ListRecord.__table__.c[name].type, "length", None)
-        if length:
-            limits[name] = int(length)
-    return limits

@@ -30,6 +30,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from contact_center.parsing.record_fields import PHONE_FIELDS, RECORD_FIELDS
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -71,21 +73,6 @@ class JsonText(TypeDecorator[Any]):
 #: instead of calling the locale's collation (about 10% faster bulk loads). Sorting by
 #: key is then by code point, which is what a key's order means anyway.
 KeyText = String(200).with_variant(String(200, collation="C"), "postgresql")
-
-#: The typed fields of a list record, in order; any other column is custom.
-PHONE_FIELDS = tuple(f"phone{i}" for i in range(1, 11))
-RECORD_FIELDS = (
-    "account",
-    *PHONE_FIELDS,
-    "first_name",
-    "last_name",
-    "zip",
-    "state",
-    "timezone",
-    "priority",
-    "call_at",
-)
-
 
 def utcnow() -> datetime:
     """The current time, aware, in UTC."""

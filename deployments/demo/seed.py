@@ -39,7 +39,7 @@ from sqlalchemy.engine import Engine
 from contact_center.exceptions import ObjectNotFound
 from contact_center.storage.campaigns import ensure_campaign, link_exclusion_list, link_list
 from contact_center.storage.models import CallAttempt, Campaign
-from contact_center.storage.results import generate_call_attempts
+from deployments.demo.attempts import generate_call_attempts
 from deployments.demo.centre import CAMPAIGNS, RESULTS_DAYS, RESULTS_PER_CAMPAIGN
 
 __all__ = [

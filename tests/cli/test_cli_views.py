@@ -22,7 +22,7 @@ from prefect.client.schemas.actions import DeploymentScheduleCreate
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterDeploymentId
 from prefect.client.schemas.schedules import IntervalSchedule
 from prefect.settings import PREFECT_API_URL, temporary_settings
-from test_tasklog_support import (
+from support.tasklog_support import (
     call,
     campaign_trigger,
     deploy,

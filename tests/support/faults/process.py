@@ -27,11 +27,11 @@ from prefect.client.schemas.objects import StateType
 from prefect.settings import PREFECT_API_URL
 from prefect.states import Crashed
 
-from faults.postgres import admin_engine, copy_past
+from support.faults.postgres import admin_engine, copy_past
 
 __all__ = ["kill_9", "mark_crashed", "rows_arriving", "start_import_process"]
 
-_REPOSITORY = Path(__file__).parent.parent.parent
+_REPOSITORY = Path(__file__).parents[3]
 
 _IMPORT_IN_A_CHILD = (
     "import json, sys\n"

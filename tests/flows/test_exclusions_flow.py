@@ -38,7 +38,7 @@ from contact_center.storage.models import (
 )
 from flows.exclusion_import import import_exclusions
 
-DOCS = Path(__file__).resolve().parents[1] / "docs" / "exclusions.md"
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "exclusions.md"
 
 
 @pytest.fixture(autouse=True)

@@ -30,7 +30,8 @@ import psutil
 import pytest
 import sqlalchemy as sa
 from conftest import PG_ADMIN_URL, free_port
-from crash_support import (
+from prefect.client.schemas.objects import StateType
+from support.crash_support import (
     Api,
     freeze_and_kill,
     list_snapshot,
@@ -43,7 +44,6 @@ from crash_support import (
     wait_until_loading,
     write_list_file,
 )
-from prefect.client.schemas.objects import StateType
 from test_stack import (
     STOP_LIMIT_SECONDS,
     kill_everything,
@@ -66,7 +66,7 @@ from deployments.demo.files import list_folder
 from deployments.leftovers import end_leftover_runs, free_stale_slots
 from deployments.stack import WORKER_NAME, Stack, StackOptions, stack_environment
 
-PROJECT = Path(__file__).resolve().parents[1]
+PROJECT = Path(__file__).resolve().parents[2]
 SPRING = "import-calling-list/spring-leads-import"
 RETENTION = "import-calling-list/retention-q2-import"
 BIG_ROWS = 1_000_000  # a few seconds of loading on an idle machine: time to kill it

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 import pytest
-from phone_samples import mixed_phones
+from support.phone_samples import mixed_phones
 
 from contact_center.exceptions import InvalidFile, InvalidParameter
 from contact_center.parsing.files import Chunk, read_table

@@ -23,7 +23,7 @@ from prefect.client.schemas.schedules import CronSchedule
 from prefect.client.schemas.sorting import ArtifactSort
 from prefect.flow_engine import run_flow
 from prefect.states import AwaitingRetry, Late, Pending, Running, Scheduled
-from test_tasklog_support import (
+from support.tasklog_support import (
     GATES,
     call,
     campaign_trigger,

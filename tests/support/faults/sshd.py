@@ -17,14 +17,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
-from sshd_server import SSHD, Sshd, running_sshd
+
+from support.sshd_server import SSHD, Sshd, running_sshd
 
 __all__ = ["KillableSshd", "killable_sshd"]
 
 
 @dataclass
 class KillableSshd:
-    """A running test sshd (see ``tests/sshd_server.py``) that can be killed and restarted.
+    """A running test sshd (see ``tests/support/sshd_server.py``) that can be killed and restarted.
 
     Attributes:
         server: the sshd's connection details and folders.

@@ -25,7 +25,7 @@ from prefect.client.schemas.objects import StateType
 from prefect.client.schemas.schedules import CronSchedule
 from prefect.client.schemas.sorting import ArtifactSort
 from prefect.states import Completed, Late, Pending, Running, Scheduled
-from test_tasklog_support import (
+from support.tasklog_support import (
     call,
     campaign_trigger,
     deploy,

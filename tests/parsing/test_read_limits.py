@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 from openpyxl import Workbook
-from xlsx_bombs import SHEET_END, SHEET_START, Part, inline_row, write_workbook
+from support.xlsx_bombs import SHEET_END, SHEET_START, Part, inline_row, write_workbook
 
 from contact_center.exceptions import (
     CCTasksError,
@@ -31,7 +31,7 @@ from contact_center.parsing.files import match_column, read_table
 from contact_center.parsing.lists import validate_mapping
 from contact_center.settings import ReadLimits, get_settings
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SHEET = "xl/worksheets/sheet1.xml"
 MB = 1 << 20
 # The child reads the file with the real reader and says how it ended, and its peak RSS.

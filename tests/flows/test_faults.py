@@ -33,13 +33,6 @@ from typing import Any, cast
 
 import pytest
 import sqlalchemy as sa
-from faults.lists import MAPPING, content_digest, expected_records, write_list
-from faults.postgres import admin_engine, copy_past, merge_running, terminate
-from faults.process import kill_9, mark_crashed, rows_arriving, start_import_process
-from faults.relay import ThrottledRelay
-from faults.snapshot import attempt_ids_in, export_state, folder_files, list_state
-from faults.sshd import KillableSshd, killable_sshd
-from faults.watch import FaultWhen
 from prefect import get_client
 from prefect.client.schemas.filters import (
     TaskRunFilter,
@@ -47,7 +40,14 @@ from prefect.client.schemas.filters import (
 )
 from prefect.client.schemas.objects import State
 from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
-from sshd_server import sshd_available
+from support.faults.lists import MAPPING, content_digest, expected_records, write_list
+from support.faults.postgres import admin_engine, copy_past, merge_running, terminate
+from support.faults.process import kill_9, mark_crashed, rows_arriving, start_import_process
+from support.faults.relay import ThrottledRelay
+from support.faults.snapshot import attempt_ids_in, export_state, folder_files, list_state
+from support.faults.sshd import KillableSshd, killable_sshd
+from support.faults.watch import FaultWhen
+from support.sshd_server import sshd_available
 from test_results import RECORDS, seed_list
 
 import flows.calling_list_import as list_flow
@@ -55,7 +55,7 @@ import flows.results_export as results_export
 from blocks.sftp import SftpServer
 from contact_center.settings import get_settings
 from contact_center.storage.models import CallAttempt
-from contact_center.storage.results import generate_call_attempts
+from deployments.demo.attempts import generate_call_attempts
 from flows.calling_list_import import import_calling_list
 from flows.results_export import export_campaign_results
 

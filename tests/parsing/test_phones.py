@@ -9,7 +9,7 @@ import pandas as pd
 import phonenumbers
 import pyarrow as pa
 import pytest
-from phone_samples import mixed_phones
+from support.phone_samples import mixed_phones
 
 import contact_center.parsing.phones as phones
 from contact_center.exceptions import InvalidParameter

@@ -37,7 +37,7 @@ from deployments.demo.files import write_demo_files
 from deployments.processes import Service, stop_services
 from deployments.stack import StackError, StackOptions, check_port_free, stack_environment
 
-PROJECT = Path(__file__).resolve().parents[1]
+PROJECT = Path(__file__).resolve().parents[2]
 CCTASKS = str(Path(sys.executable).parent / "cctasks")
 START_TIMEOUT = 600.0  # a fresh start takes ~40 s; a loaded 2-core machine several times that
 STOP_LIMIT_SECONDS = 10.0

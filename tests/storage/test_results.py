@@ -33,7 +33,6 @@ from contact_center.storage.results import (
     custom_columns,
     custom_keys,
     export_query,
-    generate_call_attempts,
     header,
     neutralise,
     parse_since,
@@ -42,6 +41,7 @@ from contact_center.storage.results import (
     render_file_name,
     write_export,
 )
+from deployments.demo.attempts import generate_call_attempts
 
 CAMPAIGN = "Spring Sale"
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)

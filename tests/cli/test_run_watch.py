@@ -32,7 +32,7 @@ from prefect.client.schemas.filters import (
     TaskRunFilterFlowRunId,
 )
 from prefect.settings import PREFECT_API_URL, temporary_settings
-from test_tasklog_support import deploy, execute_next_run, run_report, unique
+from support.tasklog_support import deploy, execute_next_run, run_report, unique
 from typer.testing import CliRunner
 
 import flows.calling_list_import as list_flow

@@ -47,7 +47,7 @@ from contact_center.storage.campaigns import (
 from flows.campaign_trigger import campaign_trigger
 from runlog import scheduled, task_log
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "campaign-trigger.md"
 NY = ZoneInfo("America/New_York")
 

@@ -264,7 +264,7 @@ def test_unknown_report_and_option() -> None:
 
 def test_campaign_summary_agrees_with_generated_attempts(engine: sa.Engine) -> None:
     """On the demo generator's data, the SQL matches a count over the raw rows in pandas."""
-    from contact_center.storage.results import generate_call_attempts
+    from deployments.demo.attempts import generate_call_attempts
 
     seed(engine)
     start, end = local("2026-03-06T00:00"), local("2026-03-10T00:00")

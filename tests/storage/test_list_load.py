@@ -28,6 +28,7 @@ from contact_center.exceptions import (
     ObjectNotFound,
     QualityGateFailed,
 )
+from contact_center.parsing.record_fields import FIELD_LENGTHS, RECORD_FIELDS
 from contact_center.storage.list_load import (
     ImportOptions,
     LoadResult,
@@ -38,7 +39,6 @@ from contact_center.storage.list_load import (
     record_skipped_import,
 )
 from contact_center.storage.models import (
-    RECORD_FIELDS,
     CallingList,
     Exclusion,
     ExclusionList,
@@ -454,7 +454,7 @@ from pathlib import Path
 import pandas as pd
 from contact_center.storage.db import create_db_engine
 from contact_center.storage.list_load import ImportOptions, SourceFile, load_list_records
-from contact_center.storage.models import RECORD_FIELDS
+from contact_center.parsing.record_fields import RECORD_FIELDS
 
 url, marker = sys.argv[1], Path(sys.argv[2])
 
@@ -492,7 +492,7 @@ def test_a_killed_process_leaves_the_list_unchanged(
     script.write_text(_KILLED_LOAD)
     child = subprocess.Popen(
         [sys.executable, str(script), db_url, str(marker)],
-        cwd=Path(__file__).parent.parent,
+        cwd=Path(__file__).parents[2],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
@@ -525,3 +525,13 @@ def test_default_time_is_the_imports_start_on_every_record(engine: sa.Engine) ->
     assert got["A2"]["updated_at"] == started[fresh.import_id]  # loaded straight in
     assert got["A1"]["updated_at"] == got["A3"]["updated_at"] == started[changed.import_id]
     assert started[changed.import_id] > started[fresh.import_id]
+
+
+def test_field_lengths_are_the_list_records_columns() -> None:
+    """Parsing checks a row against FIELD_LENGTHS; the table must take exactly those."""
+    lengths = {
+        column.name: column.type.length
+        for column in ListRecord.__table__.columns
+        if column.name in ("record_key", *RECORD_FIELDS) and getattr(column.type, "length", None)
+    }
+    assert lengths == FIELD_LENGTHS

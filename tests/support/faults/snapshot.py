@@ -1,7 +1,7 @@
 """What the database holds of a list or of an export, exactly, to compare around a fault.
 
 - :func:`list_state`: the list's record count, a digest of its records' content
-  (comparable with :func:`faults.lists.content_digest` of the file's expected
+  (comparable with :func:`support.faults.lists.content_digest` of the file's expected
   records), a digest of every column of every row (ids, import ids and times
   included: "exactly as before" means that), and its import history.
 - :func:`export_state`: the export rows and watermarks of a campaign.
@@ -27,7 +27,7 @@ from contact_center.storage.models import (
     ListRecord,
     ResultsExport,
 )
-from faults.lists import content_digest
+from support.faults.lists import content_digest
 
 __all__ = [
     "ListState",
