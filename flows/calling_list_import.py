@@ -35,15 +35,15 @@ from prefect.futures import PrefectFuture
 from prefect.runtime import flow_run as runtime_flow_run
 from sqlalchemy.engine import Engine
 
-from contact_center.gates import DEFAULT_MAX_REMOVED_RATIO
-from contact_center.list_load import (
+from contact_center.outcome import Outcome
+from contact_center.parsing.gates import DEFAULT_MAX_REMOVED_RATIO
+from contact_center.settings import FETCH_RETRIES, FETCH_RETRY_DELAYS
+from contact_center.storage.list_load import (
     ImportOptions,
     LoadResult,
     imported_file_names,
 )
-from contact_center.models import utcnow
-from contact_center.outcome import Outcome
-from contact_center.settings import FETCH_RETRIES, FETCH_RETRY_DELAYS
+from contact_center.storage.models import utcnow
 from flows.common import (
     FetchedFile,
     IncomingFile,

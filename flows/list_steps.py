@@ -4,7 +4,7 @@ them in Prefect tasks.
 Both read the file through :class:`~flows.common.arrival.IncomingFile`, as its bytes
 arrive: :func:`open_list_file` its head, :func:`load_arriving_list` its rows, parsed
 in a background thread while the database ingests the previous chunk, in one
-transaction (see :mod:`contact_center.list_load`).
+transaction (see :mod:`contact_center.storage.list_load`).
 """
 
 from __future__ import annotations
@@ -18,18 +18,18 @@ from typing import Any, cast
 import pandas as pd
 from sqlalchemy.engine import Engine
 
-from contact_center.bulk import prefetch
-from contact_center.files import TableReader, read_arriving_table
-from contact_center.list_load import (
+from contact_center.outcome import Outcome
+from contact_center.parsing.files import TableReader, read_arriving_table
+from contact_center.parsing.lists import RecordParser, validate_mapping
+from contact_center.settings import LIST_CHUNK_ROWS
+from contact_center.storage.bulk import prefetch
+from contact_center.storage.list_load import (
     ImportOptions,
     LoadResult,
     SourceFile,
     last_import_sha256,
     load_list_records,
 )
-from contact_center.lists import RecordParser, validate_mapping
-from contact_center.outcome import Outcome
-from contact_center.settings import LIST_CHUNK_ROWS
 from flows.common import FetchedFile, IncomingFile
 
 __all__ = ["ListFile", "fill_outcome", "load_arriving_list", "load_summary", "open_list_file"]

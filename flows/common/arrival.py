@@ -28,7 +28,7 @@ from typing import IO, Any, cast
 from prefect.futures import PrefectFuture
 
 from contact_center.exceptions import DownloadInterrupted, SourceUnavailable
-from contact_center.locations import Location
+from contact_center.parsing.locations import Location
 
 __all__ = ["FetchedFile", "HashingWriter", "IncomingFile"]
 
