@@ -26,12 +26,14 @@ from prefect.exceptions import ParameterTypeError
 from prefect.settings import PREFECT_API_URL
 from typer.testing import CliRunner
 
+from contact_center.exceptions import InvalidParameter
 from contact_center.files import _DELIMITER_NAMES, DELIMITERS, FORMATS
 from contact_center.models import RECORD_FIELDS
 from contact_center.parameters import Delimiter, FileFormat, RecordField, choices
 from deployments.bootstrap import deploy_all, ensure_work_pool
 from flows.calling_list_import import import_calling_list
 from flows.campaign_trigger import campaign_trigger
+from flows.common import check_before_io
 from flows.exclusion_import import import_exclusions
 from flows.report_execution import run_report
 from flows.results_export import export_campaign_results
@@ -39,6 +41,7 @@ from tasklog.cli import app
 
 PROJECT = Path(__file__).resolve().parents[1]
 LIST_TASK = "import-calling-list/spring-leads-import"
+LISTS, DNC, EXPORT = import_calling_list, import_exclusions, export_campaign_results
 
 
 # --- the types, without a server --------------------------------------------------------
@@ -54,24 +57,24 @@ def test_the_choices_are_the_readers_own() -> None:
 @pytest.mark.parametrize(
     "flow, parameters, match",
     [
-        (import_calling_list, {"update_policy": "merge"}, "update_policy: Input should be 'append'"),
-        (import_calling_list, {"delimiter": ";;"}, r"delimiter: Input should be ',', ';'"),
-        (import_calling_list, {"max_reject_ratio": 5}, "max_reject_ratio: Input should be less"),
-        (import_calling_list, {"min_rows": -1}, "min_rows: Input should be greater than or equal to 0"),
-        (import_calling_list, {"widths": [3, 0]}, r"widths\.1: Input should be greater than 0"),
-        (import_calling_list, {"after_import": "move"}, "after_import: String should match"),
-        (import_calling_list, {"force": "yes"}, "force: Input should be a valid boolean"),
-        (import_calling_list, {"mapping": {"Mobile": "mobile"}}, r"mapping\.Mobile: Input should be"),
-        (import_exclusions, {"step": "purge"}, "step: Input should be 'import' or 'reset'"),
-        (import_exclusions, {"update_policy": "append"}, "update_policy: Input should be 'add' or"),
-        (import_exclusions, {"expires_after_days": 0}, "expires_after_days: Input should be greater"),
-        (import_exclusions, {"match_field": "email"}, "match_field: Input should be 'account'"),
-        (import_exclusions, {"max_removed_ratio": 2}, "max_removed_ratio: Input should be less"),
+        (LISTS, {"update_policy": "merge"}, "update_policy: Input should be"),
+        (LISTS, {"delimiter": ";;"}, r"delimiter: Input should be ',', ';'"),
+        (LISTS, {"max_reject_ratio": 5}, "max_reject_ratio: Input should be less"),
+        (LISTS, {"min_rows": -1}, "min_rows: Input should be greater"),
+        (LISTS, {"widths": [3, 0]}, r"widths\.1: Input should be greater than 0"),
+        (LISTS, {"after_import": "move"}, "after_import: String should match"),
+        (LISTS, {"force": "yes"}, "force: Input should be a valid boolean"),
+        (LISTS, {"mapping": {"Mobile": "mobile"}}, r"mapping\.Mobile: Input should"),
+        (DNC, {"step": "purge"}, "step: Input should be 'import' or 'reset'"),
+        (DNC, {"update_policy": "append"}, "update_policy: Input should be 'add' or"),
+        (DNC, {"expires_after_days": 0}, "expires_after_days: Input should"),
+        (DNC, {"match_field": "email"}, "match_field: Input should be 'account'"),
+        (DNC, {"max_removed_ratio": 2}, "max_removed_ratio: Input should be less"),
         (campaign_trigger, {"step": "pause"}, "step: Input should be 'start' or 'stop'"),
         (campaign_trigger, {"source": "cron"}, "source: Input should be 'schedule', 'manual'"),
-        (export_campaign_results, {"format": "xlsx"}, "format: Input should be 'simple' or"),
-        (export_campaign_results, {"gzip": "no"}, "gzip: Input should be a valid boolean"),
-        (run_report, {"formats": ["pdf", "docx"]}, r"formats\.list\[.*\]\.1: Input should be 'csv'"),
+        (EXPORT, {"format": "xlsx"}, "format: Input should be 'simple' or"),
+        (EXPORT, {"gzip": "no"}, "gzip: Input should be a valid boolean"),
+        (run_report, {"formats": ["pdf", "docx"]}, r"formats\.list.*\.1: Input should be 'csv'"),
     ],
 )  # fmt: skip
 def test_each_flow_refuses_a_bad_value_by_its_type(
@@ -86,6 +89,13 @@ def test_each_flow_refuses_a_bad_value_by_its_type(
     }[flow.name]
     with pytest.raises(ParameterTypeError, match=match):
         flow.validate_parameters({**required, **parameters})
+
+
+def test_after_import_is_checked_once_by_type_and_confinement() -> None:
+    with pytest.raises(ParameterTypeError, match="after_import: String should match"):
+        import_exclusions.validate_parameters({"exclusion_list": "d", "after_import": "archive:"})
+    with pytest.raises(InvalidParameter, match=r"after_import 'archive:\.\./x' climbs out"):
+        check_before_io("x.csv", after_import="archive:../x")
 
 
 # --- deployed from prefect.yaml, against the real server --------------------------------
