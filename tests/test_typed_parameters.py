@@ -27,7 +27,7 @@ from prefect.settings import PREFECT_API_URL
 from typer.testing import CliRunner
 
 from contact_center.exceptions import InvalidParameter
-from contact_center.files import _DELIMITER_NAMES, DELIMITERS, FORMATS
+from contact_center.files import DELIMITER_NAMES, DELIMITERS, FORMATS
 from contact_center.models import RECORD_FIELDS
 from contact_center.parameters import Delimiter, FileFormat, RecordField, choices
 from deployments.bootstrap import deploy_all, ensure_work_pool
@@ -48,7 +48,7 @@ LISTS, DNC, EXPORT = import_calling_list, import_exclusions, export_campaign_res
 
 
 def test_the_choices_are_the_readers_own() -> None:
-    assert set(choices(Delimiter)) == set(DELIMITERS) | set(_DELIMITER_NAMES)
+    assert set(choices(Delimiter)) == set(DELIMITERS) | set(DELIMITER_NAMES)
     assert choices(FileFormat) == FORMATS
     assert choices(RecordField) == RECORD_FIELDS
     assert get_args(Delimiter)  # a Literal, so the schema has an enum
@@ -204,3 +204,14 @@ def test_the_api_behind_the_ui_answers_409(
     assert response.status_code in (409, 422), response.text
     assert field in response.json()["detail"]
     assert _runs_of(deployment_id) == before
+
+
+def test_both_imports_retry_the_same_errors() -> None:
+    from contact_center.exceptions import HostKeyError
+    from flows.calling_list_import import fetch_list_file
+    from flows.common.retries import NOT_RETRIED, retry_transfer
+    from flows.exclusion_import import fetch_exclusion_file
+
+    assert fetch_list_file.retry_condition_fn is retry_transfer
+    assert fetch_exclusion_file.retry_condition_fn is retry_transfer
+    assert HostKeyError in NOT_RETRIED
