@@ -217,7 +217,7 @@ class SftpSession:
                 )
         except paramiko.AuthenticationException as exc:
             # paramiko's refusal names the methods tried, never the password or key
-            # (tests/test_sftp_causes.py checks the whole chain for them).
+            # (tests/blocks/test_sftp_causes.py checks the whole chain for them).
             raise SourceUnavailable(
                 f"SFTP login to {server.address} was refused (check the block's credentials)"
             ) from exc
