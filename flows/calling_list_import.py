@@ -99,6 +99,7 @@ from flows.common import (
 from flows.common.rejects import RejectsFile
 from flows.common.retries import retry_transfer
 from flows.common.workdir import run_folder, sweep_leftover_work
+from runlog.publish import publishes_task_log
 
 __all__ = [
     "ListFile",
@@ -444,6 +445,7 @@ def tidy_list_source(fetched: FetchedFile, action: str) -> str:
 # --- the flow --------------------------------------------------------------------------
 
 
+@publishes_task_log
 @flow(name="import-calling-list", flow_run_name="{list_name} · import")
 def import_calling_list(
     list_name: str,

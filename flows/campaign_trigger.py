@@ -49,6 +49,7 @@ from contact_center.storage.campaigns import (
 )
 from contact_center.storage.db import mapped_database_errors
 from flows.common import RunProgress, contact_center_engine, final_state, recording_outcome
+from runlog.publish import publishes_task_log
 
 __all__ = [
     "CampaignCheck",
@@ -278,6 +279,7 @@ def _scheduled_time() -> datetime:
     return runtime_flow_run.scheduled_start_time  # type: ignore[no-any-return]
 
 
+@publishes_task_log
 @flow(name="campaign-trigger", flow_run_name="{campaign} · {step}")
 def campaign_trigger(
     campaign: str,

@@ -84,6 +84,7 @@ from flows.common import (
 from flows.common.rejects import RejectsFile
 from flows.common.retries import retry_transfer
 from flows.common.workdir import run_workdir, sweep_leftover_work
+from runlog.publish import publishes_task_log
 
 __all__ = [
     "STEPS",
@@ -375,6 +376,7 @@ def _run_import(request: ExclusionRequest, outcome: Outcome, started_at: datetim
     progress.finish()
 
 
+@publishes_task_log
 @flow(name="import-exclusions", flow_run_name="{exclusion_list} · {step}")
 def import_exclusions(
     exclusion_list: str,

@@ -72,6 +72,7 @@ from flows.common import (
 )
 from flows.common.retries import retry_transfer
 from flows.common.workdir import run_workdir, sweep_leftover_work
+from runlog.publish import publishes_task_log
 
 __all__ = [
     "ReportRequest",
@@ -398,6 +399,7 @@ def _run_time() -> datetime:
     return datetime.fromtimestamp(scheduled.timestamp(), UTC)
 
 
+@publishes_task_log
 @flow(name="run-report", flow_run_name="{report} · generate", validate_parameters=True)
 def run_report(
     report: str,

@@ -67,6 +67,7 @@ from flows.common import (
     recording_outcome,
 )
 from flows.common.workdir import make_run_folder, sweep_leftover_work
+from runlog.publish import publishes_task_log
 
 __all__ = [
     "EXPORT_GZIP_LEVEL",
@@ -403,6 +404,7 @@ def _run_time() -> datetime:
     return min(value, datetime.now(UTC))
 
 
+@publishes_task_log
 @flow(name="export-campaign-results", flow_run_name="{campaign} · export")
 def export_campaign_results(
     campaign: str,
