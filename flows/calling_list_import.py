@@ -24,19 +24,32 @@ also when it fails; a progress artifact follows the fetch (bytes) and the load (
 
 from __future__ import annotations
 
-import shutil
 from datetime import datetime
 from pathlib import Path
+from typing import Annotated
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.context import FlowRunContext
-from prefect.futures import PrefectFuture
 from prefect.runtime import flow_run as runtime_flow_run
+from pydantic import Field
 from sqlalchemy.engine import Engine
 
 from contact_center.outcome import Outcome
 from contact_center.parsing.gates import DEFAULT_MAX_REMOVED_RATIO
+from contact_center.parsing.parameters import (
+    AfterImport,
+    Days,
+    Delimiter,
+    FileFormat,
+    Ratio,
+    RecordField,
+    RowCount,
+    StrictBool,
+    Text,
+    UpdatePolicy,
+    Width,
+)
 from contact_center.settings import FETCH_RETRIES, FETCH_RETRY_DELAYS
 from contact_center.storage.list_load import (
     ImportOptions,
@@ -65,7 +78,9 @@ from flows.list_steps import (
     load_arriving_list,
     load_summary,
     open_list_file,
+    settle_download,
 )
+from runlog.publish import publishes_task_log
 
 __all__ = [
     "ListFile",
@@ -206,27 +221,28 @@ def tidy_list_source(fetched: FetchedFile, action: str) -> str:
 # --- the flow --------------------------------------------------------------------------
 
 
+@publishes_task_log
 @flow(name="import-calling-list", flow_run_name="{list_name} · import")
 def import_calling_list(
     list_name: str,
     source: str,
-    mapping: dict[str, str] | None = None,
-    update_policy: str = "update",
-    key_field: str = "account",
-    format: str = "auto",
-    delimiter: str | None = None,
+    mapping: dict[str, RecordField] | None = None,
+    update_policy: UpdatePolicy = "update",
+    key_field: RecordField = "account",
+    format: FileFormat = "auto",
+    delimiter: Delimiter | None = None,
     encoding: str | None = None,
     sheet: str | None = None,
-    widths: list[int] | None = None,
-    columns: list[str] | None = None,
+    widths: Annotated[list[Width], Field(min_length=1)] | None = None,
+    columns: Annotated[list[Text], Field(min_length=1)] | None = None,
     default_country: str = "US",
-    expires_after_days: int | None = None,
-    min_rows: int | None = None,
-    max_reject_ratio: float | None = None,
-    max_removed_ratio: float = DEFAULT_MAX_REMOVED_RATIO,
-    scrub_exclusions: list[str] | None = None,
-    after_import: str = "keep",
-    force: bool = False,
+    expires_after_days: Days | None = None,
+    min_rows: RowCount | None = None,
+    max_reject_ratio: Ratio | None = None,
+    max_removed_ratio: Ratio = DEFAULT_MAX_REMOVED_RATIO,
+    scrub_exclusions: list[Text] | None = None,
+    after_import: AfterImport = "keep",
+    force: StrictBool = False,
 ) -> Outcome:
     """Import a list file into the calling list ``list_name``.
 
@@ -242,7 +258,8 @@ def import_calling_list(
             ``replace`` (the list becomes exactly the file's valid rows).
         key_field: the field that identifies a record (default ``account``).
         format: ``auto``, ``csv``, ``xlsx`` or ``fixed``.
-        delimiter: overrides the detected delimiter.
+        delimiter: overrides the detected delimiter: ``,`` ``;`` ``\\t`` ``|`` (or
+            ``comma``, ``semicolon``, ``tab``, ``pipe``).
         encoding: overrides the detected encoding.
         sheet: the XLSX sheet (default: the first).
         widths: fixed-width column widths.
@@ -316,26 +333,10 @@ def import_calling_list(
                     incoming.whole(), options.after_import
                 )
         finally:
-            rejects.report(outcome)  # before _settle removes the folder it is staged in
-            _settle(fetching, incoming, workdir, outcome)
+            rejects.report(outcome)  # before the folder it is staged in goes it is staged in
+            settle_download(fetching, incoming, workdir, outcome)
         progress.finish()
     return final_state(outcome)  # type: ignore[return-value]
-
-
-def _settle(
-    fetching: PrefectFuture[FetchedFile], incoming: IncomingFile, workdir: Path, outcome: Outcome
-) -> None:
-    """Stop (or wait for) the download, record the file in the outcome (also when the
-    run fails), then delete the run's temporary files."""
-    incoming.cancel()  # a no-op once it has finished
-    fetching.wait()
-    fetched = incoming.fetched
-    if fetched is not None:
-        outcome.bytes = fetched.size
-        outcome.sha256 = fetched.sha256
-        outcome.files.insert(0, fetched.location.text)
-        fetched.cleanup()
-    shutil.rmtree(workdir, ignore_errors=True)
 
 
 def _flow_run_id() -> str | None:

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import io
 import posixpath
+import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, cast
 
 import pandas as pd
+from prefect.futures import PrefectFuture
 from sqlalchemy.engine import Engine
 
 from contact_center.outcome import Outcome
@@ -32,7 +35,14 @@ from contact_center.storage.list_load import (
 )
 from flows.common import FetchedFile, IncomingFile
 
-__all__ = ["ListFile", "fill_outcome", "load_arriving_list", "load_summary", "open_list_file"]
+__all__ = [
+    "ListFile",
+    "fill_outcome",
+    "load_arriving_list",
+    "load_summary",
+    "open_list_file",
+    "settle_download",
+]
 
 _NEWLINE_SCAN_BYTES = 1 << 20
 
@@ -189,3 +199,19 @@ def _estimate_rows(incoming: IncomingFile, file_format: str) -> int | None:
     if not lines or len(head) >= size:
         return max(lines - 1, 1)
     return max(round(size * lines / len(head)) - 1, 1)
+
+
+def settle_download(
+    fetching: PrefectFuture[FetchedFile], incoming: IncomingFile, workdir: Path, outcome: Outcome
+) -> None:
+    """Stop (or wait for) the download, record the file in the outcome (also when the
+    run fails), then delete the run's temporary files."""
+    incoming.cancel()  # a no-op once it has finished
+    fetching.wait()
+    fetched = incoming.fetched
+    if fetched is not None:
+        outcome.bytes = fetched.size
+        outcome.sha256 = fetched.sha256
+        outcome.files.insert(0, fetched.location.text)
+        fetched.cleanup()
+    shutil.rmtree(workdir, ignore_errors=True)

@@ -10,7 +10,6 @@ from flows.common.transfer import (
     deliver,
     fetch,
     resolve_source,
-    validate_after_import,
 )
 
 __all__ = [
@@ -28,5 +27,4 @@ __all__ = [
     "recording_outcome",
     "resolve_source",
     "sftp_session",
-    "validate_after_import",
 ]
