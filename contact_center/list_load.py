@@ -48,6 +48,7 @@ from contact_center.gates import DEFAULT_MAX_REMOVED_RATIO, RemovalGate
 from contact_center.list_rows import insert_new_list
 from contact_center.locations import parse_location
 from contact_center.models import (
+    LOADED_FIELDS,
     RECORD_FIELDS,
     CallingList,
     ExclusionList,
@@ -56,6 +57,12 @@ from contact_center.models import (
     UTCDateTime,
 )
 from contact_center.names import check_name
+from contact_center.record_zones import (
+    ZONE_SOURCES,
+    ZoneAssigner,
+    check_default_timezone,
+    check_zone_precedence,
+)
 
 __all__ = [
     "FILE_FORMATS",
@@ -79,7 +86,7 @@ DELIMITER_NAMES = ("comma", "semicolon", "tab", "\\t", "pipe")
 _MERGE_WORK_MEM = "256MB"
 
 #: The columns a parser's ``valid`` frame brings, in staging order.
-VALID_COLUMNS = ("record_key", *RECORD_FIELDS, "custom_fields")
+VALID_COLUMNS = ("record_key", *LOADED_FIELDS, "custom_fields")
 _STAGING_COLUMNS = {"row": "bigint", **dict.fromkeys(VALID_COLUMNS, "text")}
 
 _records = cast(sa.Table, ListRecord.__table__)
@@ -131,6 +138,8 @@ class ImportOptions:
     scrub_exclusions: tuple[str, ...] = ()
     after_import: str = "keep"
     force: bool = False
+    timezone_precedence: tuple[str, ...] = ZONE_SOURCES
+    default_timezone: str | None = None
 
     @classmethod
     def from_parameters(cls, **params: Any) -> ImportOptions:
@@ -250,7 +259,13 @@ class ImportOptions:
             scrub_exclusions=tuple(dict.fromkeys(scrub)),
             after_import=after,
             force=removal.force,
+            timezone_precedence=check_zone_precedence(params.get("timezone_precedence")),
+            default_timezone=check_default_timezone(params.get("default_timezone")),
         )
+
+    def zone_assigner(self) -> ZoneAssigner:
+        """How this import gives each record its time zone."""
+        return ZoneAssigner(self.timezone_precedence, self.default_timezone)
 
 
 def _check_mapping(mapping: Any) -> dict[str, str] | None:
@@ -493,7 +508,9 @@ class _ListLoad:
         fields: Collection[str] | None = None,
     ) -> None:
         self.conn = conn
-        self.fields = frozenset(RECORD_FIELDS if fields is None else fields)
+        # The parser derives each row's zone and its source, whatever the file fills.
+        derived = ["timezone", "timezone_source"]
+        self.fields = frozenset(LOADED_FIELDS if fields is None else [*fields, *derived])
         self.options = options
         self.source = source
         self.now = now
@@ -665,7 +682,7 @@ class _ListLoad:
         return [
             *first,
             "record_key",
-            *(f for f in RECORD_FIELDS if f in self.fields),
+            *(f for f in LOADED_FIELDS if f in self.fields),
             "custom_fields",
         ]
 
@@ -685,7 +702,9 @@ class _ListLoad:
                 if isinstance(valid, pa.Table):
                     table = valid.select(columns)
                 else:
-                    table = pa.Table.from_pandas(valid[columns], preserve_index=False)
+                    # A frame without the derived fields (no zone) leaves them null.
+                    frame = valid.reindex(columns=columns)
+                    table = pa.Table.from_pandas(frame, preserve_index=False)
                 writer.add(table.cast(schema))
             if on_chunk:
                 on_chunk(self.rows_read)
@@ -790,13 +809,11 @@ class _ListLoad:
         list is locked).
         """
         quote = self.conn.dialect.identifier_preparer.quote
-        fields = [quote(f) for f in RECORD_FIELDS]
+        fields = [quote(f) for f in LOADED_FIELDS]
         # Custom fields are JSON text (models.JsonText) and the parser writes one
         # spelling, so the text tells a change (a document written by someone else
         # in another spelling counts as changed once, and is then ours).
-        differs = " OR ".join(
-            [f"r.{f} IS DISTINCT FROM s.{f}" for f in [*fields, "custom_fields"]]
-        )
+        differs = " OR ".join([f"r.{f} IS DISTINCT FROM s.{f}" for f in [*fields, "custom_fields"]])
         # Names come from our own schema and the generated staging table, never from
         # user input; every value is a bound parameter.
         merge = sa.text(
@@ -840,7 +857,7 @@ class _ListLoad:
         return sa.literal(value, UTCDateTime())
 
     def _update_changed(self, stg: sa.Table) -> int:
-        fields = {name: stg.c[name] for name in RECORD_FIELDS}
+        fields = {name: stg.c[name] for name in LOADED_FIELDS}
         custom = stg.c.custom_fields
         differs = sa.or_(
             *(_records.c[name].is_distinct_from(value) for name, value in fields.items()),
@@ -869,7 +886,7 @@ class _ListLoad:
         select = sa.select(
             sa.literal(self.result.list_id, sa.Integer()),
             stg.c.record_key,
-            *(stg.c[name] for name in RECORD_FIELDS),
+            *(stg.c[name] for name in LOADED_FIELDS),
             stg.c.custom_fields,
             self._stamp(self.expires_at),
             sa.literal(self.result.import_id, sa.BigInteger()),

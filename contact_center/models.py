@@ -85,6 +85,10 @@ RECORD_FIELDS = (
     "priority",
     "call_at",
 )
+#: The fields the import derives (never mapped from a file), stored after RECORD_FIELDS.
+DERIVED_FIELDS = ("timezone_source",)
+#: Every field an import writes, in order.
+LOADED_FIELDS = (*RECORD_FIELDS, *DERIVED_FIELDS)
 
 
 def utcnow() -> datetime:
@@ -133,6 +137,17 @@ class Campaign(Base):
     name: Mapped[str] = mapped_column(String(200), unique=True)
     state: Mapped[str] = mapped_column(String(20), default="stopped")  # running | stopped
     time_zone: Mapped[str] = mapped_column(String(64), default="UTC")
+    # Calling hours in each record's local time (contact_center.calling_hours).
+    calling_window: Mapped[str] = mapped_column(
+        String(20), default="08:00-21:00", server_default="08:00-21:00"
+    )
+    calling_days: Mapped[str] = mapped_column(
+        String(40), default="mon,tue,wed,thu,fri", server_default="mon,tue,wed,thu,fri"
+    )
+    calling_holidays: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    unknown_timezone: Mapped[str] = mapped_column(
+        String(20), default="skip", server_default="skip"
+    )  # skip | campaign_zone
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
@@ -223,7 +238,9 @@ class ListRecord(Base):
     last_name: Mapped[str | None] = mapped_column(Text, nullable=True)
     zip: Mapped[str | None] = mapped_column(String(40), nullable=True)
     state: Mapped[str | None] = mapped_column(String(40), nullable=True)
-    timezone: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # One IANA zone, or several separated by a space (contact_center.record_zones).
+    timezone: Mapped[str | None] = mapped_column(Text, nullable=True)
+    timezone_source: Mapped[str | None] = mapped_column(String(10), nullable=True)
     priority: Mapped[str | None] = mapped_column(String(40), nullable=True)
     call_at: Mapped[str | None] = mapped_column(String(64), nullable=True)
     custom_fields: Mapped[Any] = mapped_column(JsonText(), nullable=True)
@@ -400,9 +417,10 @@ __all__ = [
     "ListImport",
     "ListRecord",
     "PHONE_FIELDS",
+    "DERIVED_FIELDS",
+    "LOADED_FIELDS",
     "RECORD_FIELDS",
     "ResultsExport",
     "UTCDateTime",
-
     "utcnow",
 ]
