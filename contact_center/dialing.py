@@ -113,7 +113,8 @@ def dialable_records(
         return stmt
     hours = _calling_hours(conn, campaign_id)
     zones = conn.scalars(
-        sa.select(sa.distinct(_records.c.timezone))
+        sa.select(_records.c.timezone)
+        .distinct()
         .join(_campaign_lists, _campaign_lists.c.list_id == _records.c.list_id)
         .where(_campaign_lists.c.campaign_id == campaign_id, _campaign_lists.c.enabled.is_(True))
     ).all()

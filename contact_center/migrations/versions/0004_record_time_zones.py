@@ -22,18 +22,22 @@ down_revision = "0003"
 branch_labels = None
 depends_on = None
 
-_CAMPAIGN_COLUMNS = (
-    sa.Column("calling_window", sa.String(20), nullable=False, server_default="08:00-21:00"),
-    sa.Column("calling_days", sa.String(40), nullable=False, server_default="mon,tue,wed,thu,fri"),
-    sa.Column("calling_holidays", sa.String(20), nullable=True),
-    sa.Column("unknown_timezone", sa.String(20), nullable=False, server_default="skip"),
-)
+
+def _campaign_columns() -> list[sa.Column[str]]:
+    return [
+        sa.Column("calling_window", sa.String(20), nullable=False, server_default="08:00-21:00"),
+        sa.Column(
+            "calling_days", sa.String(40), nullable=False, server_default="mon,tue,wed,thu,fri"
+        ),
+        sa.Column("calling_holidays", sa.String(20), nullable=True),
+        sa.Column("unknown_timezone", sa.String(20), nullable=False, server_default="skip"),
+    ]
 
 
 def upgrade() -> None:
     op.add_column("list_records", sa.Column("timezone_source", sa.String(10), nullable=True))
-    for column in _CAMPAIGN_COLUMNS:
-        op.add_column("campaigns", column.copy())
+    for column in _campaign_columns():
+        op.add_column("campaigns", column)
     if op.get_bind().dialect.name == "postgresql":
         # varchar(64) -> text is a catalogue change only: no table rewrite.
         op.alter_column(
@@ -56,7 +60,7 @@ def downgrade() -> None:
             postgresql_using="left(timezone, 64)",
         )
     with op.batch_alter_table("campaigns") as batch:
-        for column in reversed(_CAMPAIGN_COLUMNS):
+        for column in reversed(_campaign_columns()):
             batch.drop_column(column.name)
     with op.batch_alter_table("list_records") as batch:
         batch.drop_column("timezone_source")
