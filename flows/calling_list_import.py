@@ -58,6 +58,7 @@ from contact_center.outcome import Outcome
 from contact_center.parsing.files import TableReader, read_arriving_table
 from contact_center.parsing.gates import DEFAULT_MAX_REMOVED_RATIO
 from contact_center.parsing.lists import RecordParser, validate_mapping
+from contact_center.parsing.record_zones import ZoneSource
 from contact_center.settings import FETCH_RETRIES, FETCH_RETRY_DELAYS, LIST_CHUNK_ROWS
 from contact_center.storage.bulk import prefetch
 from contact_center.storage.list_load import (
@@ -455,7 +456,7 @@ def import_calling_list(
     scrub_exclusions: list[str] | None = None,
     after_import: str = "keep",
     force: bool = False,
-    timezone_precedence: list[str] | None = None,
+    timezone_precedence: list[ZoneSource] | None = None,
     default_timezone: str | None = None,
 ) -> Outcome:
     """Import a list file into the calling list ``list_name``.

@@ -36,6 +36,7 @@ import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import cache
 from pathlib import Path
+from typing import Literal
 from zoneinfo import available_timezones
 
 import numpy as np
@@ -52,6 +53,7 @@ __all__ = [
     "ZONE_SEPARATOR",
     "ZONE_SOURCES",
     "ZoneAssigner",
+    "ZoneSource",
     "canonical_zone",
     "check_default_timezone",
     "check_zone_precedence",
@@ -59,8 +61,10 @@ __all__ = [
     "split_zones",
 ]
 
+#: A source of a record's zone (typed, so that Prefect's parameter form offers them).
+ZoneSource = Literal["column", "zip", "phone", "state"]
 #: The sources a zone can come from, in the default precedence.
-ZONE_SOURCES = ("column", "zip", "phone", "state")
+ZONE_SOURCES: tuple[ZoneSource, ...] = ("column", "zip", "phone", "state")
 #: ``timezone_source`` of a record whose zone is the import's default.
 DEFAULT_SOURCE = "default"
 #: Between the zones of a record that has several.
