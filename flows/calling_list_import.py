@@ -72,6 +72,7 @@ from contact_center.parsing.parameters import (
     UpdatePolicy,
     Width,
 )
+from contact_center.parsing.record_zones import ZoneSource
 from contact_center.settings import FETCH_RETRIES, FETCH_RETRY_DELAYS, LIST_CHUNK_ROWS
 from contact_center.storage.bulk import prefetch
 from contact_center.storage.list_load import (
@@ -347,7 +348,11 @@ def load_list(
         DatabaseError: the database refused the load; nothing changed.
     """
     parser = RecordParser(
-        list_file.mapping, options.key_field, options.default_country, list_file.table.name
+        list_file.mapping,
+        options.key_field,
+        options.default_country,
+        list_file.table.name,
+        zones=options.zone_assigner(),
     )
     total = list_file.estimated_rows
     download = source if isinstance(source, Download) else None
@@ -467,6 +472,8 @@ def import_calling_list(
     scrub_exclusions: list[Text] | None = None,
     after_import: AfterImport = "keep",
     force: StrictBool = False,
+    timezone_precedence: list[ZoneSource] | None = None,
+    default_timezone: Text | None = None,
 ) -> Outcome:
     """Import a list file into the calling list ``list_name``.
 
@@ -497,6 +504,9 @@ def import_calling_list(
         after_import: ``keep``, ``delete`` or ``archive:<folder>``, after the commit.
         force: import even when the file is the same as the last import, and
             ``replace`` even beyond ``max_removed_ratio``.
+        timezone_precedence: where a record's time zone comes from, first decides
+            (default ``[column, zip, phone, state]``; see docs/calling-list-import.md).
+        default_timezone: the IANA zone of records no source decides (default: none).
 
     Returns:
         The outcome, also recorded as an artifact of the run.
@@ -522,6 +532,8 @@ def import_calling_list(
             scrub_exclusions=scrub_exclusions,
             after_import=after_import,
             force=force,
+            timezone_precedence=timezone_precedence,
+            default_timezone=default_timezone,
         )
         check_before_io(options.source, after_import=options.after_import)
         sweep_leftover_work()
