@@ -2,24 +2,17 @@
 
 validate -> fetch -> parse -> load -> tidy, with the fetch overlapping the rest:
 
-1. ``fetch_list_file`` resolves the source (date templates from the run's scheduled
-   time; a glob picks the newest file this list has not imported yet) and fetches
-   it into the run's work folder, checked against the remote size and hashed. It is
-   the only step that retries (3 tries with backoff), and it does not retry what a
-   retry cannot fix (an unknown host key, a bad parameter, a missing block). It runs
-   in the background: the next steps read the file as its bytes arrive, through
+1. ``fetch_list_file`` resolves the source (date templates, globs) and fetches it
+   into the run's work folder, size-checked and hashed; the only step that retries.
+   It runs in the background: the next steps read the bytes as they arrive, through
    :class:`~flows.common.arrival.IncomingFile`, which a retry does not disturb.
-2. ``parse_list`` opens the file (format, encoding and delimiter detected unless
-   given) and checks the mapping against its header, so a missing column fails
-   before anything is loaded.
-3. ``load_list`` parses the rows in chunks while the database ingests the previous
-   one, in ONE transaction (see :mod:`flows.list_steps`): any failure leaves the list
-   as it was. Rejected rows go to a rejects CSV under ``<home>/rejects``. The list's
-   last import again (same SHA-256, unless ``force``) is rolled back as ``skipped``.
+2. ``parse_list`` opens the file and checks the mapping against its header.
+3. ``load_list`` parses and loads the rows in ONE transaction (see
+   :mod:`flows.list_steps`); rejected rows go to a rejects CSV. The list's last
+   import again (same SHA-256, unless ``force``) is rolled back as ``skipped``.
 4. ``tidy_list_source`` keeps, deletes or archives the source.
 
-The outcome (counts, bytes, files, checksum) is recorded as an artifact of the run,
-also when it fails; a progress artifact follows the fetch (bytes) and the load (rows).
+The outcome is recorded as an artifact of the run, also when it fails.
 """
 
 from __future__ import annotations
@@ -50,6 +43,7 @@ from contact_center.parsing.parameters import (
     UpdatePolicy,
     Width,
 )
+from contact_center.parsing.record_zones import ZoneSource
 from contact_center.settings import FETCH_RETRIES, FETCH_RETRY_DELAYS
 from contact_center.storage.list_load import (
     ImportOptions,
@@ -243,6 +237,8 @@ def import_calling_list(
     scrub_exclusions: list[Text] | None = None,
     after_import: AfterImport = "keep",
     force: StrictBool = False,
+    timezone_precedence: list[ZoneSource] | None = None,
+    default_timezone: Text | None = None,
 ) -> Outcome:
     """Import a list file into the calling list ``list_name``.
 
@@ -273,6 +269,9 @@ def import_calling_list(
         after_import: ``keep``, ``delete`` or ``archive:<folder>``, after the commit.
         force: import even when the file is the same as the last import, and
             ``replace`` even beyond ``max_removed_ratio``.
+        timezone_precedence: where a record's time zone comes from, first decides
+            (default ``[column, zip, phone, state]``; see docs/calling-list-import.md).
+        default_timezone: the IANA zone of records no source decides (default: none).
 
     Returns:
         The outcome, also recorded as an artifact of the run.
@@ -298,6 +297,8 @@ def import_calling_list(
             scrub_exclusions=scrub_exclusions,
             after_import=after_import,
             force=force,
+            timezone_precedence=timezone_precedence,
+            default_timezone=default_timezone,
         )
         check_before_io(options.source, after_import=options.after_import)
         sweep_leftover_work()

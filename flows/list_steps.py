@@ -113,7 +113,11 @@ def load_arriving_list(
     again (unless ``force``) stops the reading there and is rolled back as a skip.
     """
     parser = RecordParser(
-        list_file.mapping, options.key_field, options.default_country, list_file.table.name
+        list_file.mapping,
+        options.key_field,
+        options.default_country,
+        list_file.table.name,
+        zones=options.zone_assigner(),
     )
     last = None if options.force else last_import_sha256(engine, options.list_name)
 

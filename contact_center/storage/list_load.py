@@ -49,12 +49,18 @@ from contact_center.parsing.parameters import (
     check_mapping,
     check_widths_and_columns,
 )
+from contact_center.parsing.record_fields import LOADED_FIELDS
+from contact_center.parsing.record_zones import (
+    ZONE_SOURCES,
+    ZoneAssigner,
+    check_default_timezone,
+    check_zone_precedence,
+)
 from contact_center.storage.bulk import BulkWriter, bulk_writer, is_postgresql, staging_table
 from contact_center.storage.db import mapped_database_errors, safe_url
 from contact_center.storage.exclusions import key_is_excluded, record_match_columns
 from contact_center.storage.list_rows import insert_new_list
 from contact_center.storage.models import (
-    RECORD_FIELDS,
     CallingList,
     ExclusionList,
     ListImport,
@@ -78,7 +84,7 @@ __all__ = [
 _MERGE_WORK_MEM = "256MB"
 
 #: The columns a parser's ``valid`` frame brings, in staging order.
-VALID_COLUMNS = ("record_key", *RECORD_FIELDS, "custom_fields")
+VALID_COLUMNS = ("record_key", *LOADED_FIELDS, "custom_fields")
 _STAGING_COLUMNS = {"row": "bigint", **dict.fromkeys(VALID_COLUMNS, "text")}
 
 _records = cast(sa.Table, ListRecord.__table__)
@@ -131,6 +137,8 @@ class ImportOptions:
     scrub_exclusions: tuple[str, ...] = ()
     after_import: str = "keep"
     force: bool = False
+    timezone_precedence: tuple[str, ...] = ZONE_SOURCES
+    default_timezone: str | None = None
 
     @classmethod
     def from_parameters(cls, **params: Any) -> ImportOptions:
@@ -171,7 +179,13 @@ class ImportOptions:
             scrub_exclusions=tuple(dict.fromkeys(scrub)),
             after_import=params.get("after_import") or "keep",
             force=params.get("force", False),
+            timezone_precedence=check_zone_precedence(params.get("timezone_precedence")),
+            default_timezone=check_default_timezone(params.get("default_timezone")),
         )
+
+    def zone_assigner(self) -> ZoneAssigner:
+        """How this import gives each record its time zone."""
+        return ZoneAssigner(self.timezone_precedence, self.default_timezone)
 
 
 # --- results ---------------------------------------------------------------------------
@@ -399,7 +413,9 @@ class _ListLoad:
         fields: Collection[str] | None = None,
     ) -> None:
         self.conn = conn
-        self.fields = frozenset(RECORD_FIELDS if fields is None else fields)
+        # The parser derives each row's zone and its source, whatever the file fills.
+        derived = ["timezone", "timezone_source"]
+        self.fields = frozenset(LOADED_FIELDS if fields is None else [*fields, *derived])
         self.options = options
         self.source = source
         self.now = now
@@ -584,7 +600,7 @@ class _ListLoad:
         return [
             *first,
             "record_key",
-            *(f for f in RECORD_FIELDS if f in self.fields),
+            *(f for f in LOADED_FIELDS if f in self.fields),
             "custom_fields",
         ]
 
@@ -604,7 +620,9 @@ class _ListLoad:
                 if isinstance(valid, pa.Table):
                     table = valid.select(columns)
                 else:
-                    table = pa.Table.from_pandas(valid[columns], preserve_index=False)
+                    # A frame without the derived fields (no zone) leaves them null.
+                    frame = valid.reindex(columns=columns)
+                    table = pa.Table.from_pandas(frame, preserve_index=False)
                 writer.add(table.cast(schema))
             if on_chunk:
                 on_chunk(self.rows_read)
@@ -711,7 +729,7 @@ class _ListLoad:
         list is locked).
         """
         quote = self.conn.dialect.identifier_preparer.quote
-        fields = [quote(f) for f in RECORD_FIELDS]
+        fields = [quote(f) for f in LOADED_FIELDS]
         # Custom fields are JSON text (models.JsonText) and the parser writes one
         # spelling, so the text tells a change (a document written by someone else
         # in another spelling counts as changed once, and is then ours).
@@ -759,7 +777,7 @@ class _ListLoad:
         return sa.literal(value, UTCDateTime())
 
     def _update_changed(self, stg: sa.Table) -> int:
-        fields = {name: stg.c[name] for name in RECORD_FIELDS}
+        fields = {name: stg.c[name] for name in LOADED_FIELDS}
         custom = stg.c.custom_fields
         differs = sa.or_(
             *(_records.c[name].is_distinct_from(value) for name, value in fields.items()),
@@ -788,7 +806,7 @@ class _ListLoad:
         select = sa.select(
             sa.literal(self.result.list_id, sa.Integer()),
             stg.c.record_key,
-            *(stg.c[name] for name in RECORD_FIELDS),
+            *(stg.c[name] for name in LOADED_FIELDS),
             stg.c.custom_fields,
             self._stamp(self.expires_at),
             sa.literal(self.result.import_id, sa.BigInteger()),
