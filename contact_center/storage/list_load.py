@@ -219,6 +219,8 @@ class LoadResult:
         rejects_by_reason: reason -> count.
         excluded: valid rows not loaded because their key is in a scrubbed list.
         invalid_phones: phone values dropped from rows that kept another phone.
+        skipped: the file was the list's last import again: nothing changed, and
+            ``import_id`` is the ``skipped`` row that says so.
     """
 
     list_id: int
@@ -233,6 +235,7 @@ class LoadResult:
     rejects_by_reason: dict[str, int] = field(default_factory=dict)
     excluded: int = 0
     invalid_phones: int = 0
+    skipped: bool = False
 
 
 # --- queries outside the load ------------------------------------------------------------
@@ -326,6 +329,7 @@ def load_list_records(
     on_chunk: Callable[[int], None] | None = None,
     fields: Collection[str] | None = None,
     final_source: Callable[[], SourceFile] | None = None,
+    last_sha256: str | None = None,
 ) -> LoadResult:
     """Load the parsed ``chunks`` of ``source`` into the list, in one transaction.
 
@@ -344,9 +348,12 @@ def load_list_records(
         final_source: for a file still arriving while it is loaded, what
             ``list_imports`` records of it once all chunks are in (its checksum and
             size are only known then); ``source`` gives the name meanwhile.
+        last_sha256: the checksum of the list's last completed import: a file with
+            the same one is rolled back once all chunks are in, and recorded as
+            ``skipped`` (None: never skip).
 
     Returns:
-        The committed counts.
+        The committed counts, or a result with ``skipped`` set.
 
     Raises:
         ObjectNotFound: a ``scrub_exclusions`` list does not exist.
@@ -356,7 +363,11 @@ def load_list_records(
         InvalidParameter: ``key_field`` differs from the existing list's (except
             with ``replace``, which re-keys the list).
     """
-    with _database_errors(engine, options.list_name, file=source.name), engine.begin() as conn:
+    with (
+        _database_errors(engine, options.list_name, file=source.name),
+        engine.connect() as conn,
+        conn.begin() as transaction,
+    ):
         database_time = now is None and is_postgresql(conn)
         if now is None:
             # PostgreSQL: the transaction's own time, which list_records.updated_at
@@ -365,8 +376,19 @@ def load_list_records(
             now = (now or datetime.now(UTC)).astimezone(UTC)
         run = _ListLoad(conn, options, source, now, flow_run_id, fields)
         run.database_time = database_time
-        run.final_source = final_source
-        return run.execute(chunks, on_chunk)
+        run.final_source, run.last_sha256 = final_source, last_sha256
+        result = run.execute(chunks, on_chunk)
+        if result.skipped:
+            transaction.rollback()
+    if result.skipped:
+        result.import_id = record_skipped_import(
+            engine,
+            options.list_name,
+            run.source,
+            update_policy=options.update_policy,
+            flow_run_id=flow_run_id,
+        )
+    return result
 
 
 def _database_errors(
@@ -404,6 +426,7 @@ class _ListLoad:
             else None
         )
         self.final_source: Callable[[], SourceFile] | None = None
+        self.last_sha256: str | None = None
         # Whether ``now`` is the database's transaction time (list_records.updated_at's
         # default on PostgreSQL), so that bulk rows can leave it out.
         self.database_time = False
@@ -428,7 +451,8 @@ class _ListLoad:
             self._load_straight(chunks, on_chunk)
         else:
             self._load_staged(chunks, on_chunk, scrub_ids)
-        self._close_import()
+        if not self.result.skipped:
+            self._close_import()
         return self.result
 
     def _exclusion_list_ids(self) -> list[int]:
@@ -501,9 +525,18 @@ class _ListLoad:
             ).scalar_one()
         )
 
+    def _is_last_import_again(self) -> bool:
+        """After the last chunk: the file as it finally is, and whether it is the same
+        as the list's last import (then the load is rolled back as a skip)."""
+        if self.final_source is not None:
+            self.source = self.final_source()
+        same = self.last_sha256 is not None and self.source.sha256 == self.last_sha256
+        self.result.skipped = same
+        return same
+
     def _close_import(self) -> None:
         r = self.result
-        source = self.final_source() if self.final_source is not None else self.source
+        source = self.source
         self.conn.execute(
             sa.update(ListImport)
             .where(ListImport.id == r.import_id)
@@ -553,6 +586,8 @@ class _ListLoad:
         columns = self._columns()
         with bulk_writer(self.conn, "list_records", columns, constants=constants) as writer:
             self._feed(writer, chunks, columns, on_chunk)
+        if self._is_last_import_again():
+            return
         self._check_gates(self.valid_rows)
         self._finish_counts(loaded=self.valid_rows)
 
@@ -602,6 +637,8 @@ class _ListLoad:
             columns = self._columns("row")
             with bulk_writer(self.conn, stg, columns) as writer:
                 self._feed(writer, chunks, columns, on_chunk)
+            if self._is_last_import_again():
+                return
             excluded = 0
             if scrub_ids:
                 excluded = self.conn.execute(
