@@ -34,6 +34,7 @@ from deployments.alerts import ALERT_PREFIX, alert_automation, ensure_alerts, lo
 from deployments.demo import seed_campaigns
 from deployments.demo.files import write_demo_files
 from flows.file_sensor import arrival_event
+from tasklog.origins import describe_trigger, started_by
 
 T = TypeVar("T")
 SENSOR_PERIOD = 30.0  # prefect.yaml: the sensor's interval
@@ -100,6 +101,32 @@ def test_alerts_file_is_checked_and_becomes_automations(tmp_path: Path) -> None:
     path.write_text("alerts:\n  - name: ops\n    states: [Completed]\n    webhook: {block: h}\n")
     with pytest.raises(InvalidParameter, match="states: only"):
         load_alerts(path)
+
+
+def test_the_views_say_what_starts_a_task() -> None:
+    assert started_by(True, None, None, {}) == "schedule"
+    assert started_by(False, "USER", "someone", {}) == "manual"
+    assert started_by(None, None, None, {}) == "manual"
+    assert started_by(False, "AUTOMATION", "on file: leads", {"source": "/d/a.csv"}) == (
+        "file /d/a.csv"
+    )
+    assert started_by(False, "AUTOMATION", "after: spring-leads-import", {}) == (
+        "chain after spring-leads-import"
+    )
+    assert started_by(False, "AUTOMATION", "mine", {}) == "automation mine"
+    watches = {"leads": "sftp://partner/in/leads_*.csv"}
+    on_file = describe_trigger(
+        {"cctasks.file.arrived"}, {"prefect.resource.id": "cctasks.file.*", "cctasks.watch": "leads"},
+        {}, watches,
+    )
+    assert on_file == "on file sftp://partner/in/leads_*.csv"
+    chain = describe_trigger(
+        {"prefect.flow-run.Completed"}, {"prefect.resource.id": "prefect.flow-run.*"},
+        [{"prefect.resource.role": "deployment", "prefect.resource.name": "spring-leads-import"}],
+        watches,
+    )
+    assert chain == "after spring-leads-import completed"
+    assert describe_trigger({"partner.pinged"}, {}, {}, {}) == "on event partner.pinged"
 
 
 # --- the real stack ------------------------------------------------------------------------
