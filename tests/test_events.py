@@ -116,8 +116,10 @@ def test_the_views_say_what_starts_a_task() -> None:
     assert started_by(False, "AUTOMATION", "mine", {}) == "automation mine"
     watches = {"leads": "sftp://partner/in/leads_*.csv"}
     on_file = describe_trigger(
-        {"cctasks.file.arrived"}, {"prefect.resource.id": "cctasks.file.*", "cctasks.watch": "leads"},
-        {}, watches,
+        {"cctasks.file.arrived"},
+        {"prefect.resource.id": "cctasks.file.*", "cctasks.watch": "leads"},
+        {},
+        watches,
     )
     assert on_file == "on file sftp://partner/in/leads_*.csv"
     chain = describe_trigger(
