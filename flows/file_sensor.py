@@ -71,6 +71,10 @@ def _parse_watches(watches: dict[str, str]) -> dict[str, Location]:
 
 def _list_local(location: Location, watch: str) -> list[SeenFile]:
     folder = check_local(location.directory, f"watches[{watch!r}]", location.text)
+    if not folder.exists():
+        # Nothing has been dropped yet (a drop folder is often made by its first upload).
+        get_run_logger().warning("watch %s: folder %s does not exist yet", watch, folder)
+        return []
     try:
         entries = list(Path(folder).iterdir())
         stats = [(e.name, e.stat()) for e in entries if e.is_file()]
