@@ -25,7 +25,9 @@ from typing import Any, cast
 from uuid import UUID
 
 from prefect import flow, get_client, get_run_logger, task
+from prefect.blocks import notifications  # noqa: F401 (registers Prefect's notification blocks)
 from prefect.blocks.abstract import NotificationBlock
+from prefect.blocks.core import Block
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import State
 from prefect.exceptions import ObjectNotFound as PrefectObjectNotFound
@@ -54,6 +56,8 @@ __all__ = [
 
 #: The tag a failed run gets once its alert went out.
 ALERTED_TAG = "alert-sent"
+#: The block type of a webhook named without its type (Prefect's Custom Webhook).
+WEBHOOK_BLOCK_TYPE = "custom-webhook"
 
 
 @dataclass(frozen=True)
@@ -147,15 +151,23 @@ def email_alert(failed: FailedRun, email_block: str, email_to: list[str]) -> Non
     send_email(credentials, message)
 
 
+def _notification_block(reference: str) -> Any:
+    """The notification block ``<type-slug>/<name>``; a bare name is a Custom Webhook."""
+    slug_name = reference if "/" in reference else f"{WEBHOOK_BLOCK_TYPE}/{reference}"
+    try:
+        block = Block.load(slug_name)
+    except (ValueError, KeyError, PrefectObjectNotFound):
+        raise ObjectNotFound(f"no notification block {slug_name!r}") from None
+    if not isinstance(block, NotificationBlock):
+        raise InvalidParameter(f"block {slug_name!r} is not a notification block")
+    return block
+
+
 @task(retries=NETWORK_RETRIES, retry_delay_seconds=_DELAYS, cache_policy=NO_CACHE)
 def post_alert(failed: FailedRun, webhook_block: str) -> None:
-    """Send the alert through the named Prefect notification block (a webhook)."""
-    try:
-        # Prefect's concrete blocks send synchronously when called from sync code.
-        block: Any = NotificationBlock.load(webhook_block)
-    except (ValueError, PrefectObjectNotFound):
-        raise ObjectNotFound(f"no notification block named {webhook_block!r}") from None
-    block.notify(failed.body, failed.subject)
+    """Send the alert through a Prefect notification block (a webhook)."""
+    # Prefect's concrete blocks send synchronously when called from sync code.
+    _notification_block(webhook_block).notify(failed.body, failed.subject)
 
 
 @task(retries=NETWORK_RETRIES, retry_delay_seconds=_DELAYS, cache_policy=NO_CACHE)
@@ -179,7 +191,8 @@ def send_failure_alert(
         flow_run_id: the failed (or crashed) flow run.
         email_block: the ``EmailServerCredentials`` block to send through.
         email_to: the recipients (with ``email_block``).
-        webhook_block: a Prefect notification block (``CustomWebhookNotificationBlock``).
+        webhook_block: a Prefect notification block, ``<type-slug>/<name>``
+            (``slack-webhook/ops``); a bare name is a Custom Webhook block.
     """
     recipients = validate_addresses(email_to) if email_to else []
     if bool(recipients) != bool(email_block):

@@ -244,8 +244,7 @@ def _save_channels(stack: RunningStack, smtp_port: int, webhook_port: int) -> No
 
     with _settings(stack):
         EmailServerCredentials(
-            smtp_server="127.0.0.1", smtp_port=smtp_port, smtp_type="INSECURE",
-            username="cctasks@cc.example",
+            smtp_server="127.0.0.1", smtp_port=smtp_port, smtp_type="INSECURE"
         ).save("cctasks-email", overwrite=True)
         CustomWebhookNotificationBlock(
             name="ops", url=f"http://127.0.0.1:{webhook_port}/alert",
