@@ -138,7 +138,10 @@ def load_alerts(path: Path) -> list[AlertSpec]:
 
 def alert_automation(spec: AlertSpec, deployment_id: Any) -> Automation:
     """The automation of one alert, running the alert deployment ``deployment_id``."""
-    parameters: dict[str, Any] = {"flow_run_id": "{{ flow_run.id }}"}
+    # The triggering event's resource is the run: prefect.flow-run.<id>.
+    parameters: dict[str, Any] = {
+        "flow_run_id": "{{ event.resource.id | replace('prefect.flow-run.', '') }}"
+    }
     if spec.email_block:
         parameters.update(email_block=spec.email_block, email_to=list(spec.email_to))
     if spec.webhook_block:

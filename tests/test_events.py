@@ -96,7 +96,8 @@ def test_alerts_file_is_checked_and_becomes_automations(tmp_path: Path) -> None:
     assert automation.trigger.expect == {"prefect.flow-run.Failed", "prefect.flow-run.Crashed"}
     (action,) = automation.actions
     assert action.parameters == {
-        "flow_run_id": "{{ flow_run.id }}", "email_block": "mail",
+        "flow_run_id": "{{ event.resource.id | replace('prefect.flow-run.', '') }}",
+        "email_block": "mail",
         "email_to": ["a@b.example"], "webhook_block": "hook",
     }
     path.write_text("alerts:\n  - name: ops\n    email: {block: mail}\n")
