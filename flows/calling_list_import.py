@@ -15,7 +15,7 @@ still being downloaded.
    before anything is loaded.
 3. ``load_list`` parses the file chunk by chunk in a background thread while the
    database ingests the previous chunk, all in ONE transaction (see
-   :mod:`contact_center.list_load`): memory stays flat, and any failure leaves
+   :mod:`contact_center.storage.list_load`): memory stays flat, and any failure leaves
    the list as it was. Rejected rows go to a rejects CSV under ``<home>/rejects``
    (marked ``.failed.csv`` when the load did not commit).
 4. Once the download has finished, ``check_list_file`` compares the file's SHA-256
@@ -44,20 +44,37 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import Annotated, Any, cast
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.context import FlowRunContext
 from prefect.futures import PrefectFuture
 from prefect.runtime import flow_run as runtime_flow_run
+from pydantic import Field
 from sqlalchemy.engine import Engine
 
-from contact_center.bulk import prefetch
 from contact_center.exceptions import DownloadInterrupted, InvalidFile, LimitExceeded
-from contact_center.files import TableReader, read_arriving_table
-from contact_center.gates import DEFAULT_MAX_REMOVED_RATIO
-from contact_center.list_load import (
+from contact_center.outcome import Outcome
+from contact_center.parsing.files import TableReader, read_arriving_table
+from contact_center.parsing.gates import DEFAULT_MAX_REMOVED_RATIO
+from contact_center.parsing.lists import RecordParser, validate_mapping
+from contact_center.parsing.parameters import (
+    AfterImport,
+    Days,
+    Delimiter,
+    FileFormat,
+    Ratio,
+    RecordField,
+    RowCount,
+    StrictBool,
+    Text,
+    UpdatePolicy,
+    Width,
+)
+from contact_center.settings import FETCH_RETRIES, FETCH_RETRY_DELAYS, LIST_CHUNK_ROWS
+from contact_center.storage.bulk import prefetch
+from contact_center.storage.list_load import (
     ImportOptions,
     LoadResult,
     SourceFile,
@@ -66,10 +83,7 @@ from contact_center.list_load import (
     load_list_records,
     record_skipped_import,
 )
-from contact_center.lists import RecordParser, validate_mapping
-from contact_center.models import utcnow
-from contact_center.outcome import Outcome
-from contact_center.settings import FETCH_RETRIES, FETCH_RETRY_DELAYS, LIST_CHUNK_ROWS
+from contact_center.storage.models import utcnow
 from flows.common import (
     Download,
     FetchedFile,
@@ -85,6 +99,7 @@ from flows.common import (
 from flows.common.rejects import RejectsFile
 from flows.common.retries import retry_transfer
 from flows.common.workdir import run_folder, sweep_leftover_work
+from runlog.publish import publishes_task_log
 
 __all__ = [
     "ListFile",
@@ -430,27 +445,28 @@ def tidy_list_source(fetched: FetchedFile, action: str) -> str:
 # --- the flow --------------------------------------------------------------------------
 
 
+@publishes_task_log
 @flow(name="import-calling-list", flow_run_name="{list_name} · import")
 def import_calling_list(
     list_name: str,
     source: str,
-    mapping: dict[str, str] | None = None,
-    update_policy: str = "update",
-    key_field: str = "account",
-    format: str = "auto",
-    delimiter: str | None = None,
+    mapping: dict[str, RecordField] | None = None,
+    update_policy: UpdatePolicy = "update",
+    key_field: RecordField = "account",
+    format: FileFormat = "auto",
+    delimiter: Delimiter | None = None,
     encoding: str | None = None,
     sheet: str | None = None,
-    widths: list[int] | None = None,
-    columns: list[str] | None = None,
+    widths: Annotated[list[Width], Field(min_length=1)] | None = None,
+    columns: Annotated[list[Text], Field(min_length=1)] | None = None,
     default_country: str = "US",
-    expires_after_days: int | None = None,
-    min_rows: int | None = None,
-    max_reject_ratio: float | None = None,
-    max_removed_ratio: float = DEFAULT_MAX_REMOVED_RATIO,
-    scrub_exclusions: list[str] | None = None,
-    after_import: str = "keep",
-    force: bool = False,
+    expires_after_days: Days | None = None,
+    min_rows: RowCount | None = None,
+    max_reject_ratio: Ratio | None = None,
+    max_removed_ratio: Ratio = DEFAULT_MAX_REMOVED_RATIO,
+    scrub_exclusions: list[Text] | None = None,
+    after_import: AfterImport = "keep",
+    force: StrictBool = False,
 ) -> Outcome:
     """Import a list file into the calling list ``list_name``.
 
@@ -466,7 +482,8 @@ def import_calling_list(
             ``replace`` (the list becomes exactly the file's valid rows).
         key_field: the field that identifies a record (default ``account``).
         format: ``auto``, ``csv``, ``xlsx`` or ``fixed``.
-        delimiter: overrides the detected delimiter.
+        delimiter: overrides the detected delimiter: ``,`` ``;`` ``\\t`` ``|`` (or
+            ``comma``, ``semicolon``, ``tab``, ``pipe``).
         encoding: overrides the detected encoding.
         sheet: the XLSX sheet (default: the first).
         widths: fixed-width column widths.

@@ -39,8 +39,8 @@ from contact_center.reports.mail import validate_addresses
 from contact_center.settings import NETWORK_RETRIES, NETWORK_RETRY_DELAYS
 from flows.common.outcome import SKIPPED_STATE_NAME
 from flows.report_execution import send_email
-from tasklog.mapping import error_of, flow_type
-from tasklog.runs import run_url
+from runlog.mapping import error_of, flow_type
+from runlog.runs import run_url
 
 _DELAYS = [float(s) for s in NETWORK_RETRY_DELAYS]
 

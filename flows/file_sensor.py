@@ -31,9 +31,9 @@ from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
 from prefect.variables import Variable
 
-from contact_center.arrivals import SeenFile, matching, new_arrivals, stable_files
 from contact_center.exceptions import InvalidParameter, SourceUnavailable
-from contact_center.locations import Location, parse_location
+from contact_center.parsing.arrivals import SeenFile, matching, new_arrivals, stable_files
+from contact_center.parsing.locations import Location, parse_location
 from contact_center.settings import NETWORK_RETRIES, NETWORK_RETRY_DELAYS
 from flows.common import sftp_session
 from flows.common.confine import check_local, check_remote
