@@ -370,6 +370,7 @@ def test_a_file_still_growing_is_imported_once_whole(world: World, tmp_path: Pat
 def test_a_failed_import_alerts_once_by_email_and_webhook(world: World) -> None:
     from prefect.deployments import run_deployment
 
+    world.drop.mkdir(parents=True, exist_ok=True)
     broken = world.drop / "broken.csv"
     broken.write_text("Name,Colour\nx,y\n")
     before_mail, before_posts = len(world.mailbox.messages), len(world.receiver.posts)
