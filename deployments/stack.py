@@ -379,6 +379,7 @@ class Stack:
     def bootstrap(self) -> None:
         """Block types, default blocks, work pool, limits, then ``prefect deploy --all``."""
         from deployments import bootstrap
+        from deployments.alerts import alerts_file, ensure_alerts
         from deployments.automations import ensure_automations
         from runlog.pausing import pause_again, paused_tasks
 
@@ -404,6 +405,9 @@ class Stack:
         with self.prefect_settings():
             pause_again(held)
             names = self.deployment_names()
+            alerts = ensure_alerts(alerts_file(self.options.project_dir))
+        for name, done in alerts.items():
+            self.say(f"  automation {name!r} ({done})")
         self.say(f"  deployed {len(names)} deployments from prefect.yaml "
                  f"in {time.monotonic() - began:.1f} s")
 

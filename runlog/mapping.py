@@ -83,6 +83,7 @@ LOG_COLUMNS: tuple[tuple[str, str], ...] = (
     ("error", "Error"),
     ("type", "Type"),
     ("step", "Step"),
+    ("started_by", "Started by"),
 )
 SCHEDULED_COLUMNS: tuple[tuple[str, str], ...] = (
     ("start_time", "Start time"),
