@@ -57,6 +57,17 @@ DEFAULT_HEARTBEAT_SECONDS = 60
 MIN_HEARTBEAT_SECONDS = 30
 HEARTBEAT_WINDOW_BEATS = 3
 
+# One run per object at a time, across deployments, workers and `cctasks campaign`: a
+# run holds the Prefect global concurrency limit "cctasks-<kind>-<object>" (1 slot)
+# while it changes the object. The slot is a lease the run renews every 3/4 of this;
+# when the run's process dies, the server frees the slot once the lease has expired.
+OBJECT_SLOT_PREFIX = "cctasks"
+OBJECT_LEASE_SECONDS = 60
+# Shared resources, each a global concurrency limit that bootstrap creates (slots in
+# deployments/bootstrap.py); a server without them runs unlimited.
+DATABASE_LOADS_LIMIT = "cctasks-database-loads"
+SFTP_SESSIONS_LIMIT = "cctasks-sftp-sessions"
+
 
 @dataclass(frozen=True)
 class ReadLimits:

@@ -69,7 +69,12 @@ from contact_center.list_load import (
 from contact_center.lists import RecordParser, validate_mapping
 from contact_center.models import utcnow
 from contact_center.outcome import Outcome
-from contact_center.settings import FETCH_RETRIES, FETCH_RETRY_DELAYS, LIST_CHUNK_ROWS
+from contact_center.settings import (
+    DATABASE_LOADS_LIMIT,
+    FETCH_RETRIES,
+    FETCH_RETRY_DELAYS,
+    LIST_CHUNK_ROWS,
+)
 from flows.common import (
     Download,
     FetchedFile,
@@ -84,6 +89,7 @@ from flows.common import (
 )
 from flows.common.rejects import RejectsFile
 from flows.common.retries import retry_transfer
+from flows.common.slots import object_slot, resource_slot
 from flows.common.workdir import run_folder, sweep_leftover_work
 
 __all__ = [
@@ -358,16 +364,17 @@ def load_list(
         return _source_file(download.fetched)
 
     try:
-        result = load_list_records(
-            engine,
-            recorded(prefetch(parsed_chunks(), depth=1)),
-            options,
-            _arriving_source(source),
-            flow_run_id=flow_run_id,
-            on_chunk=on_chunk,
-            fields=set(list_file.mapping.values()),
-            final_source=final_source if download is not None else None,
-        )
+        with resource_slot(DATABASE_LOADS_LIMIT):
+            result = load_list_records(
+                engine,
+                recorded(prefetch(parsed_chunks(), depth=1)),
+                options,
+                _arriving_source(source),
+                flow_run_id=flow_run_id,
+                on_chunk=on_chunk,
+                fields=set(list_file.mapping.values()),
+                final_source=final_source if download is not None else None,
+            )
     except (DownloadInterrupted, _SameFile, InvalidFile) as exc:
         # A read limit would stop a second read as well.
         if download is None or (
@@ -508,51 +515,62 @@ def import_calling_list(
         )
         check_before_io(options.source, after_import=options.after_import)
         sweep_leftover_work()
-        run_id = _flow_run_id()
-        progress = RunProgress(
-            {"fetch": 1.0, "load": 2.0},
-            description=f"{list_name} · import",
-            outcome=outcome,
-            units={"fetch": "bytes", "load": "rows"},
-        )
-        workdir = run_folder(run_id)  # made by the first file written in it
-        # Resolved once: finding the database block is a round trip to the server.
-        engine = contact_center_engine()
-        last_sha256 = None if options.force else last_import_sha256(engine, options.list_name)
-        download = Download()
-        fetching = fetch_list_file.submit(
-            options, engine, _scheduled_time(), workdir, progress, download
-        )
-        rejects = RejectsFile.for_run(list_name, run_id, workdir)
-        try:
-            # The file is parsed and loaded while it arrives...
-            list_file = parse_list(options, download) if _download_started(download) else None
-            result = None
-            if list_file is not None:
-                outcome.extra.update(list_file.describe(), update_policy=options.update_policy)
-                result = load_list(
-                    options, engine, download, list_file, rejects, progress, run_id, last_sha256
-                )
-            fetched = fetching.result()
-            if result is None:
-                # ...or again, in order, once it is all here (see the module's notes).
-                rejects.discard()
-                result = _load_fetched(options, engine, fetched, outcome, rejects, progress, run_id)
-            if result is not None:
-                rejects.commit()
-                _fill_outcome(outcome, result)
-            else:
-                outcome.status = "skipped"
-                outcome.message = (
-                    f"{fetched.name} is the same file as the last import (sha256 "
-                    f"{fetched.sha256[:12]}…); skipped"
-                )
-            if options.after_import != "keep":
-                outcome.extra["after_import"] = tidy_list_source(fetched, options.after_import)
-        finally:
-            rejects.report(outcome)  # before _settle removes the folder it is staged in
-            _settle(fetching, download, workdir, outcome)
-        progress.finish()
+        with object_slot("list", options.list_name):
+            run_id = _flow_run_id()
+            progress = RunProgress(
+                {"fetch": 1.0, "load": 2.0},
+                description=f"{list_name} · import",
+                outcome=outcome,
+                units={"fetch": "bytes", "load": "rows"},
+            )
+            workdir = run_folder(run_id)  # made by the first file written in it
+            # Resolved once: finding the database block is a round trip to the server.
+            engine = contact_center_engine()
+            last_sha256 = (
+                None if options.force else last_import_sha256(engine, options.list_name)
+            )
+            download = Download()
+            fetching = fetch_list_file.submit(
+                options, engine, _scheduled_time(), workdir, progress, download
+            )
+            rejects = RejectsFile.for_run(list_name, run_id, workdir)
+            try:
+                # The file is parsed and loaded while it arrives...
+                started = _download_started(download)
+                list_file = parse_list(options, download) if started else None
+                result = None
+                if list_file is not None:
+                    outcome.extra.update(
+                        list_file.describe(), update_policy=options.update_policy
+                    )
+                    result = load_list(
+                        options, engine, download, list_file, rejects, progress, run_id,
+                        last_sha256,
+                    )
+                fetched = fetching.result()
+                if result is None:
+                    # ...or again, in order, once it is all here (see the module's notes).
+                    rejects.discard()
+                    result = _load_fetched(
+                        options, engine, fetched, outcome, rejects, progress, run_id
+                    )
+                if result is not None:
+                    rejects.commit()
+                    _fill_outcome(outcome, result)
+                else:
+                    outcome.status = "skipped"
+                    outcome.message = (
+                        f"{fetched.name} is the same file as the last import (sha256 "
+                        f"{fetched.sha256[:12]}…); skipped"
+                    )
+                if options.after_import != "keep":
+                    outcome.extra["after_import"] = tidy_list_source(
+                        fetched, options.after_import
+                    )
+            finally:
+                rejects.report(outcome)  # before _settle removes the folder it is staged in
+                _settle(fetching, download, workdir, outcome)
+            progress.finish()
     return final_state(outcome)  # type: ignore[return-value]
 
 
