@@ -75,16 +75,21 @@ class ScaleOptions:
         workers: process workers on the cctasks pool.
         redis_url: the Redis that prefect-redis uses (one per installation: its
             streams have fixed names).
+        runs_per_worker: flow runs one worker starts at once (``prefect worker start
+            --limit``): a bound per machine, and what spreads a burst over the workers.
         api_ports: the API servers' ports; free ones are chosen when empty.
     """
 
     workers: int = 2
+    runs_per_worker: int = 2
     redis_url: str = DEFAULT_REDIS_URL
     api_ports: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         if not 1 <= self.workers <= 16:
             raise InvalidParameter(f"--workers {self.workers}: give 1 to 16")
+        if self.runs_per_worker < 1:
+            raise InvalidParameter(f"runs per worker {self.runs_per_worker}: give 1 or more")
         if not self.redis_url.startswith(("redis://", "rediss://")):
             raise InvalidParameter(f"--redis-url {safe_url(self.redis_url)!r}: not redis://")
 
@@ -211,7 +216,8 @@ class ScaleStack(Stack):
             Service(
                 name=f"worker {name}",
                 command=[python, "-m", "prefect", "worker", "start", "--pool", WORK_POOL_NAME,
-                         "--type", "process", "--name", name],
+                         "--type", "process", "--name", name,
+                         "--limit", str(scale.runs_per_worker)],
                 env=self.env, log_path=logs / f"{name}.log", cwd=options.project_dir,
                 signals_to_stop=2,
             )
