@@ -65,6 +65,8 @@ PREFECT_DATABASE = "cctasks_prefect"
 CONTACT_CENTER_DATABASE = "cctasks"
 HAPROXY_TEMPLATE = Path(__file__).with_name("haproxy.cfg")
 API_SERVERS = 2
+#: How often one part may die and be started again before the stack gives up.
+MAX_RESTARTS = 3
 
 
 @dataclass(frozen=True)
@@ -308,15 +310,32 @@ class ScaleStack(Stack):
                  f"(started in {time.monotonic() - began:.1f} s)")
 
     def wait(self, poll_seconds: float = 0.5) -> int:
-        """Wait for a signal; 1 when any part ended on its own."""
+        """Wait for a signal, restarting a part that died while the others carry on.
+
+        An API server or a worker that dies is what the profile is built to survive:
+        HAProxy routes around the server, the other worker takes new runs, and the part
+        is started again. A part that keeps dying ends the stack.
+
+        Returns:
+            1 when a part died :data:`MAX_RESTARTS` times.
+        """
+        restarts: dict[str, int] = {}
         while True:
             for service in [*self._backends(), *self.workers]:
                 code = service.exited()
-                if code is not None:
+                if code is None:
+                    continue
+                restarts[service.name] = restarts.get(service.name, 0) + 1
+                if restarts[service.name] > MAX_RESTARTS:
                     self.console.print(
-                        f"[red]error:[/] the {service.name} exited (code {code}); last lines "
-                        f"of {service.log_path}:\n{service.log_tail()}", highlight=False)
+                        f"[red]error:[/] the {service.name} exited (code {code}) "
+                        f"{MAX_RESTARTS + 1} times; last lines of {service.log_path}:\n"
+                        f"{service.log_tail()}", highlight=False)
                     return 1
+                self.say(f"[yellow]the {service.name} exited (code {code}); "
+                         "starting it again[/]")
+                service.close_log()
+                service.start()
             time.sleep(poll_seconds)
 
     def end_leftover_runs(self, why: str, *, stopping: bool = False) -> None:

@@ -223,6 +223,8 @@ def test_scale_profile_runs_one_object_at_a_time_and_survives_an_api_server(
                 "WHERE l.name = :name"), {"name": SAME_LIST}).scalar_one()
         engine.dispose()
         assert count == ROWS
+        # The stack started the killed API server again and carried on.
+        assert "the api server 1 exited (code -9); starting it again" in stack.text()
     finally:
         if stack.process.poll() is None:
             stop_stack(stack)
