@@ -44,7 +44,7 @@ ObjectKind = Literal["list", "exclusions", "campaign"]
 
 _NOT_A_SLUG = re.compile(r"[^a-z0-9]+")
 _SLUG_CHARS = 40
-# Logged as "waited" past this: taking a free slot is a round trip or two.
+# Logged past this: taking a free slot is a round trip or two.
 _WAIT_WORTH_SAYING_SECONDS = 1.0
 
 
@@ -102,8 +102,9 @@ def object_slot(kind: ObjectKind, name: str) -> Iterator[str]:
     ):
         waited = time.monotonic() - began
         if waited > _WAIT_WORTH_SAYING_SECONDS:
+            # Another run held it, or the API was slow to answer: both are worth seeing.
             get_logger("cctasks.slots").info(
-                "waited %.1f s for %s %r (another run was changing it)", waited, kind, name
+                "took the slot of %s %r after %.1f s", kind, name, waited
             )
         yield limit
 
