@@ -33,9 +33,9 @@ from psycopg import sql
 from rich.console import Console
 from sqlalchemy.engine import make_url
 
-from contact_center.db import safe_url
 from contact_center.exceptions import InvalidParameter
 from contact_center.settings import WORK_POOL_NAME
+from contact_center.storage.db import safe_url
 from deployments.processes import Service, stop_children, stop_services
 from deployments.stack import (
     RUNS_STOP_GRACE_SECONDS,
