@@ -56,7 +56,7 @@ def test_history_retention_reaches_prefects_vacuum(
 ) -> None:
     monkeypatch.setenv("CCTASKS_HOME", str(tmp_path))
     monkeypatch.setenv("CCTASKS_HISTORY_DAYS", "30")
-    project = Path(__file__).resolve().parents[1]
+    project = Path(__file__).resolve().parents[2]
     env = stack_environment(StackOptions.create(project_dir=project), base={})
     vacuum = _prefect_settings(env, monkeypatch).server.services.db_vacuum
     assert {"events", "flow_runs"} <= vacuum.enabled_vacuum_types
