@@ -123,6 +123,8 @@ def _span(run: Any) -> tuple[datetime, datetime]:
     return run.start_time, run.end_time
 
 
+# A start alone takes minutes on a busy 2-core machine (two servers, services, deploy).
+@pytest.mark.timeout(1800)
 def test_scale_profile_runs_one_object_at_a_time_and_survives_an_api_server(
     tmp_path: Path, redis_url: str, databases: tuple[str, str]
 ) -> None:
