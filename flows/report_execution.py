@@ -36,6 +36,7 @@ from contact_center.exceptions import DeliveryFailed, InvalidParameter, ObjectNo
 from contact_center.outcome import Outcome
 from contact_center.parsing.locations import Location, parse_location
 from contact_center.parsing.names import check_name
+from contact_center.parsing.parameters import ReportFormat
 from contact_center.reports import (
     RUN_COLUMNS,
     Period,
@@ -71,6 +72,7 @@ from flows.common import (
 )
 from flows.common.retries import retry_transfer
 from flows.common.workdir import run_workdir, sweep_leftover_work
+from runlog.publish import publishes_task_log
 
 __all__ = [
     "ReportRequest",
@@ -397,11 +399,12 @@ def _run_time() -> datetime:
     return datetime.fromtimestamp(scheduled.timestamp(), UTC)
 
 
+@publishes_task_log
 @flow(name="run-report", flow_run_name="{report} · generate", validate_parameters=True)
 def run_report(
     report: str,
     period: str = "yesterday",
-    formats: list[str] | str | None = None,
+    formats: list[ReportFormat] | ReportFormat | None = None,
     email_to: list[str] | str | None = None,
     email_block: str = DEFAULT_EMAIL_BLOCK,
     email_subject: str | None = None,
@@ -417,7 +420,7 @@ def run_report(
             exclusion-activity, task-log.
         period: yesterday, today, last_7_days (last_<N>_days), month_to_date,
             previous_month, or FROM/TO (dates, TO inclusive; or datetimes).
-        formats: any of csv, xlsx, html, pdf (default: pdf).
+        formats: any of csv, xlsx, html, pdf, as a list or one of them (default: pdf).
         email_to: recipients; the email carries a short summary and the files.
         email_block: the name of a saved prefect-email EmailServerCredentials block.
         email_subject: the subject (default: the report's title and period).
