@@ -44,7 +44,7 @@ from contact_center.parsing.parameters import (
     Width,
 )
 from contact_center.parsing.record_zones import ZoneSource
-from contact_center.settings import FETCH_RETRIES, FETCH_RETRY_DELAYS
+from contact_center.settings import DATABASE_LOADS_LIMIT, FETCH_RETRIES, FETCH_RETRY_DELAYS
 from contact_center.storage.list_load import (
     ImportOptions,
     LoadResult,
@@ -65,6 +65,7 @@ from flows.common import (
 )
 from flows.common.rejects import RejectsFile
 from flows.common.retries import retry_transfer
+from flows.common.slots import object_slot, resource_slot
 from flows.common.workdir import run_folder, sweep_leftover_work
 from flows.list_steps import (
     ListFile,
@@ -188,9 +189,10 @@ def load_list(
     def on_chunk(rows: int) -> None:
         progress.update("load", rows, max(total or 0, rows))
 
-    result = load_arriving_list(
-        options, engine, incoming, list_file, rejects.add, on_chunk, flow_run_id
-    )
+    with resource_slot(DATABASE_LOADS_LIMIT):
+        result = load_arriving_list(
+            options, engine, incoming, list_file, rejects.add, on_chunk, flow_run_id
+        )
     name, list_name = list_file.table.name, options.list_name
     if result.skipped:
         get_run_logger().info(
@@ -302,41 +304,42 @@ def import_calling_list(
         )
         check_before_io(options.source, after_import=options.after_import)
         sweep_leftover_work()
-        run_id = _flow_run_id()
-        progress = RunProgress(
-            {"fetch": 1.0, "load": 2.0},
-            description=f"{list_name} · import",
-            outcome=outcome,
-            units={"fetch": "bytes", "load": "rows"},
-        )
-        workdir = run_folder(run_id)  # made by the first file written in it
-        # Resolved once: finding the database block is a round trip to the server.
-        engine = contact_center_engine()
-        incoming = IncomingFile()
-        fetching = fetch_list_file.submit(
-            options, engine, _scheduled_time(), workdir, progress, incoming
-        )
-        incoming.follow(fetching)
-        rejects = RejectsFile.for_run(list_name, run_id, workdir)
-        try:
-            incoming.location()  # the first bytes, or the fetch's error
-            list_file = parse_list(options, incoming)
-            outcome.extra.update(list_file.describe(), update_policy=options.update_policy)
-            result = load_list(options, engine, incoming, list_file, rejects, progress, run_id)
-            outcome.extra.update(list_file.describe())  # a guessed encoding may have changed
-            fill_outcome(outcome, result, incoming.whole())
-            if result.skipped:
-                rejects.discard()
-            else:
-                rejects.commit()
-            if options.after_import != "keep":
-                outcome.extra["after_import"] = tidy_list_source(
-                    incoming.whole(), options.after_import
-                )
-        finally:
-            rejects.report(outcome)  # before the folder it is staged in goes it is staged in
-            settle_download(fetching, incoming, workdir, outcome)
-        progress.finish()
+        with object_slot("list", options.list_name):
+            run_id = _flow_run_id()
+            progress = RunProgress(
+                {"fetch": 1.0, "load": 2.0},
+                description=f"{list_name} · import",
+                outcome=outcome,
+                units={"fetch": "bytes", "load": "rows"},
+            )
+            workdir = run_folder(run_id)  # made by the first file written in it
+            # Resolved once: finding the database block is a round trip to the server.
+            engine = contact_center_engine()
+            incoming = IncomingFile()
+            fetching = fetch_list_file.submit(
+                options, engine, _scheduled_time(), workdir, progress, incoming
+            )
+            incoming.follow(fetching)
+            rejects = RejectsFile.for_run(list_name, run_id, workdir)
+            try:
+                incoming.location()  # the first bytes, or the fetch's error
+                list_file = parse_list(options, incoming)
+                outcome.extra.update(list_file.describe(), update_policy=options.update_policy)
+                result = load_list(options, engine, incoming, list_file, rejects, progress, run_id)
+                outcome.extra.update(list_file.describe())  # a guessed encoding may have changed
+                fill_outcome(outcome, result, incoming.whole())
+                if result.skipped:
+                    rejects.discard()
+                else:
+                    rejects.commit()
+                if options.after_import != "keep":
+                    outcome.extra["after_import"] = tidy_list_source(
+                        incoming.whole(), options.after_import
+                    )
+            finally:
+                rejects.report(outcome)  # before the folder it is staged in goes it is staged in
+                settle_download(fetching, incoming, workdir, outcome)
+            progress.finish()
     return final_state(outcome)  # type: ignore[return-value]
 
 

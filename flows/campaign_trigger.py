@@ -49,6 +49,7 @@ from contact_center.storage.campaigns import (
 )
 from contact_center.storage.db import mapped_database_errors
 from flows.common import RunProgress, contact_center_engine, final_state, recording_outcome
+from flows.common.slots import object_slot
 from runlog.publish import publishes_task_log
 
 __all__ = [
@@ -328,33 +329,35 @@ def campaign_trigger(
             description=f"{campaign} · {step}",
             outcome=outcome,
         )
-        check = check_campaign(request, _scheduled_time())
-        progress.update("check", 1, 1)
-        result = apply_step(request, check, runtime_flow_run.id)
-        progress.update("apply", 1, 1, force=True)
-        outcome.status = "skipped" if check.skip else "completed"
-        outcome.message = f"{result.result}: {check.skip}" if check.skip else result.result
-        outcome.extra = {
-            "result": result.result,
-            "source": request.source,
-            "previous_state": result.previous_state,
-            "state": result.state,
-            "notified": None,
-        }
-        if check.lists:
-            outcome.extra["dialable"] = {
-                item.list_name: item.dialable for item in check.lists if item.enabled
+        # A start and a stop of one campaign, from schedules or by hand, never overlap.
+        with object_slot("campaign", request.campaign):
+            check = check_campaign(request, _scheduled_time())
+            progress.update("check", 1, 1)
+            result = apply_step(request, check, runtime_flow_run.id)
+            progress.update("apply", 1, 1, force=True)
+            outcome.status = "skipped" if check.skip else "completed"
+            outcome.message = f"{result.result}: {check.skip}" if check.skip else result.result
+            outcome.extra = {
+                "result": result.result,
+                "source": request.source,
+                "previous_state": result.previous_state,
+                "state": result.state,
+                "notified": None,
             }
-        if result.notify and request.notify_url:
-            outcome.extra["notified"] = False
-            notify_dialler(
-                request.notify_url,
-                notification_payload(result),
-                progress,
-                request.notify_token_block,
-            )
-            record_notification(result.event_id, True)
-            outcome.extra["notified"] = True
+            if check.lists:
+                outcome.extra["dialable"] = {
+                    item.list_name: item.dialable for item in check.lists if item.enabled
+                }
+            if result.notify and request.notify_url:
+                outcome.extra["notified"] = False
+                notify_dialler(
+                    request.notify_url,
+                    notification_payload(result),
+                    progress,
+                    request.notify_token_block,
+                )
+                record_notification(result.event_id, True)
+                outcome.extra["notified"] = True
         progress.finish()
     # A returned State becomes the run's final state; callers still get its data.
     return final_state(outcome)  # type: ignore[return-value]

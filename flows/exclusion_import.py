@@ -53,6 +53,7 @@ from contact_center.parsing.parameters import (
     choices,
 )
 from contact_center.settings import (
+    DATABASE_LOADS_LIMIT,
     DEFAULT_EXCLUSION_EXPIRY_DAYS,
     FETCH_RETRIES,
     FETCH_RETRY_DELAYS,
@@ -83,6 +84,7 @@ from flows.common import (
 )
 from flows.common.rejects import RejectsFile
 from flows.common.retries import retry_transfer
+from flows.common.slots import object_slot, resource_slot
 from flows.common.workdir import run_workdir, sweep_leftover_work
 from runlog.publish import publishes_task_log
 
@@ -255,39 +257,42 @@ def load_exclusions(
             f"{request.min_rows}; exclusion list {request.exclusion_list!r} is unchanged"
         )
     engine = contact_center_engine()
-    with mapped_database_errors(f"loading exclusion list {request.exclusion_list!r}"):
-        with engine.begin() as conn:
-            info = ensure_exclusion_list(
-                conn,
-                request.exclusion_list,
-                match_field=request.match_field,
-                case_sensitive=request.case_sensitive,
-                update_policy=request.update_policy,
-            )
-            counts = load_exclusion_keys(
-                conn, info.id, parsed.keys, update_policy=request.update_policy, now=started_at
-            )
-            # The list had the keys removed plus the file's keys already in it (renewed).
-            request.removal.check(
-                removed=counts.removed,
-                current=counts.removed + counts.renewed,
-                file=fetched.name,
-                target=f"exclusion list {request.exclusion_list!r}",
-                unit="keys",
-            )
-            record = ImportRecord(
-                step="import",
-                started_at=started_at,
-                file_name=fetched.name,
-                sha256=fetched.sha256,
-                bytes=fetched.size,
-                update_policy=request.update_policy,
-                keys_read=parsed.rows_read,
-                rejected=len(parsed.rejects),
-                duplicates=parsed.duplicates,
-                flow_run_id=flow_run_id,
-            )
-            record_exclusion_import(conn, info.id, record, counts, finished_at=utcnow())
+    with (
+        resource_slot(DATABASE_LOADS_LIMIT),
+        mapped_database_errors(f"loading exclusion list {request.exclusion_list!r}"),
+        engine.begin() as conn,
+    ):
+        info = ensure_exclusion_list(
+            conn,
+            request.exclusion_list,
+            match_field=request.match_field,
+            case_sensitive=request.case_sensitive,
+            update_policy=request.update_policy,
+        )
+        counts = load_exclusion_keys(
+            conn, info.id, parsed.keys, update_policy=request.update_policy, now=started_at
+        )
+        # The list had the keys removed plus the file's keys already in it (renewed).
+        request.removal.check(
+            removed=counts.removed,
+            current=counts.removed + counts.renewed,
+            file=fetched.name,
+            target=f"exclusion list {request.exclusion_list!r}",
+            unit="keys",
+        )
+        record = ImportRecord(
+            step="import",
+            started_at=started_at,
+            file_name=fetched.name,
+            sha256=fetched.sha256,
+            bytes=fetched.size,
+            update_policy=request.update_policy,
+            keys_read=parsed.rows_read,
+            rejected=len(parsed.rejects),
+            duplicates=parsed.duplicates,
+            flow_run_id=flow_run_id,
+        )
+        record_exclusion_import(conn, info.id, record, counts, finished_at=utcnow())
     return counts
 
 
@@ -430,22 +435,23 @@ def import_exclusions(
     """
     with recording_outcome(Outcome(object_name=exclusion_list, step=step)) as outcome:
         request = validate_request(**runtime_flow_run.parameters)
-        started_at = utcnow()
-        if request.step == "import":
-            check_before_io(request.source, after_import=request.after_import)
-            sweep_leftover_work()
-        if request.step == "reset":
-            counts = reset_exclusions(
-                request, started_at=started_at, flow_run_id=runtime_flow_run.id
-            )
-            if counts is None:
-                outcome.status = "skipped"
-                outcome.message = (
-                    f"no exclusion list named {exclusion_list!r} yet; nothing to reset"
+        with object_slot("exclusions", request.exclusion_list):
+            started_at = utcnow()
+            if request.step == "import":
+                check_before_io(request.source, after_import=request.after_import)
+                sweep_leftover_work()
+            if request.step == "reset":
+                counts = reset_exclusions(
+                    request, started_at=started_at, flow_run_id=runtime_flow_run.id
                 )
+                if counts is None:
+                    outcome.status = "skipped"
+                    outcome.message = (
+                        f"no exclusion list named {exclusion_list!r} yet; nothing to reset"
+                    )
+                else:
+                    outcome.removed = counts.removed
+                    outcome.message = f"{counts.removed} keys removed"
             else:
-                outcome.removed = counts.removed
-                outcome.message = f"{counts.removed} keys removed"
-        else:
-            _run_import(request, outcome, started_at)
+                _run_import(request, outcome, started_at)
     return final_state(outcome)  # type: ignore[return-value]
