@@ -34,7 +34,8 @@ screenshots: install
 
 lint: install
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy contact_center blocks flows tasklog deployments
+	$(VENV)/bin/mypy contact_center blocks flows runlog tasklog cli deployments
+	$(VENV)/bin/lint-imports
 
 clean:
 	rm -rf $(VENV) .cctasks *.egg-info

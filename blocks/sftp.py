@@ -49,7 +49,7 @@ class SftpServer(Block):
     Example:
         ```python
         from blocks import SftpServer
-        server = SftpServer.load("partner-drop")
+        server = SftpServer.load("BLOCK_NAME")  # e.g. "partner-drop"
         with server.open() as sftp:
             print(sftp.list("incoming"))
         ```

@@ -28,7 +28,11 @@ from prefect.cache_policies import NO_CACHE
 from prefect.exceptions import ObjectNotFound as PrefectObjectNotFound
 from prefect.runtime import flow_run as runtime_flow_run
 
-from contact_center.campaigns import (
+from contact_center.exceptions import DeliveryFailed, InvalidParameter, ObjectNotFound
+from contact_center.outcome import Outcome
+from contact_center.parsing.names import check_name
+from contact_center.settings import NETWORK_RETRIES, NETWORK_RETRY_DELAYS
+from contact_center.storage.campaigns import (
     CampaignInfo,
     ListReadiness,
     StepResult,
@@ -44,12 +48,9 @@ from contact_center.campaigns import (
     validate_source,
     validate_step,
 )
-from contact_center.db import mapped_database_errors
-from contact_center.exceptions import DeliveryFailed, InvalidParameter, ObjectNotFound
-from contact_center.names import check_name
-from contact_center.outcome import Outcome
-from contact_center.settings import NETWORK_RETRIES, NETWORK_RETRY_DELAYS
+from contact_center.storage.db import mapped_database_errors
 from flows.common import RunProgress, contact_center_engine, final_state, recording_outcome
+from runlog.publish import publishes_task_log
 
 __all__ = [
     "CampaignCheck",
@@ -281,6 +282,7 @@ def _scheduled_time() -> datetime:
     return runtime_flow_run.scheduled_start_time  # type: ignore[no-any-return]
 
 
+@publishes_task_log
 @flow(name="campaign-trigger", flow_run_name="{campaign} · {step}")
 def campaign_trigger(
     campaign: str,

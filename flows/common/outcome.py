@@ -91,23 +91,6 @@ def record_outcome(outcome: Outcome) -> None:
     create_markdown_artifact(markdown=_summary_markdown(outcome), description=outcome.summary())
 
 
-def _republish_task_log(outcome: Outcome, error: BaseException | None) -> None:
-    """Republish the ``task-log`` artifact (the UI's task log) as this run ends.
-
-    The task log is a view of the run history, not part of the run's work: a failure
-    to republish it is logged as a warning and must never fail a run or replace the
-    error that a failing run is raising.
-    """
-    if not _in_flow_run():
-        return
-    try:
-        from tasklog.publish import publish_task_log  # the views package; only in a run
-
-        publish_task_log(outcome, error)
-    except Exception as exc:
-        get_run_logger().warning("task-log artifact not republished: %s", exc)
-
-
 def _count_flow_attempts(outcome: Outcome) -> None:
     """Count the flow's own tries (``@flow(retries=...)``) when they are more."""
     context = FlowRunContext.get()
@@ -140,13 +123,11 @@ def recording_outcome(outcome: Outcome) -> Iterator[Outcome]:
         outcome.message = f"{type(exc).__name__}: {exc}"
         _count_flow_attempts(outcome)
         record_outcome(outcome)
-        _republish_task_log(outcome, exc)
         raise
     if outcome.status == "running":
         outcome.status = "completed"
     _count_flow_attempts(outcome)
     record_outcome(outcome)
-    _republish_task_log(outcome, None)
     if _in_flow_run():
         get_run_logger().info(
             "%s · %s %s: %s",
