@@ -44,13 +44,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import Annotated, Any, cast
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.context import FlowRunContext
 from prefect.futures import PrefectFuture
 from prefect.runtime import flow_run as runtime_flow_run
+from pydantic import Field
 from sqlalchemy.engine import Engine
 
 from contact_center.exceptions import DownloadInterrupted, InvalidFile, LimitExceeded
@@ -58,6 +59,19 @@ from contact_center.outcome import Outcome
 from contact_center.parsing.files import TableReader, read_arriving_table
 from contact_center.parsing.gates import DEFAULT_MAX_REMOVED_RATIO
 from contact_center.parsing.lists import RecordParser, validate_mapping
+from contact_center.parsing.parameters import (
+    AfterImport,
+    Days,
+    Delimiter,
+    FileFormat,
+    Ratio,
+    RecordField,
+    RowCount,
+    StrictBool,
+    Text,
+    UpdatePolicy,
+    Width,
+)
 from contact_center.settings import FETCH_RETRIES, FETCH_RETRY_DELAYS, LIST_CHUNK_ROWS
 from contact_center.storage.bulk import prefetch
 from contact_center.storage.list_load import (
@@ -436,23 +450,23 @@ def tidy_list_source(fetched: FetchedFile, action: str) -> str:
 def import_calling_list(
     list_name: str,
     source: str,
-    mapping: dict[str, str] | None = None,
-    update_policy: str = "update",
-    key_field: str = "account",
-    format: str = "auto",
-    delimiter: str | None = None,
+    mapping: dict[str, RecordField] | None = None,
+    update_policy: UpdatePolicy = "update",
+    key_field: RecordField = "account",
+    format: FileFormat = "auto",
+    delimiter: Delimiter | None = None,
     encoding: str | None = None,
     sheet: str | None = None,
-    widths: list[int] | None = None,
-    columns: list[str] | None = None,
+    widths: Annotated[list[Width], Field(min_length=1)] | None = None,
+    columns: Annotated[list[Text], Field(min_length=1)] | None = None,
     default_country: str = "US",
-    expires_after_days: int | None = None,
-    min_rows: int | None = None,
-    max_reject_ratio: float | None = None,
-    max_removed_ratio: float = DEFAULT_MAX_REMOVED_RATIO,
-    scrub_exclusions: list[str] | None = None,
-    after_import: str = "keep",
-    force: bool = False,
+    expires_after_days: Days | None = None,
+    min_rows: RowCount | None = None,
+    max_reject_ratio: Ratio | None = None,
+    max_removed_ratio: Ratio = DEFAULT_MAX_REMOVED_RATIO,
+    scrub_exclusions: list[Text] | None = None,
+    after_import: AfterImport = "keep",
+    force: StrictBool = False,
 ) -> Outcome:
     """Import a list file into the calling list ``list_name``.
 
@@ -468,7 +482,8 @@ def import_calling_list(
             ``replace`` (the list becomes exactly the file's valid rows).
         key_field: the field that identifies a record (default ``account``).
         format: ``auto``, ``csv``, ``xlsx`` or ``fixed``.
-        delimiter: overrides the detected delimiter.
+        delimiter: overrides the detected delimiter: ``,`` ``;`` ``\\t`` ``|`` (or
+            ``comma``, ``semicolon``, ``tab``, ``pipe``).
         encoding: overrides the detected encoding.
         sheet: the XLSX sheet (default: the first).
         widths: fixed-width column widths.

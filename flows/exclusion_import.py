@@ -22,10 +22,10 @@ domain functions take ``now`` so tests can set it.
 
 from __future__ import annotations
 
-import codecs
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
@@ -33,10 +33,25 @@ from prefect.runtime import flow_run as runtime_flow_run
 
 from contact_center.exceptions import InvalidParameter, ObjectNotFound, QualityGateFailed
 from contact_center.outcome import Outcome
-from contact_center.parsing.files import FORMATS, match_column, read_table
+from contact_center.parsing.files import match_column, read_table
 from contact_center.parsing.gates import DEFAULT_MAX_REMOVED_RATIO, RemovalGate
 from contact_center.parsing.locations import parse_location
 from contact_center.parsing.names import check_name
+from contact_center.parsing.parameters import (
+    AfterImport,
+    Days,
+    Delimiter,
+    ExclusionPolicy,
+    ExclusionStep,
+    FileFormat,
+    Ratio,
+    RecordField,
+    RowCount,
+    StrictBool,
+    Text,
+    check_encoding,
+    choices,
+)
 from contact_center.settings import (
     DEFAULT_EXCLUSION_EXPIRY_DAYS,
     FETCH_RETRIES,
@@ -44,7 +59,6 @@ from contact_center.settings import (
 )
 from contact_center.storage.db import mapped_database_errors
 from contact_center.storage.exclusion_load import (
-    UPDATE_POLICIES,
     ImportRecord,
     LoadCounts,
     ensure_exclusion_list,
@@ -54,12 +68,7 @@ from contact_center.storage.exclusion_load import (
     record_exclusion_import,
     reset_exclusion_list,
 )
-from contact_center.storage.exclusions import (
-    ParsedKeys,
-    merge_parsed,
-    parse_exclusion_keys,
-    validate_match_field,
-)
+from contact_center.storage.exclusions import ParsedKeys, merge_parsed, parse_exclusion_keys
 from contact_center.storage.models import utcnow
 from flows.common import (
     FetchedFile,
@@ -71,7 +80,6 @@ from flows.common import (
     final_state,
     recording_outcome,
     resolve_source,
-    validate_after_import,
 )
 from flows.common.rejects import RejectsFile
 from flows.common.retries import retry_transfer
@@ -91,110 +99,55 @@ __all__ = [
 ]
 
 #: The flow's steps: ``import`` a file, or ``reset`` (empty) the list.
-STEPS = ("import", "reset")
+STEPS = choices(ExclusionStep)
 
 
 @dataclass(frozen=True)
 class ExclusionRequest:
-    """The flow's parameters, validated (see :func:`import_exclusions`)."""
+    """The flow's parameters (see :func:`import_exclusions`), as Prefect validated them."""
 
     exclusion_list: str
-    step: str
-    source: str | None
-    key_column: str
-    update_policy: str
-    expires_after_days: int | None
-    expiry_column: str | None
-    case_sensitive: bool
-    match_field: str
-    min_rows: int
-    format: str
-    encoding: str | None
-    delimiter: str | None
-    sheet: str | None
-    after_import: str
-    removal: RemovalGate = RemovalGate()
+    source: str | None = None
+    step: str = "import"
+    key_column: str = "account"
+    update_policy: str = "add"
+    expires_after_days: int | None = DEFAULT_EXCLUSION_EXPIRY_DAYS
+    expiry_column: str | None = None
+    case_sensitive: bool = True
+    match_field: str = "account"
+    min_rows: int = 1
+    format: str = "auto"
+    encoding: str | None = None
+    delimiter: str | None = None
+    sheet: str | None = None
+    after_import: str = "keep"
+    max_removed_ratio: float = DEFAULT_MAX_REMOVED_RATIO
+    force: bool = False
+
+    @property
+    def removal(self) -> RemovalGate:
+        """The ``max_removed_ratio`` gate of a ``replace``."""
+        return RemovalGate(self.max_removed_ratio, self.force)
 
 
-def _text(name: str, value: object, *, required: bool) -> str | None:
-    if value is None and not required:
-        return None
-    if not isinstance(value, str) or not value.strip():
-        raise InvalidParameter(f"{name} must be a non-empty string, not {value!r}")
-    return value.strip()
-
-
-def _whole_number(name: str, value: object, *, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise InvalidParameter(f"{name} must be a whole number >= {minimum}, not {value!r}")
-    return value
-
-
-def validate_request(
-    *,
-    exclusion_list: str,
-    step: str,
-    source: str | None,
-    key_column: str,
-    update_policy: str,
-    expires_after_days: int | None,
-    expiry_column: str | None,
-    case_sensitive: bool,
-    match_field: str,
-    min_rows: int,
-    format: str,
-    encoding: str | None,
-    delimiter: str | None,
-    sheet: str | None,
-    after_import: str,
-    max_removed_ratio: float = DEFAULT_MAX_REMOVED_RATIO,
-    force: bool = False,
-) -> ExclusionRequest:
-    """Check the flow's parameters before anything runs.
+def validate_request(**parameters: Any) -> ExclusionRequest:
+    """The flow's parameters after the checks that their types cannot express.
 
     Raises:
         InvalidParameter: a parameter is not valid; the message names it.
     """
-    name = check_name("exclusion_list", exclusion_list)
-    if step not in STEPS:
-        raise InvalidParameter(f"step {step!r} is not one of {', '.join(STEPS)}")
-    if step == "import":
-        if source is None or not str(source).strip():
+    request = ExclusionRequest(**parameters)
+    name = check_name("exclusion_list", request.exclusion_list)
+    source = (request.source or "").strip() or None
+    if request.step == "import":
+        if source is None:
             raise InvalidParameter("source is required for step 'import'")
         parse_location(source)
-    if update_policy not in UPDATE_POLICIES:
-        raise InvalidParameter(
-            f"update_policy {update_policy!r} is not one of {', '.join(UPDATE_POLICIES)}"
-        )
-    if expires_after_days is not None:
-        _whole_number("expires_after_days", expires_after_days, minimum=1)
-    if not isinstance(case_sensitive, bool):
-        raise InvalidParameter(f"case_sensitive must be true or false, not {case_sensitive!r}")
-    if format not in FORMATS:
-        raise InvalidParameter(f"format {format!r} is not one of {', '.join(FORMATS)}")
-    if encoding is not None:
-        try:
-            codecs.lookup(encoding)
-        except LookupError:
-            raise InvalidParameter(f"unknown encoding {encoding!r}") from None
-    validate_after_import(after_import)
-    return ExclusionRequest(
+    return replace(
+        request,
         exclusion_list=name,
-        step=step,
-        source=source.strip() if source else None,
-        key_column=_text("key_column", key_column, required=True) or "",
-        update_policy=update_policy,
-        expires_after_days=expires_after_days,
-        expiry_column=_text("expiry_column", expiry_column, required=False),
-        case_sensitive=case_sensitive,
-        match_field=validate_match_field(match_field),
-        min_rows=_whole_number("min_rows", min_rows, minimum=0),
-        format=format,
-        encoding=encoding,
-        delimiter=delimiter,
-        sheet=_text("sheet", sheet, required=False),
-        after_import=after_import,
-        removal=RemovalGate.from_parameters(max_removed_ratio, force),
+        source=source,
+        encoding=check_encoding(request.encoding),
     )
 
 
@@ -428,21 +381,21 @@ def _run_import(request: ExclusionRequest, outcome: Outcome, started_at: datetim
 def import_exclusions(
     exclusion_list: str,
     source: str | None = None,
-    step: str = "import",
-    key_column: str = "account",
-    update_policy: str = "add",
-    expires_after_days: int | None = DEFAULT_EXCLUSION_EXPIRY_DAYS,
-    expiry_column: str | None = None,
-    case_sensitive: bool = True,
-    match_field: str = "account",
-    min_rows: int = 1,
-    format: str = "auto",
+    step: ExclusionStep = "import",
+    key_column: Text = "account",
+    update_policy: ExclusionPolicy = "add",
+    expires_after_days: Days | None = DEFAULT_EXCLUSION_EXPIRY_DAYS,
+    expiry_column: Text | None = None,
+    case_sensitive: StrictBool = True,
+    match_field: RecordField = "account",
+    min_rows: RowCount = 1,
+    format: FileFormat = "auto",
     encoding: str | None = None,
-    delimiter: str | None = None,
-    sheet: str | None = None,
-    after_import: str = "keep",
-    max_removed_ratio: float = DEFAULT_MAX_REMOVED_RATIO,
-    force: bool = False,
+    delimiter: Delimiter | None = None,
+    sheet: Text | None = None,
+    after_import: AfterImport = "keep",
+    max_removed_ratio: Ratio = DEFAULT_MAX_REMOVED_RATIO,
+    force: StrictBool = False,
 ) -> Outcome:
     """Import a Do-Not-Call list of keys, or reset (empty) it.
 
@@ -476,25 +429,7 @@ def import_exclusions(
         bytes and files.
     """
     with recording_outcome(Outcome(object_name=exclusion_list, step=step)) as outcome:
-        request = validate_request(
-            exclusion_list=exclusion_list,
-            step=step,
-            source=source,
-            key_column=key_column,
-            update_policy=update_policy,
-            expires_after_days=expires_after_days,
-            expiry_column=expiry_column,
-            case_sensitive=case_sensitive,
-            match_field=match_field,
-            min_rows=min_rows,
-            format=format,
-            encoding=encoding,
-            delimiter=delimiter,
-            sheet=sheet,
-            after_import=after_import,
-            max_removed_ratio=max_removed_ratio,
-            force=force,
-        )
+        request = validate_request(**runtime_flow_run.parameters)
         started_at = utcnow()
         if request.step == "import":
             check_before_io(request.source, after_import=request.after_import)

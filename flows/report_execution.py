@@ -36,6 +36,7 @@ from contact_center.exceptions import DeliveryFailed, InvalidParameter, ObjectNo
 from contact_center.outcome import Outcome
 from contact_center.parsing.locations import Location, parse_location
 from contact_center.parsing.names import check_name
+from contact_center.parsing.parameters import ReportFormat
 from contact_center.reports import (
     RUN_COLUMNS,
     Period,
@@ -403,7 +404,7 @@ def _run_time() -> datetime:
 def run_report(
     report: str,
     period: str = "yesterday",
-    formats: list[str] | str | None = None,
+    formats: list[ReportFormat] | ReportFormat | None = None,
     email_to: list[str] | str | None = None,
     email_block: str = DEFAULT_EMAIL_BLOCK,
     email_subject: str | None = None,
@@ -419,7 +420,7 @@ def run_report(
             exclusion-activity, task-log.
         period: yesterday, today, last_7_days (last_<N>_days), month_to_date,
             previous_month, or FROM/TO (dates, TO inclusive; or datetimes).
-        formats: any of csv, xlsx, html, pdf (default: pdf).
+        formats: any of csv, xlsx, html, pdf, as a list or one of them (default: pdf).
         email_to: recipients; the email carries a short summary and the files.
         email_block: the name of a saved prefect-email EmailServerCredentials block.
         email_subject: the subject (default: the report's title and period).

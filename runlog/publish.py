@@ -7,11 +7,14 @@ log. No step inside a flow publishes it.
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
+from uuid import UUID
 
 from prefect import Flow
 from prefect.artifacts import create_table_artifact
+from prefect.client.schemas.actions import ArtifactCreate
 from prefect.client.schemas.objects import FlowRun, State
 from prefect.logging.loggers import flow_run_logger
 
@@ -53,15 +56,38 @@ def artifact_rows(rows: list[TaskLogRow]) -> list[dict[str, Any]]:
     return table
 
 
-def publish_task_log() -> None:
-    """Publish the ``task-log`` artifact: the newest rows of the Task Log, times in UTC."""
+def publish_task_log(flow_run_id: UUID | None = None) -> None:
+    """Publish the ``task-log`` artifact: the newest rows of the Task Log, times in UTC.
+
+    Args:
+        flow_run_id: the run whose end publishes it. Given by the state hook, because a
+            run refused for its parameters ends before Prefect opens its run context,
+            and an artifact made from no context is deprecated.
+    """
     with prefect_client() as client:
         rows = task_log(limit=TASK_LOG_ROWS, client=client)
-    create_table_artifact(
-        table=artifact_rows(rows),
-        key=TASK_LOG_ARTIFACT_KEY,
-        description=f"Task log: the newest {len(rows)} runs (times in UTC), "
-        f"as of {_utc_text(datetime.now(UTC))}",
+        if flow_run_id is None:
+            create_table_artifact(
+                table=artifact_rows(rows),
+                key=TASK_LOG_ARTIFACT_KEY,
+                description=_description(rows),
+            )
+            return
+        client.create_artifact(
+            ArtifactCreate(
+                type="table",
+                key=TASK_LOG_ARTIFACT_KEY,
+                description=_description(rows),
+                data=json.dumps(artifact_rows(rows)),
+                flow_run_id=flow_run_id,
+            )
+        )
+
+
+def _description(rows: list[TaskLogRow]) -> str:
+    return (
+        f"Task log: the newest {len(rows)} runs (times in UTC), "
+        f"as of {_utc_text(datetime.now(UTC))}"
     )
 
 
@@ -74,7 +100,7 @@ def publish_task_log_hook(flow: Flow[Any, Any], flow_run: FlowRun, state: State[
     a failure to publish is logged and never changes the run's state or its error.
     """
     try:
-        publish_task_log()
+        publish_task_log(flow_run.id)
     except Exception as exc:
         flow_run_logger(flow_run, flow).warning("task-log artifact not republished: %s", exc)
 

@@ -54,6 +54,7 @@ from contact_center.settings import CHUNK_ROWS, ReadLimits, get_settings
 
 __all__ = [
     "DELIMITERS",
+    "DELIMITER_NAMES",
     "FORMATS",
     "Chunk",
     "TableReader",
@@ -70,7 +71,8 @@ FORMATS = ("auto", "csv", "xlsx", "fixed")
 #: The delimiters that are detected, in order of preference on a tie.
 DELIMITERS = (",", ";", "\t", "|")
 
-_DELIMITER_NAMES = {"comma": ",", "semicolon": ";", "tab": "\t", "\\t": "\t", "pipe": "|"}
+#: The delimiters by name, as a parameter may give them.
+DELIMITER_NAMES = {"comma": ",", "semicolon": ";", "tab": "\t", "\\t": "\t", "pipe": "|"}
 _TEXT_SUFFIXES = {".csv", ".txt", ".tsv", ".tab", ".psv", ".dat", ".dnc"}
 _XLSX_SUFFIXES = {".xlsx", ".xlsm"}
 # Enough text to see the header and a few records; detection reads no more.
@@ -686,7 +688,7 @@ def _format_from_name(name: str) -> str | None:
 def _check_delimiter(delimiter: str | None) -> str | None:
     if delimiter is None:
         return None
-    value = _DELIMITER_NAMES.get(delimiter.lower(), delimiter)
+    value = DELIMITER_NAMES.get(delimiter.lower(), delimiter)
     if value not in DELIMITERS:
         allowed = ", ".join(repr(d) for d in DELIMITERS)
         raise InvalidParameter(

@@ -23,9 +23,8 @@ the parser's chunks: ``valid`` rows (``row``, ``record_key``, the record fields,
 
 from __future__ import annotations
 
-import codecs
 from collections import Counter
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -44,6 +43,12 @@ from contact_center.exceptions import (
 from contact_center.parsing.gates import DEFAULT_MAX_REMOVED_RATIO, RemovalGate
 from contact_center.parsing.locations import parse_location
 from contact_center.parsing.names import check_name
+from contact_center.parsing.parameters import (
+    check_default_country,
+    check_encoding,
+    check_mapping,
+    check_widths_and_columns,
+)
 from contact_center.storage.bulk import BulkWriter, bulk_writer, is_postgresql, staging_table
 from contact_center.storage.db import mapped_database_errors, safe_url
 from contact_center.storage.exclusions import key_is_excluded, record_match_columns
@@ -58,8 +63,6 @@ from contact_center.storage.models import (
 )
 
 __all__ = [
-    "FILE_FORMATS",
-    "UPDATE_POLICIES",
     "ImportOptions",
     "LoadResult",
     "ParsedRows",
@@ -70,10 +73,6 @@ __all__ = [
     "record_skipped_import",
 ]
 
-UPDATE_POLICIES = ("append", "update", "replace")
-FILE_FORMATS = ("auto", "csv", "xlsx", "fixed")
-AFTER_IMPORT_KINDS = ("keep", "delete", "archive")
-DELIMITER_NAMES = ("comma", "semicolon", "tab", "\\t", "pipe")
 
 #: Memory for the re-import's join on PostgreSQL (SET LOCAL: this transaction only).
 _MERGE_WORK_MEM = "256MB"
@@ -108,8 +107,9 @@ class ParsedRows(Protocol):
 class ImportOptions:
     """The checked parameters of one calling-list import.
 
-    Build it with :meth:`from_parameters`, which raises :class:`InvalidParameter`
-    with a clear message for any bad value, before any file is touched.
+    Build it with :meth:`from_parameters` from parameters whose types Prefect has
+    checked; it raises :class:`InvalidParameter` for what a type cannot express,
+    before any file is touched.
     """
 
     list_name: str
@@ -134,160 +134,44 @@ class ImportOptions:
 
     @classmethod
     def from_parameters(cls, **params: Any) -> ImportOptions:
-        """Check the flow's parameters and fill the defaults.
+        """Build the options from the flow's parameters, whose types Prefect has checked.
 
-        ``min_rows`` defaults to 1 for ``replace`` (so an empty file never wipes a
-        list) and to 0 otherwise.
+        Here come the checks that a type cannot express (see
+        :mod:`contact_center.parsing.parameters`); ``min_rows`` defaults to 1 for ``replace``
+        (so an empty file never wipes a list) and to 0 otherwise.
 
         Raises:
             InvalidParameter: a value that is not valid; the message names it.
         """
-        import phonenumbers
-
         list_name = check_name("list_name", params.get("list_name"))
-        source = params.get("source")
-        parse_location(source)  # type: ignore[arg-type]
+        source = params["source"]
+        parse_location(source)
         policy = params.get("update_policy") or "update"
-        if policy not in UPDATE_POLICIES:
-            raise InvalidParameter(
-                f"update_policy {policy!r} is not one of {', '.join(UPDATE_POLICIES)}"
-            )
-        key_field = params.get("key_field") or "account"
-        if key_field not in RECORD_FIELDS:
-            raise InvalidParameter(
-                f"key_field {key_field!r} is not a record field; use one of "
-                + ", ".join(RECORD_FIELDS)
-            )
-        mapping = _check_mapping(params.get("mapping"))
-        file_format = params.get("format") or "auto"
-        if file_format not in FILE_FORMATS:
-            raise InvalidParameter(
-                f"format {file_format!r} is not one of {', '.join(FILE_FORMATS)}"
-            )
-        delimiter = params.get("delimiter")
-        if delimiter is not None and (
-            not isinstance(delimiter, str)
-            or (len(delimiter) != 1 and delimiter.lower() not in DELIMITER_NAMES)
-        ):
-            raise InvalidParameter(
-                f"delimiter {delimiter!r} must be one character or one of "
-                + ", ".join(DELIMITER_NAMES)
-            )
-        encoding = params.get("encoding")
-        if encoding is not None:
-            try:
-                codecs.lookup(encoding)
-            except (LookupError, TypeError):
-                raise InvalidParameter(f"encoding {encoding!r} is not known") from None
-        widths = params.get("widths")
-        if widths is not None and (
-            not isinstance(widths, list)
-            or not widths
-            or not all(isinstance(w, int) and not isinstance(w, bool) and w > 0 for w in widths)
-        ):
-            raise InvalidParameter(f"widths {widths!r} must be a list of positive integers")
-        columns = params.get("columns")
-        if columns is not None and (
-            not isinstance(columns, list) or not all(isinstance(c, str) and c for c in columns)
-        ):
-            raise InvalidParameter(f"columns {columns!r} must be a list of column names")
-        if widths is not None and columns is not None and len(widths) != len(columns):
-            raise InvalidParameter(
-                f"widths has {len(widths)} entries but columns has {len(columns)}"
-            )
-        country = params.get("default_country") or "US"
-        if not isinstance(country, str) or country.upper() not in phonenumbers.SUPPORTED_REGIONS:
-            raise InvalidParameter(
-                f"default_country {country!r} is not a two-letter region code (e.g. US, GB)"
-            )
-        expires = params.get("expires_after_days")
-        if expires is not None and (
-            not isinstance(expires, int) or isinstance(expires, bool) or expires <= 0
-        ):
-            raise InvalidParameter(
-                f"expires_after_days {expires!r} must be a positive number of days"
-            )
+        widths, columns = params.get("widths"), params.get("columns")
+        check_widths_and_columns(widths, columns)
         min_rows = params.get("min_rows")
-        if min_rows is None:
-            min_rows = 1 if policy == "replace" else 0
-        if not isinstance(min_rows, int) or isinstance(min_rows, bool) or min_rows < 0:
-            raise InvalidParameter(f"min_rows {min_rows!r} must be a whole number >= 0")
-        ratio = params.get("max_reject_ratio")
-        if ratio is not None and (
-            not isinstance(ratio, int | float) or isinstance(ratio, bool) or not 0 <= ratio <= 1
-        ):
-            raise InvalidParameter(
-                f"max_reject_ratio {ratio!r} must be a fraction between 0 and 1 (e.g. 0.05)"
-            )
-        scrub = params.get("scrub_exclusions") or []
-        if isinstance(scrub, str) or not all(isinstance(s, str) and s.strip() for s in scrub):
-            raise InvalidParameter(
-                f"scrub_exclusions {scrub!r} must be a list of exclusion-list names"
-            )
-        scrub = [check_name("scrub_exclusions", s) for s in scrub]
-        after = params.get("after_import") or "keep"
-        _check_after_import(after)
-        removal = RemovalGate.from_parameters(
-            params.get("max_removed_ratio"), params.get("force", False)
-        )
+        scrub = [check_name("scrub_exclusions", s) for s in params.get("scrub_exclusions") or []]
         return cls(
             list_name=list_name,
-            source=source,  # type: ignore[arg-type]
-            mapping=mapping,
+            source=source,
+            mapping=check_mapping(params.get("mapping")),
             update_policy=policy,
-            key_field=key_field,
-            format=file_format,
-            delimiter=delimiter,
-            encoding=encoding,
+            key_field=params.get("key_field") or "account",
+            format=params.get("format") or "auto",
+            delimiter=params.get("delimiter"),
+            encoding=check_encoding(params.get("encoding")),
             sheet=params.get("sheet"),
             widths=widths,
             columns=columns,
-            default_country=country.upper(),
-            expires_after_days=expires,
-            min_rows=min_rows,
-            max_reject_ratio=float(ratio) if ratio is not None else None,
-            max_removed_ratio=removal.max_ratio,
+            default_country=check_default_country(params.get("default_country") or "US"),
+            expires_after_days=params.get("expires_after_days"),
+            min_rows=(1 if policy == "replace" else 0) if min_rows is None else min_rows,
+            max_reject_ratio=params.get("max_reject_ratio"),
+            max_removed_ratio=params.get("max_removed_ratio", DEFAULT_MAX_REMOVED_RATIO),
             scrub_exclusions=tuple(dict.fromkeys(scrub)),
-            after_import=after,
-            force=removal.force,
+            after_import=params.get("after_import") or "keep",
+            force=params.get("force", False),
         )
-
-
-def _check_mapping(mapping: Any) -> dict[str, str] | None:
-    if mapping is None:
-        return None
-    if not isinstance(mapping, Mapping) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in mapping.items()
-    ):
-        raise InvalidParameter(
-            f"mapping {mapping!r} must map file columns to list fields, "
-            "e.g. {'Account No': 'account', 'Mobile': 'phone1'}"
-        )
-    unknown = [v for v in mapping.values() if v not in RECORD_FIELDS]
-    if unknown:
-        raise InvalidParameter(
-            f"mapping names the field {unknown[0]!r}, which is not a list field; fields are "
-            + ", ".join(RECORD_FIELDS)
-            + " (other columns are kept as custom fields without mapping them)"
-        )
-    repeated = [f for f, n in Counter(mapping.values()).items() if n > 1]
-    if repeated:
-        raise InvalidParameter(f"mapping maps more than one column to the field {repeated[0]!r}")
-    return dict(mapping)
-
-
-def _check_after_import(action: Any) -> None:
-    kind, _, folder = str(action).partition(":")
-    if not isinstance(action, str) or kind not in AFTER_IMPORT_KINDS:
-        raise InvalidParameter(
-            f"after_import {action!r} is not one of keep, delete, archive:<folder>"
-        )
-    if kind == "archive" and (not folder or ".." in folder.split("/")):
-        raise InvalidParameter(
-            f"after_import {action!r} needs a folder without '..', e.g. archive:done"
-        )
-    if kind != "archive" and folder:
-        raise InvalidParameter(f"after_import {action!r}: only archive takes a folder")
 
 
 # --- results ---------------------------------------------------------------------------

@@ -11,7 +11,6 @@ from flows.common.transfer import (
     deliver,
     fetch,
     resolve_source,
-    validate_after_import,
 )
 
 __all__ = [
@@ -29,5 +28,4 @@ __all__ = [
     "recording_outcome",
     "resolve_source",
     "sftp_session",
-    "validate_after_import",
 ]
