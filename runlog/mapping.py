@@ -48,7 +48,7 @@ class FlowType:
     """One cctasks task type.
 
     Attributes:
-        flow_name: the Prefect flow name (the contract in DESIGN.md).
+        flow_name: the Prefect flow name (see docs/architecture.md).
         label: the seed's "Type" label.
         object_param: the flow parameter that names the object.
         default_step: the step shown when the run has no ``step`` parameter.

@@ -27,7 +27,7 @@ def load_sftp_block(name: str) -> SftpServer:
         return cast(SftpServer, SftpServer.load(name))
     except (ValueError, PrefectObjectNotFound):
         raise ObjectNotFound(
-            f"no SFTP Server block named {name!r}; save one (see README, 'SFTP blocks')"
+            f"no SFTP Server block named {name!r}; save one (see docs/architecture.md, 'Blocks')"
         ) from None
 
 
