@@ -5,6 +5,10 @@ lists, phones or Prefect. :func:`read_table` detects what it can (format,
 encoding, delimiter), checks that the bytes have the shape the format promises,
 and returns a :class:`TableReader` that yields :class:`Chunk` objects of at most
 ``chunk_rows`` rows, so that memory does not grow with the file.
+Detection is in :mod:`~contact_center.parsing.detection`, the header checks in
+:mod:`~contact_center.parsing.headers`, the reading in chunks in
+:mod:`~contact_center.parsing.table_reader` and an XLSX sheet's cells in
+:mod:`~contact_center.parsing.xlsx_cells`.
 
 Every cell comes back as text (``str``; an empty cell is ``""``, never NA).
 Row numbers are the ones a user can find in the file: for delimited text the
