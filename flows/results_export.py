@@ -42,20 +42,18 @@ from contact_center.parsing.names import check_name
 from contact_center.parsing.parameters import ExportFormat, StrictBool
 from contact_center.settings import NETWORK_RETRIES, NETWORK_RETRY_DELAYS
 from contact_center.storage.db import mapped_database_errors, safe_url
-from contact_center.storage.export_naming import delivered_by_another
-from contact_center.storage.results import (
+from contact_center.storage.export_naming import (
     DEFAULT_FILE_NAME,
-    ExportPlan,
-    Since,
-    complete_export,
+    delivered_by_another,
+    render_file_name,
+)
+from contact_center.storage.results import ExportPlan, complete_export, plan_export
+from contact_center.storage.results_format import Since, parse_since, parse_time
+from contact_center.storage.results_query import (
     count_rows,
     custom_keys,
     export_query,
     header,
-    parse_since,
-    parse_time,
-    plan_export,
-    render_file_name,
     write_export,
 )
 from flows.common import (

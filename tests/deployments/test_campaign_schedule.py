@@ -38,12 +38,8 @@ from prefect.settings import (
 )
 from test_campaigns import add_records
 
-from contact_center.storage.campaigns import (
-    campaign_events,
-    ensure_campaign,
-    get_campaign,
-    link_list,
-)
+from contact_center.storage.campaign_steps import campaign_events
+from contact_center.storage.campaigns import ensure_campaign, get_campaign, link_list
 from flows.campaign_trigger import campaign_trigger
 from runlog import scheduled, task_log
 
