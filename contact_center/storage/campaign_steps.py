@@ -29,11 +29,7 @@ from contact_center.storage.campaign_rules import (
 )
 from contact_center.storage.campaigns import get_campaign
 from contact_center.storage.db import transaction
-from contact_center.storage.models import (
-    Campaign,
-    CampaignEvent,
-    utcnow,
-)
+from contact_center.storage.models import Campaign, CampaignEvent, utcnow
 
 __all__ = [
     "EventRow",

@@ -37,15 +37,8 @@ from sqlalchemy.engine import Connection, Engine
 
 from contact_center.storage.campaigns import CampaignInfo, get_campaign
 from contact_center.storage.db import transaction
-from contact_center.storage.export_naming import (
-    destination_key,
-)
-from contact_center.storage.models import (
-    CallAttempt,
-    ExportWatermark,
-    ResultsExport,
-    utcnow,
-)
+from contact_center.storage.export_naming import destination_key
+from contact_center.storage.models import CallAttempt, ExportWatermark, ResultsExport, utcnow
 from contact_center.storage.results_format import Since
 
 __all__ = [

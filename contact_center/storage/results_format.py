@@ -22,9 +22,7 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from contact_center.exceptions import InvalidParameter
-from contact_center.storage.models import (
-    RECORD_FIELDS,
-)
+from contact_center.storage.models import RECORD_FIELDS
 
 __all__ = [
     "ATTEMPT_FIELDS",

@@ -32,10 +32,7 @@ from prefect.client.schemas.sorting import FlowRunSort
 from prefect.deployments.runner import RunnerDeployment
 from prefect.flow_engine import run_flow
 from prefect.schedules import Cron
-from prefect.settings import (
-    PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
-    temporary_settings,
-)
+from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 from test_campaigns import add_records
 
 from contact_center.storage.campaign_steps import campaign_events
