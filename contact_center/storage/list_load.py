@@ -49,12 +49,18 @@ from contact_center.parsing.parameters import (
     check_mapping,
     check_widths_and_columns,
 )
+from contact_center.parsing.record_fields import LOADED_FIELDS
+from contact_center.parsing.record_zones import (
+    ZONE_SOURCES,
+    ZoneAssigner,
+    check_default_timezone,
+    check_zone_precedence,
+)
 from contact_center.storage.bulk import BulkWriter, bulk_writer, is_postgresql, staging_table
 from contact_center.storage.db import mapped_database_errors, safe_url
 from contact_center.storage.exclusions import key_is_excluded, record_match_columns
 from contact_center.storage.list_rows import insert_new_list
 from contact_center.storage.models import (
-    RECORD_FIELDS,
     CallingList,
     ExclusionList,
     ListImport,
@@ -78,7 +84,7 @@ __all__ = [
 _MERGE_WORK_MEM = "256MB"
 
 #: The columns a parser's ``valid`` frame brings, in staging order.
-VALID_COLUMNS = ("record_key", *RECORD_FIELDS, "custom_fields")
+VALID_COLUMNS = ("record_key", *LOADED_FIELDS, "custom_fields")
 _STAGING_COLUMNS = {"row": "bigint", **dict.fromkeys(VALID_COLUMNS, "text")}
 
 _records = cast(sa.Table, ListRecord.__table__)
@@ -131,6 +137,8 @@ class ImportOptions:
     scrub_exclusions: tuple[str, ...] = ()
     after_import: str = "keep"
     force: bool = False
+    timezone_precedence: tuple[str, ...] = ZONE_SOURCES
+    default_timezone: str | None = None
 
     @classmethod
     def from_parameters(cls, **params: Any) -> ImportOptions:
@@ -171,7 +179,13 @@ class ImportOptions:
             scrub_exclusions=tuple(dict.fromkeys(scrub)),
             after_import=params.get("after_import") or "keep",
             force=params.get("force", False),
+            timezone_precedence=check_zone_precedence(params.get("timezone_precedence")),
+            default_timezone=check_default_timezone(params.get("default_timezone")),
         )
+
+    def zone_assigner(self) -> ZoneAssigner:
+        """How this import gives each record its time zone."""
+        return ZoneAssigner(self.timezone_precedence, self.default_timezone)
 
 
 # --- results ---------------------------------------------------------------------------
@@ -205,6 +219,8 @@ class LoadResult:
         rejects_by_reason: reason -> count.
         excluded: valid rows not loaded because their key is in a scrubbed list.
         invalid_phones: phone values dropped from rows that kept another phone.
+        skipped: the file was the list's last import again: nothing changed, and
+            ``import_id`` is the ``skipped`` row that says so.
     """
 
     list_id: int
@@ -219,6 +235,7 @@ class LoadResult:
     rejects_by_reason: dict[str, int] = field(default_factory=dict)
     excluded: int = 0
     invalid_phones: int = 0
+    skipped: bool = False
 
 
 # --- queries outside the load ------------------------------------------------------------
@@ -312,6 +329,7 @@ def load_list_records(
     on_chunk: Callable[[int], None] | None = None,
     fields: Collection[str] | None = None,
     final_source: Callable[[], SourceFile] | None = None,
+    last_sha256: str | None = None,
 ) -> LoadResult:
     """Load the parsed ``chunks`` of ``source`` into the list, in one transaction.
 
@@ -330,9 +348,12 @@ def load_list_records(
         final_source: for a file still arriving while it is loaded, what
             ``list_imports`` records of it once all chunks are in (its checksum and
             size are only known then); ``source`` gives the name meanwhile.
+        last_sha256: the checksum of the list's last completed import: a file with
+            the same one is rolled back once all chunks are in, and recorded as
+            ``skipped`` (None: never skip).
 
     Returns:
-        The committed counts.
+        The committed counts, or a result with ``skipped`` set.
 
     Raises:
         ObjectNotFound: a ``scrub_exclusions`` list does not exist.
@@ -342,7 +363,11 @@ def load_list_records(
         InvalidParameter: ``key_field`` differs from the existing list's (except
             with ``replace``, which re-keys the list).
     """
-    with _database_errors(engine, options.list_name, file=source.name), engine.begin() as conn:
+    with (
+        _database_errors(engine, options.list_name, file=source.name),
+        engine.connect() as conn,
+        conn.begin() as transaction,
+    ):
         database_time = now is None and is_postgresql(conn)
         if now is None:
             # PostgreSQL: the transaction's own time, which list_records.updated_at
@@ -351,8 +376,19 @@ def load_list_records(
             now = (now or datetime.now(UTC)).astimezone(UTC)
         run = _ListLoad(conn, options, source, now, flow_run_id, fields)
         run.database_time = database_time
-        run.final_source = final_source
-        return run.execute(chunks, on_chunk)
+        run.final_source, run.last_sha256 = final_source, last_sha256
+        result = run.execute(chunks, on_chunk)
+        if result.skipped:
+            transaction.rollback()
+    if result.skipped:
+        result.import_id = record_skipped_import(
+            engine,
+            options.list_name,
+            run.source,
+            update_policy=options.update_policy,
+            flow_run_id=flow_run_id,
+        )
+    return result
 
 
 def _database_errors(
@@ -377,7 +413,9 @@ class _ListLoad:
         fields: Collection[str] | None = None,
     ) -> None:
         self.conn = conn
-        self.fields = frozenset(RECORD_FIELDS if fields is None else fields)
+        # The parser derives each row's zone and its source, whatever the file fills.
+        derived = ["timezone", "timezone_source"]
+        self.fields = frozenset(LOADED_FIELDS if fields is None else [*fields, *derived])
         self.options = options
         self.source = source
         self.now = now
@@ -388,6 +426,7 @@ class _ListLoad:
             else None
         )
         self.final_source: Callable[[], SourceFile] | None = None
+        self.last_sha256: str | None = None
         # Whether ``now`` is the database's transaction time (list_records.updated_at's
         # default on PostgreSQL), so that bulk rows can leave it out.
         self.database_time = False
@@ -412,7 +451,8 @@ class _ListLoad:
             self._load_straight(chunks, on_chunk)
         else:
             self._load_staged(chunks, on_chunk, scrub_ids)
-        self._close_import()
+        if not self.result.skipped:
+            self._close_import()
         return self.result
 
     def _exclusion_list_ids(self) -> list[int]:
@@ -485,9 +525,18 @@ class _ListLoad:
             ).scalar_one()
         )
 
+    def _is_last_import_again(self) -> bool:
+        """After the last chunk: the file as it finally is, and whether it is the same
+        as the list's last import (then the load is rolled back as a skip)."""
+        if self.final_source is not None:
+            self.source = self.final_source()
+        same = self.last_sha256 is not None and self.source.sha256 == self.last_sha256
+        self.result.skipped = same
+        return same
+
     def _close_import(self) -> None:
         r = self.result
-        source = self.final_source() if self.final_source is not None else self.source
+        source = self.source
         self.conn.execute(
             sa.update(ListImport)
             .where(ListImport.id == r.import_id)
@@ -537,6 +586,8 @@ class _ListLoad:
         columns = self._columns()
         with bulk_writer(self.conn, "list_records", columns, constants=constants) as writer:
             self._feed(writer, chunks, columns, on_chunk)
+        if self._is_last_import_again():
+            return
         self._check_gates(self.valid_rows)
         self._finish_counts(loaded=self.valid_rows)
 
@@ -549,7 +600,7 @@ class _ListLoad:
         return [
             *first,
             "record_key",
-            *(f for f in RECORD_FIELDS if f in self.fields),
+            *(f for f in LOADED_FIELDS if f in self.fields),
             "custom_fields",
         ]
 
@@ -569,7 +620,9 @@ class _ListLoad:
                 if isinstance(valid, pa.Table):
                     table = valid.select(columns)
                 else:
-                    table = pa.Table.from_pandas(valid[columns], preserve_index=False)
+                    # A frame without the derived fields (no zone) leaves them null.
+                    frame = valid.reindex(columns=columns)
+                    table = pa.Table.from_pandas(frame, preserve_index=False)
                 writer.add(table.cast(schema))
             if on_chunk:
                 on_chunk(self.rows_read)
@@ -584,6 +637,8 @@ class _ListLoad:
             columns = self._columns("row")
             with bulk_writer(self.conn, stg, columns) as writer:
                 self._feed(writer, chunks, columns, on_chunk)
+            if self._is_last_import_again():
+                return
             excluded = 0
             if scrub_ids:
                 excluded = self.conn.execute(
@@ -674,13 +729,11 @@ class _ListLoad:
         list is locked).
         """
         quote = self.conn.dialect.identifier_preparer.quote
-        fields = [quote(f) for f in RECORD_FIELDS]
+        fields = [quote(f) for f in LOADED_FIELDS]
         # Custom fields are JSON text (models.JsonText) and the parser writes one
         # spelling, so the text tells a change (a document written by someone else
         # in another spelling counts as changed once, and is then ours).
-        differs = " OR ".join(
-            [f"r.{f} IS DISTINCT FROM s.{f}" for f in [*fields, "custom_fields"]]
-        )
+        differs = " OR ".join([f"r.{f} IS DISTINCT FROM s.{f}" for f in [*fields, "custom_fields"]])
         # Names come from our own schema and the generated staging table, never from
         # user input; every value is a bound parameter.
         merge = sa.text(
@@ -724,7 +777,7 @@ class _ListLoad:
         return sa.literal(value, UTCDateTime())
 
     def _update_changed(self, stg: sa.Table) -> int:
-        fields = {name: stg.c[name] for name in RECORD_FIELDS}
+        fields = {name: stg.c[name] for name in LOADED_FIELDS}
         custom = stg.c.custom_fields
         differs = sa.or_(
             *(_records.c[name].is_distinct_from(value) for name, value in fields.items()),
@@ -753,7 +806,7 @@ class _ListLoad:
         select = sa.select(
             sa.literal(self.result.list_id, sa.Integer()),
             stg.c.record_key,
-            *(stg.c[name] for name in RECORD_FIELDS),
+            *(stg.c[name] for name in LOADED_FIELDS),
             stg.c.custom_fields,
             self._stamp(self.expires_at),
             sa.literal(self.result.import_id, sa.BigInteger()),

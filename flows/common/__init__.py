@@ -1,12 +1,11 @@
 """Steps shared by every flow: file transfer, the database, outcome and progress."""
 
+from flows.common.arrival import FetchedFile, IncomingFile
 from flows.common.confine import check_before_io
 from flows.common.database import contact_center_engine
 from flows.common.outcome import RunProgress, final_state, record_outcome, recording_outcome
 from flows.common.servers import load_sftp_block, sftp_session
 from flows.common.transfer import (
-    Download,
-    FetchedFile,
     after_import,
     deliver,
     fetch,
@@ -14,8 +13,8 @@ from flows.common.transfer import (
 )
 
 __all__ = [
-    "Download",
     "FetchedFile",
+    "IncomingFile",
     "RunProgress",
     "after_import",
     "check_before_io",

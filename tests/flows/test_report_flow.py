@@ -337,7 +337,7 @@ def test_refused_login_names_the_reply_not_the_password(
 def test_a_stalled_smtp_server_times_out_each_try(
     engine: sa.Engine, smtp: SmtpServer, fast_retries: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("flows.report_execution.EMAIL_TIMEOUT_SECONDS", 2.0)
+    monkeypatch.setattr("flows.common.mail.EMAIL_TIMEOUT_SECONDS", 2.0)
     smtp.mailbox.stall_login = True
     block = save_email_block(smtp)
     state = emailed_list_status(block)
