@@ -16,7 +16,7 @@ from prefect.exceptions import ObjectNotFound as PrefectObjectNotFound
 
 from contact_center.exceptions import InvalidParameter, ObjectNotFound
 from contact_center.parsing.names import check_name
-from contact_center.storage.campaigns import parse_holiday_region, parse_skip_dates
+from contact_center.storage.campaign_rules import parse_holiday_region, parse_skip_dates
 
 __all__ = ["TriggerRequest", "display_url", "load_token", "validate_request"]
 

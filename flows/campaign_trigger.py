@@ -29,18 +29,13 @@ from contact_center.exceptions import DeliveryFailed
 from contact_center.outcome import Outcome
 from contact_center.parsing.parameters import CampaignStep, StrictBool, TriggerSource
 from contact_center.settings import NETWORK_RETRIES, NETWORK_RETRY_DELAYS
-from contact_center.storage.campaigns import (
-    CampaignInfo,
-    ListReadiness,
+from contact_center.storage.campaign_rules import (
     StepResult,
-    apply_campaign_step,
-    check_start,
-    get_campaign,
-    mark_notified,
     notification_payload,
-    record_skip,
     skip_reason,
 )
+from contact_center.storage.campaign_steps import apply_campaign_step, mark_notified, record_skip
+from contact_center.storage.campaigns import CampaignInfo, ListReadiness, check_start, get_campaign
 from contact_center.storage.db import mapped_database_errors
 from flows.campaign_request import TriggerRequest, display_url, load_token, validate_request
 from flows.common import RunProgress, contact_center_engine, final_state, recording_outcome
