@@ -16,9 +16,9 @@ import pytest
 from phonenumbers import timezone as phone_timezone
 
 from contact_center.exceptions import InvalidParameter
-from contact_center.parsing.files import Chunk
 from contact_center.parsing.lists import RecordParser
 from contact_center.parsing.record_zones import ZoneAssigner, check_zone_precedence
+from contact_center.parsing.table_reader import Chunk
 from contact_center.storage.calling_hours import CallingHours, parse_calling_days, parse_window
 from contact_center.storage.list_load import ImportOptions
 
