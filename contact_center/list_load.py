@@ -131,6 +131,8 @@ class ImportOptions:
     scrub_exclusions: tuple[str, ...] = ()
     after_import: str = "keep"
     force: bool = False
+    dry_run: bool = False
+    decrypt_with: str | None = None
 
     @classmethod
     def from_parameters(cls, **params: Any) -> ImportOptions:
@@ -230,6 +232,12 @@ class ImportOptions:
         removal = RemovalGate.from_parameters(
             params.get("max_removed_ratio"), params.get("force", False)
         )
+        dry_run = params.get("dry_run", False)
+        if not isinstance(dry_run, bool):
+            raise InvalidParameter(f"dry_run must be true or false, not {dry_run!r}")
+        decrypt_with = params.get("decrypt_with")
+        if decrypt_with is not None:
+            decrypt_with = check_name("decrypt_with", decrypt_with)
         return cls(
             list_name=list_name,
             source=source,  # type: ignore[arg-type]
@@ -250,6 +258,8 @@ class ImportOptions:
             scrub_exclusions=tuple(dict.fromkeys(scrub)),
             after_import=after,
             force=removal.force,
+            dry_run=dry_run,
+            decrypt_with=decrypt_with,
         )
 
 
@@ -321,6 +331,8 @@ class LoadResult:
         rejects_by_reason: reason -> count.
         excluded: valid rows not loaded because their key is in a scrubbed list.
         invalid_phones: phone values dropped from rows that kept another phone.
+        gates: (a dry run) gate -> None when it passes, else why it fails.
+        dry_run: whether the load was rolled back (a dry run).
     """
 
     list_id: int
@@ -335,6 +347,8 @@ class LoadResult:
     rejects_by_reason: dict[str, int] = field(default_factory=dict)
     excluded: int = 0
     invalid_phones: int = 0
+    gates: dict[str, str | None] = field(default_factory=dict)
+    dry_run: bool = False
 
 
 # --- queries outside the load ------------------------------------------------------------
@@ -448,7 +462,9 @@ def load_list_records(
             size are only known then); ``source`` gives the name meanwhile.
 
     Returns:
-        The committed counts.
+        The committed counts; for ``options.dry_run``, the counts of a load that was
+        then rolled back (nothing changed), with each gate's verdict instead of a
+        :class:`QualityGateFailed`.
 
     Raises:
         ObjectNotFound: a ``scrub_exclusions`` list does not exist.
@@ -458,7 +474,11 @@ def load_list_records(
         InvalidParameter: ``key_field`` differs from the existing list's (except
             with ``replace``, which re-keys the list).
     """
-    with _database_errors(engine, options.list_name, file=source.name), engine.begin() as conn:
+    with (
+        _database_errors(engine, options.list_name, file=source.name),
+        engine.connect() as conn,
+        conn.begin() as transaction,
+    ):
         database_time = now is None and is_postgresql(conn)
         if now is None:
             # PostgreSQL: the transaction's own time, which list_records.updated_at
@@ -468,7 +488,13 @@ def load_list_records(
         run = _ListLoad(conn, options, source, now, flow_run_id, fields)
         run.database_time = database_time
         run.final_source = final_source
-        return run.execute(chunks, on_chunk)
+        result = run.execute(chunks, on_chunk)
+        if options.dry_run:
+            # Everything was done, so the counts are the real ones; now undo it all
+            # (records, the list_imports row, a list the run created).
+            transaction.rollback()
+            result.dry_run = True
+        return result
 
 
 def _database_errors(
@@ -655,6 +681,8 @@ class _ListLoad:
             self._feed(writer, chunks, columns, on_chunk)
         self._check_gates(self.valid_rows)
         self._finish_counts(loaded=self.valid_rows)
+        if self.options.update_policy == "replace":
+            self._gate("max_removed_ratio", lambda: None)  # an empty list loses nothing
 
     def _columns(self, *first: str) -> list[str]:
         """The columns to send: the key, the fields the file fills, the custom fields.
@@ -716,7 +744,22 @@ class _ListLoad:
 
     # -- after the last chunk ------------------------------------------------------------
 
+    def _gate(self, name: str, check: Callable[[], None]) -> None:
+        """Run one quality gate; a dry run records its verdict instead of failing."""
+        try:
+            check()
+        except QualityGateFailed as exc:
+            if not self.options.dry_run:
+                raise
+            self.result.gates[name] = str(exc)
+        else:
+            self.result.gates[name] = None
+
     def _check_gates(self, to_load: int) -> None:
+        self._gate("min_rows", lambda: self._check_min_rows(to_load))
+        self._gate("max_reject_ratio", self._check_reject_ratio)
+
+    def _check_min_rows(self, to_load: int) -> None:
         opts = self.options
         name = self.source.name
         if to_load < opts.min_rows:
@@ -726,6 +769,10 @@ class _ListLoad:
                 f"{self.result.excluded} excluded), fewer than min_rows={opts.min_rows}; "
                 f"calling list {opts.list_name!r} was not changed"
             )
+
+    def _check_reject_ratio(self) -> None:
+        opts = self.options
+        name = self.source.name
         rejected = sum(self.rejects.values())
         if opts.max_reject_ratio is not None and self.rows_read:
             ratio = rejected / self.rows_read
@@ -774,11 +821,14 @@ class _ListLoad:
             # had the records removed plus those the file kept (updated or unchanged):
             # no count query on the way.
             r = self.result
-            RemovalGate(self.options.max_removed_ratio, self.options.force).check(
-                removed=r.removed,
-                current=r.removed + r.updated + r.unchanged,
-                file=self.source.name,
-                target=f"calling list {self.options.list_name!r}",
+            self._gate(
+                "max_removed_ratio",
+                lambda: RemovalGate(self.options.max_removed_ratio, self.options.force).check(
+                    removed=r.removed,
+                    current=r.removed + r.updated + r.unchanged,
+                    file=self.source.name,
+                    target=f"calling list {self.options.list_name!r}",
+                ),
             )
 
     def _merge(self, stg: sa.Table) -> tuple[int, int]:

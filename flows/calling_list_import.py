@@ -68,7 +68,9 @@ from contact_center.list_load import (
 )
 from contact_center.lists import RecordParser, validate_mapping
 from contact_center.models import utcnow
+from contact_center.openpgp import Decryptor, is_openpgp, read_encrypted_table
 from contact_center.outcome import Outcome
+from contact_center.preview import Preview, PreviewSample
 from contact_center.settings import FETCH_RETRIES, FETCH_RETRY_DELAYS, LIST_CHUNK_ROWS
 from flows.common import (
     Download,
@@ -82,6 +84,8 @@ from flows.common import (
     recording_outcome,
     resolve_source,
 )
+from flows.common.decrypt import decrypting
+from flows.common.preview import mark_dry_run, record_preview
 from flows.common.rejects import RejectsFile
 from flows.common.retries import retry_transfer
 from flows.common.workdir import run_folder, sweep_leftover_work
@@ -202,7 +206,9 @@ class ListFile:
 
 
 @task(cache_policy=NO_CACHE)
-def parse_list(options: ImportOptions, source: FetchedFile | Download) -> ListFile | None:
+def parse_list(
+    options: ImportOptions, source: FetchedFile | Download, decryptor: Decryptor | None = None
+) -> ListFile | None:
     """Open the file and check the mapping against its header.
 
     The rows themselves are parsed chunk by chunk inside ``load_list``'s
@@ -212,11 +218,12 @@ def parse_list(options: ImportOptions, source: FetchedFile | Download) -> ListFi
         options: the import's parameters.
         source: the fetched file, or the download while it arrives (then only
             the file's head is read here).
+        decryptor: for an OpenPGP-encrypted file, what decrypts it as it is read.
 
     Returns:
         How to read the file; None (for a download) when it must be complete first:
-        an XLSX workbook, a head that does not tell the encoding for sure, or a
-        download that failed or started over.
+        an XLSX workbook, an encrypted file, a head that does not tell the encoding
+        for sure, or a download that failed or started over.
 
     Raises:
         InvalidFile: the file cannot be read or is of the wrong shape, or a mapped
@@ -227,6 +234,9 @@ def parse_list(options: ImportOptions, source: FetchedFile | Download) -> ListFi
             location = source.location()
             assert source.path is not None
             name = posixpath.basename(location.path)
+            if _arriving_encrypted(source, name):
+                get_run_logger().info("%s is encrypted: read once its download has finished", name)
+                return None
             table = _open_table(options, source.path, name, source)
         except DownloadInterrupted:
             return None
@@ -236,9 +246,10 @@ def parse_list(options: ImportOptions, source: FetchedFile | Download) -> ListFi
         estimate = _estimate_rows_from_head(source, table.format)
     else:
         name = source.name
-        table = _open_table(options, source.path, name)
+        table = _open_table(options, source.path, name, decryptor=decryptor)
         assert table is not None
-        estimate = _estimate_rows(source.path, table.format)
+        # An encrypted file's lines cannot be counted without decrypting it once more.
+        estimate = None if decryptor else _estimate_rows(source.path, table.format)
     mapping = validate_mapping(options.mapping, table.header, options.key_field, file=name)
     get_run_logger().info(
         "%s: %s, encoding %s%s, delimiter %r, %s columns; mapped %s",
@@ -254,21 +265,36 @@ def parse_list(options: ImportOptions, source: FetchedFile | Download) -> ListFi
 
 
 def _open_table(
-    options: ImportOptions, path: Path, name: str, download: Download | None = None
+    options: ImportOptions,
+    path: Path,
+    name: str,
+    download: Download | None = None,
+    decryptor: Decryptor | None = None,
 ) -> TableReader | None:
+    shape: dict[str, Any] = {
+        "format": options.format,
+        "delimiter": options.delimiter,
+        "encoding": options.encoding,
+        "sheet": options.sheet,
+        "widths": options.widths,
+        "columns": options.columns,
+        "chunk_rows": LIST_CHUNK_ROWS,
+    }
+    if decryptor is not None:
+        return read_encrypted_table(decryptor, path, name=name, **shape)
     return read_arriving_table(
         path,
         name=name,
-        format=options.format,
-        delimiter=options.delimiter,
-        encoding=options.encoding,
-        sheet=options.sheet,
-        widths=options.widths,
-        columns=options.columns,
-        chunk_rows=LIST_CHUNK_ROWS,
         opener=download.open if download is not None else None,
         size=download.size if download is not None else None,
+        **shape,
     )
+
+
+def _arriving_encrypted(download: Download, name: str) -> bool:
+    """Whether a file still arriving is OpenPGP, by its name or its first bytes."""
+    with io.BufferedReader(cast(io.RawIOBase, download.open())) as handle:
+        return is_openpgp(name, handle.read(min(64, download.size)))
 
 
 class _SameFile(Exception):
@@ -310,6 +336,7 @@ def load_list(
     progress: RunProgress,
     flow_run_id: str | None,
     last_sha256: str | None = None,
+    sample: PreviewSample | None = None,
 ) -> LoadResult | None:
     """Parse the rows and load them with the update policy, in one transaction.
 
@@ -317,6 +344,7 @@ def load_list(
         source: the fetched file, or the download while it arrives.
         last_sha256: for a download, the checksum of the list's last completed
             import: the same file again is rolled back as soon as it is known.
+        sample: (a dry run) keeps the first valid and rejected rows for the preview.
 
     Returns:
         The committed counts; None (for a download) when nothing was loaded and the
@@ -346,6 +374,8 @@ def load_list(
     def recorded(chunks: Iterator[Any]) -> Iterator[Any]:
         for parsed in chunks:
             rejects.add(parsed.rejects)
+            if sample is not None:
+                sample.add(parsed.valid, parsed.rejects)
             watch.check()
             yield parsed
         watch.check(wait=True)
@@ -382,8 +412,9 @@ def load_list(
         )
         return None
     get_run_logger().info(
-        "%s into %r (%s): %s read, %s loaded, %s updated, %s unchanged, %s removed, "
+        "%s%s into %r (%s): %s read, %s loaded, %s updated, %s unchanged, %s removed, "
         "%s rejected, %s excluded",
+        "dry run (rolled back) of " if result.dry_run else "",
         list_file.table.name,
         options.list_name,
         options.update_policy,
@@ -451,6 +482,8 @@ def import_calling_list(
     scrub_exclusions: list[str] | None = None,
     after_import: str = "keep",
     force: bool = False,
+    dry_run: bool = False,
+    decrypt_with: str | None = None,
 ) -> Outcome:
     """Import a list file into the calling list ``list_name``.
 
@@ -480,6 +513,11 @@ def import_calling_list(
         after_import: ``keep``, ``delete`` or ``archive:<folder>``, after the commit.
         force: import even when the file is the same as the last import, and
             ``replace`` even beyond ``max_removed_ratio``.
+        dry_run: run the whole import, then roll it back: nothing changes (no
+            records, no import history, no checksum, the source is not tidied); the
+            run records a preview (counts, rejects, sample rows, gates) instead.
+        decrypt_with: the Secret block holding the OpenPGP private key (and its
+            passphrase) of an encrypted file (``.pgp``, ``.gpg``, ``.asc``).
 
     Returns:
         The outcome, also recorded as an artifact of the run.
@@ -505,6 +543,8 @@ def import_calling_list(
             scrub_exclusions=scrub_exclusions,
             after_import=after_import,
             force=force,
+            dry_run=dry_run,
+            decrypt_with=decrypt_with,
         )
         check_before_io(options.source, after_import=options.after_import)
         sweep_leftover_work()
@@ -518,7 +558,10 @@ def import_calling_list(
         workdir = run_folder(run_id)  # made by the first file written in it
         # Resolved once: finding the database block is a round trip to the server.
         engine = contact_center_engine()
-        last_sha256 = None if options.force else last_import_sha256(engine, options.list_name)
+        last_sha256 = last_import_sha256(engine, options.list_name)
+        # A dry run loads the file even when it is the last import again (and says so).
+        watched_sha256 = None if options.force or options.dry_run else last_sha256
+        sample = PreviewSample() if options.dry_run else None
         download = Download()
         fetching = fetch_list_file.submit(
             options, engine, _scheduled_time(), workdir, progress, download
@@ -531,14 +574,22 @@ def import_calling_list(
             if list_file is not None:
                 outcome.extra.update(list_file.describe(), update_policy=options.update_policy)
                 result = load_list(
-                    options, engine, download, list_file, rejects, progress, run_id, last_sha256
-                )
+                    options, engine, download, list_file, rejects, progress, run_id,
+                    watched_sha256, sample,
+                )  # fmt: skip
             fetched = fetching.result()
             if result is None:
                 # ...or again, in order, once it is all here (see the module's notes).
                 rejects.discard()
-                result = _load_fetched(options, engine, fetched, outcome, rejects, progress, run_id)
-            if result is not None:
+                sample = PreviewSample() if options.dry_run else None
+                result, list_file = _load_fetched(
+                    options, engine, fetched, outcome, rejects, progress, run_id, sample
+                )
+            if result is not None and sample is not None:
+                rejects.discard()  # a dry run leaves no rejects file either
+                _fill_outcome(outcome, result)
+                _record_dry_run(outcome, options, fetched, list_file, result, sample, last_sha256)
+            elif result is not None:
                 rejects.commit()
                 _fill_outcome(outcome, result)
             else:
@@ -547,7 +598,7 @@ def import_calling_list(
                     f"{fetched.name} is the same file as the last import (sha256 "
                     f"{fetched.sha256[:12]}…); skipped"
                 )
-            if options.after_import != "keep":
+            if options.after_import != "keep" and not options.dry_run:
                 outcome.extra["after_import"] = tidy_list_source(fetched, options.after_import)
         finally:
             rejects.report(outcome)  # before _settle removes the folder it is staged in
@@ -573,14 +624,55 @@ def _load_fetched(
     rejects: RejectsFile,
     progress: RunProgress,
     run_id: str | None,
-) -> LoadResult | None:
+    sample: PreviewSample | None,
+) -> tuple[LoadResult | None, ListFile | None]:
     """The steps in order on the fetched file: check, parse, load; None when skipped."""
-    if not check_list_file(options, engine, fetched, run_id):
-        return None
-    list_file = parse_list(options, fetched)
+    if not options.dry_run and not check_list_file(options, engine, fetched, run_id):
+        return None, None
+    with decrypting(fetched.path, fetched.name, options.decrypt_with) as decryptor:
+        list_file = parse_list(options, fetched, decryptor)
+        assert list_file is not None
+        outcome.extra.update(list_file.describe(), update_policy=options.update_policy)
+        outcome.extra["encrypted"] = decryptor is not None
+        result = load_list(
+            options, engine, fetched, list_file, rejects, progress, run_id, sample=sample
+        )
+    return result, list_file
+
+
+def _record_dry_run(
+    outcome: Outcome,
+    options: ImportOptions,
+    fetched: FetchedFile,
+    list_file: ListFile | None,
+    result: LoadResult,
+    sample: PreviewSample,
+    last_sha256: str | None,
+) -> None:
+    """Record the preview of a dry run, and mark its outcome as one."""
     assert list_file is not None
-    outcome.extra.update(list_file.describe(), update_policy=options.update_policy)
-    return load_list(options, engine, fetched, list_file, rejects, progress, run_id)
+    mapped = set(list_file.mapping)
+    preview = Preview(
+        object_name=options.list_name,
+        file=fetched.name,
+        counts={
+            k: getattr(result, k)
+            for k in ("rows_read", "loaded", "updated", "unchanged", "removed", "rejected")
+        }
+        | {"excluded": result.excluded, "invalid_phones": result.invalid_phones},
+        rejects_by_reason=result.rejects_by_reason,
+        rejected_rows=sample.rejected,
+        rows=sample.rows,
+        custom_fields=[c for c in list_file.table.header if c not in mapped],
+        detected=list_file.describe() | {"encrypted": bool(outcome.extra.get("encrypted"))},
+        gates=result.gates,
+    )
+    if last_sha256 == fetched.sha256:
+        preview.notes.append(
+            "the file is the same as the last import: a real run skips it unless force: true"
+        )
+    record_preview(preview)
+    mark_dry_run(outcome, preview)
 
 
 def _settle(

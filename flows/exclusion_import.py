@@ -23,9 +23,11 @@ domain functions take ``now`` so tests can set it.
 from __future__ import annotations
 
 import codecs
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
@@ -50,12 +52,14 @@ from contact_center.exclusions import (
     parse_exclusion_keys,
     validate_match_field,
 )
-from contact_center.files import FORMATS, match_column, read_table
+from contact_center.files import FORMATS, TableReader, match_column, read_table
 from contact_center.gates import DEFAULT_MAX_REMOVED_RATIO, RemovalGate
 from contact_center.locations import parse_location
 from contact_center.models import utcnow
 from contact_center.names import check_name
+from contact_center.openpgp import Decryptor, read_encrypted_table
 from contact_center.outcome import Outcome
+from contact_center.preview import PREVIEW_ROWS, Preview, PreviewSample
 from contact_center.settings import (
     DEFAULT_EXCLUSION_EXPIRY_DAYS,
     FETCH_RETRIES,
@@ -73,6 +77,8 @@ from flows.common import (
     resolve_source,
     validate_after_import,
 )
+from flows.common.decrypt import decrypting
+from flows.common.preview import mark_dry_run, record_preview
 from flows.common.rejects import RejectsFile
 from flows.common.retries import retry_transfer
 from flows.common.workdir import run_workdir, sweep_leftover_work
@@ -113,6 +119,8 @@ class ExclusionRequest:
     sheet: str | None
     after_import: str
     removal: RemovalGate = RemovalGate()
+    dry_run: bool = False
+    decrypt_with: str | None = None
 
 
 def _text(name: str, value: object, *, required: bool) -> str | None:
@@ -148,6 +156,8 @@ def validate_request(
     after_import: str,
     max_removed_ratio: float = DEFAULT_MAX_REMOVED_RATIO,
     force: bool = False,
+    dry_run: bool = False,
+    decrypt_with: str | None = None,
 ) -> ExclusionRequest:
     """Check the flow's parameters before anything runs.
 
@@ -177,6 +187,10 @@ def validate_request(
         except LookupError:
             raise InvalidParameter(f"unknown encoding {encoding!r}") from None
     validate_after_import(after_import)
+    if not isinstance(dry_run, bool):
+        raise InvalidParameter(f"dry_run must be true or false, not {dry_run!r}")
+    if dry_run and step != "import":
+        raise InvalidParameter(f"dry_run is for step 'import', not {step!r}")
     return ExclusionRequest(
         exclusion_list=name,
         step=step,
@@ -194,6 +208,8 @@ def validate_request(
         sheet=_text("sheet", sheet, required=False),
         after_import=after_import,
         removal=RemovalGate.from_parameters(max_removed_ratio, force),
+        dry_run=dry_run,
+        decrypt_with=check_name("decrypt_with", decrypt_with) if decrypt_with else None,
     )
 
 
@@ -232,21 +248,37 @@ def fetch_exclusion_file(
 
 
 @task(cache_policy=NO_CACHE)
-def parse_exclusions(request: ExclusionRequest, fetched: FetchedFile, now: datetime) -> ParsedKeys:
+def parse_exclusions(
+    request: ExclusionRequest,
+    fetched: FetchedFile,
+    now: datetime,
+    decryptor: Decryptor | None = None,
+    detected: dict[str, Any] | None = None,
+) -> ParsedKeys:
     """Read the file's keys: trimmed, folded if case-insensitive, blanks rejected, repeats counted.
+
+    Args:
+        decryptor: for an OpenPGP-encrypted file, what decrypts it as it is read.
+        detected: filled with the file's format, encoding and delimiter, when given.
 
     Raises:
         InvalidFile: the file cannot be read, is of the wrong shape, or lacks the key
             (or expiry) column; the message names the file and column.
     """
-    reader = read_table(
-        fetched.path,
-        name=fetched.name,
-        format=request.format,
-        delimiter=request.delimiter,
-        encoding=request.encoding,
-        sheet=request.sheet,
+    shape: dict[str, Any] = {
+        "format": request.format,
+        "delimiter": request.delimiter,
+        "encoding": request.encoding,
+        "sheet": request.sheet,
+    }
+    reader: TableReader = (
+        read_encrypted_table(decryptor, fetched.path, name=fetched.name, **shape)
+        if decryptor is not None
+        else read_table(fetched.path, name=fetched.name, **shape)
     )
+    if detected is not None:
+        detected.update(format=reader.format, encoding=reader.encoding)
+        detected.update(delimiter=reader.delimiter, encrypted=decryptor is not None)
     key_column = match_column(reader.header, request.key_column, file=fetched.name)
     expiry_column = (
         match_column(reader.header, request.expiry_column, file=fetched.name)
@@ -286,8 +318,13 @@ def load_exclusions(
     *,
     started_at: datetime,
     flow_run_id: str | None,
+    gates: dict[str, str | None] | None = None,
 ) -> LoadCounts:
     """Apply the keys with the update policy, in one transaction with its import row.
+
+    Args:
+        gates: (a dry run) the gates' verdicts go here instead of failing the load,
+            which is then rolled back: nothing changes.
 
     Raises:
         QualityGateFailed: fewer distinct valid keys than ``min_rows``, or a ``replace``
@@ -295,14 +332,29 @@ def load_exclusions(
         InvalidParameter: an ``add`` whose match_field/case_sensitive differ from the list's.
         DatabaseError: the database refused; nothing changed.
     """
-    if len(parsed.keys) < request.min_rows:
-        raise QualityGateFailed(
-            f"file {fetched.name!r} has {len(parsed.keys)} valid keys, fewer than min_rows="
-            f"{request.min_rows}; exclusion list {request.exclusion_list!r} is unchanged"
-        )
+
+    def gate(name: str, check: Callable[[], None]) -> None:
+        try:
+            check()
+        except QualityGateFailed as exc:
+            if gates is None:
+                raise
+            gates[name] = str(exc)
+        else:
+            if gates is not None:
+                gates[name] = None
+
+    def min_rows() -> None:
+        if len(parsed.keys) < request.min_rows:
+            raise QualityGateFailed(
+                f"file {fetched.name!r} has {len(parsed.keys)} valid keys, fewer than min_rows="
+                f"{request.min_rows}; exclusion list {request.exclusion_list!r} is unchanged"
+            )
+
+    gate("min_rows", min_rows)
     engine = contact_center_engine()
     with mapped_database_errors(f"loading exclusion list {request.exclusion_list!r}"):
-        with engine.begin() as conn:
+        with engine.connect() as conn, conn.begin() as transaction:
             info = ensure_exclusion_list(
                 conn,
                 request.exclusion_list,
@@ -314,12 +366,15 @@ def load_exclusions(
                 conn, info.id, parsed.keys, update_policy=request.update_policy, now=started_at
             )
             # The list had the keys removed plus the file's keys already in it (renewed).
-            request.removal.check(
-                removed=counts.removed,
-                current=counts.removed + counts.renewed,
-                file=fetched.name,
-                target=f"exclusion list {request.exclusion_list!r}",
-                unit="keys",
+            gate(
+                "max_removed_ratio",
+                lambda: request.removal.check(
+                    removed=counts.removed,
+                    current=counts.removed + counts.renewed,
+                    file=fetched.name,
+                    target=f"exclusion list {request.exclusion_list!r}",
+                    unit="keys",
+                ),
             )
             record = ImportRecord(
                 step="import",
@@ -334,6 +389,8 @@ def load_exclusions(
                 flow_run_id=flow_run_id,
             )
             record_exclusion_import(conn, info.id, record, counts, finished_at=utcnow())
+            if gates is not None:
+                transaction.rollback()  # a dry run: the counts are real, the changes undone
     return counts
 
 
@@ -391,8 +448,11 @@ def _run_import(request: ExclusionRequest, outcome: Outcome, started_at: datetim
         outcome.files = [fetched.location.text]
         outcome.sha256 = fetched.sha256
         rejects = RejectsFile.for_run(request.exclusion_list, runtime_flow_run.id, workdir)
+        detected: dict[str, Any] = {}
+        gates: dict[str, str | None] | None = {} if request.dry_run else None
         try:
-            parsed = parse_exclusions(request, fetched, started_at)
+            with decrypting(fetched.path, fetched.name, request.decrypt_with) as decryptor:
+                parsed = parse_exclusions(request, fetched, started_at, decryptor, detected)
             progress.update("parse", 1, 1, force=True)
             outcome.rows_read = parsed.rows_read
             outcome.rejected = len(parsed.rejects)
@@ -408,18 +468,59 @@ def _run_import(request: ExclusionRequest, outcome: Outcome, started_at: datetim
                 fetched,
                 started_at=started_at,
                 flow_run_id=runtime_flow_run.id,
+                gates=gates,
             )
-            rejects.commit()
+            if gates is None:
+                rejects.commit()
+            else:
+                rejects.discard()  # a dry run leaves no rejects file
         finally:
             fetched.cleanup()
             rejects.report(outcome)
     outcome.loaded, outcome.updated, outcome.removed = counts.added, counts.renewed, counts.removed
-    outcome.extra["after_import"] = tidy_source(fetched, request.after_import)
+    outcome.extra.update(detected)
     outcome.message = (
         f"{counts.added} added, {counts.renewed} renewed, {counts.removed} removed, "
         f"{outcome.rejected} rejected, {parsed.duplicates} duplicates"
     )
+    if gates is not None:
+        _record_dry_run(request, outcome, fetched, parsed, counts, detected, gates)
+    else:
+        outcome.extra["after_import"] = tidy_source(fetched, request.after_import)
     progress.finish()
+
+
+def _record_dry_run(
+    request: ExclusionRequest,
+    outcome: Outcome,
+    fetched: FetchedFile,
+    parsed: ParsedKeys,
+    counts: LoadCounts,
+    detected: dict[str, Any],
+    gates: dict[str, str | None],
+) -> None:
+    """Record the preview of a dry run, and mark its outcome as one."""
+    sample = PreviewSample()
+    sample.add(parsed.keys.head(PREVIEW_ROWS), parsed.rejects)
+    preview = Preview(
+        object_name=request.exclusion_list,
+        file=fetched.name,
+        counts={
+            "rows_read": parsed.rows_read,
+            "added": counts.added,
+            "renewed": counts.renewed,
+            "removed": counts.removed,
+            "rejected": len(parsed.rejects),
+            "duplicates": parsed.duplicates,
+        },
+        rejects_by_reason=parsed.rejects_by_reason,
+        rejected_rows=sample.rejected,
+        rows=sample.rows,
+        detected=detected,
+        gates=gates,
+    )
+    record_preview(preview)
+    mark_dry_run(outcome, preview)
 
 
 @flow(name="import-exclusions", flow_run_name="{exclusion_list} · {step}")
@@ -441,6 +542,8 @@ def import_exclusions(
     after_import: str = "keep",
     max_removed_ratio: float = DEFAULT_MAX_REMOVED_RATIO,
     force: bool = False,
+    dry_run: bool = False,
+    decrypt_with: str | None = None,
 ) -> Outcome:
     """Import a Do-Not-Call list of keys, or reset (empty) it.
 
@@ -467,6 +570,10 @@ def import_exclusions(
         after_import: ``keep`` (default), ``delete`` or ``archive:<folder>``.
         max_removed_ratio: a ``replace`` removing more than this share of the keys fails.
         force: ``replace`` even beyond ``max_removed_ratio``.
+        dry_run: import, then roll back: nothing changes (no keys, no import row,
+            the source is not tidied); the run records a preview instead.
+        decrypt_with: the Secret block holding the OpenPGP private key (and its
+            passphrase) of an encrypted file (``.pgp``, ``.gpg``, ``.asc``).
 
     Returns:
         The run's outcome (also recorded as an artifact): rows_read (keys read),
@@ -492,6 +599,8 @@ def import_exclusions(
             after_import=after_import,
             max_removed_ratio=max_removed_ratio,
             force=force,
+            dry_run=dry_run,
+            decrypt_with=decrypt_with,
         )
         started_at = utcnow()
         if request.step == "import":

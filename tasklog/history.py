@@ -390,6 +390,8 @@ class _History:
         ftype = flow_type(flow_name)
         object_name = _text(params.get(ftype.object_param)) if ftype else ""
         step = _text(params.get("step")) or (ftype.default_step if ftype else "")
+        if params.get("dry_run") is True:
+            step = f"{step} (dry run)"  # an import that changed nothing
         task_name = deployment.name if deployment else name
         label = ftype.label if ftype else flow_name
         return clean(flow_name), clean(label), clean(object_name), clean(task_name), clean(step)
