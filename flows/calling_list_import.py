@@ -673,6 +673,7 @@ def _record_dry_run(
         )
     record_preview(preview)
     mark_dry_run(outcome, preview)
+    outcome.extra["import_id"] = None  # it was rolled back
 
 
 def _settle(

@@ -102,7 +102,7 @@ def preview_command(
     """Dry-run an import task and show what it would do (nothing is changed)."""
     from tasklog.commands import _fail, _views
 
-    console = Console(highlight=False, soft_wrap=False, width=160)
+    console = Console(highlight=False, soft_wrap=False)
     with _views():
         if any(p.partition("=")[0].strip() == "dry_run" for p in params):
             raise InvalidParameter("preview sets dry_run itself; leave it out of --param")
