@@ -41,9 +41,11 @@ class PreviewSample:
     def add(self, valid: pa.Table | pd.DataFrame, rejects: pd.DataFrame) -> None:
         """Keep what is still missing of the first rows of both kinds (cheap once full)."""
         if len(self.rows) < self.limit and len(valid):
-            head = valid.slice(0, self.limit - len(self.rows)) if isinstance(
-                valid, pa.Table
-            ) else pa.Table.from_pandas(valid.head(self.limit - len(self.rows)))
+            head = (
+                valid.slice(0, self.limit - len(self.rows))
+                if isinstance(valid, pa.Table)
+                else pa.Table.from_pandas(valid.head(self.limit - len(self.rows)))
+            )
             for row in head.to_pylist():
                 self.rows.append({k: _cell(v) for k, v in row.items() if v is not None})
         if len(self.rejected) < self.limit and len(rejects):
@@ -119,9 +121,11 @@ def preview_markdown(preview: Preview) -> str:
     lines += ["", "**Gates:**", ""]
     lines += [f"- {g}: {'pass' if v is None else 'FAIL: ' + v}" for g, v in preview.gates.items()]
     lines += [f"- note: {n}" for n in preview.notes]
-    lines += ["", "**Rejects by reason:** " + (
-        ", ".join(f"{k} {v}" for k, v in preview.rejects_by_reason.items()) or "(none)"
-    )]
+    lines += [
+        "",
+        "**Rejects by reason:** "
+        + (", ".join(f"{k} {v}" for k, v in preview.rejects_by_reason.items()) or "(none)"),
+    ]
     lines += ["", f"**First {len(preview.rejected_rows)} rejected rows:**", ""]
     lines += _table(preview.rejected_rows)
     lines += ["", f"**First {len(preview.rows)} rows as stored:**", ""]
