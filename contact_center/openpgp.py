@@ -48,15 +48,6 @@ _ARMOR = b"-----BEGIN PGP MESSAGE-----"
 # (tag 3) encrypted session key, in the old format (0x84-0x87, 0x8C-0x8F) or the new
 # one (0xC1, 0xC3). No text encoding's first byte (BOMs included) is one of these.
 _SESSION_KEY_PACKETS = frozenset({0x84, 0x85, 0x86, 0x87, 0x8C, 0x8D, 0x8E, 0x8F, 0xC1, 0xC3})
-# gpg's status keywords (``--status-fd``) -> what went wrong, in a user's words.
-_FAILURES = (
-    ("NO_SECKEY", "it is not encrypted to the key in the Secret block"),
-    ("BAD_PASSPHRASE", "the passphrase in the Secret block does not unlock the key"),
-    ("MISSING_PASSPHRASE", "the key in the Secret block needs a passphrase"),
-    ("BADMDC", "it fails its integrity check (corrupt or tampered)"),
-    ("NODATA", "it is not a readable OpenPGP message (corrupt or truncated)"),
-    ("DECRYPTION_FAILED", "it cannot be decrypted (corrupt or truncated)"),
-)
 _STOP_TIMEOUT = 10.0
 
 
@@ -227,11 +218,18 @@ class _GpgStream(io.RawIOBase):
             raise InvalidFile(self._why(), file=self._name)
 
     def _why(self) -> str:
+        # gpg 2.2 says DECRYPTION_FAILED for all of these; the keywords before it
+        # tell them apart: the recipients (ENC_TO), whether our key is one of them
+        # (KEY_CONSIDERED), whether it unlocked the session key (DECRYPTION_KEY).
         status = set(self._status)
-        reason = next(
-            (why for keyword, why in _FAILURES if keyword.encode() in status),
-            "it cannot be decrypted (corrupt, truncated or not OpenPGP)",
-        )
+        if b"DECRYPTION_KEY" in status:
+            reason = "it is corrupt or truncated (its data fails to decrypt part way)"
+        elif b"KEY_CONSIDERED" in status:
+            reason = "the passphrase in the Secret block does not unlock the key"
+        elif b"ENC_TO" in status:
+            reason = "it is not encrypted to the key in the Secret block"
+        else:
+            reason = "it is not a readable OpenPGP message (corrupt or truncated)"
         return f"cannot be decrypted with the key in the Secret block {self._block!r}: {reason}"
 
     def close(self) -> None:

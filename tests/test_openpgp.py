@@ -232,10 +232,10 @@ def test_encrypted_dry_run_and_content_detection(
 @pytest.mark.parametrize(
     ("case", "message"),
     [
-        ("stranger", r"not encrypted to the key in the Secret block 'bad-key'"),
-        ("passphrase", r"the passphrase in the Secret block 'bad-key' does not unlock the key"),
-        ("corrupt", r"cannot be decrypted with the key in the Secret block 'bad-key'"),
-        ("truncated", r"cannot be decrypted with the key in the Secret block 'bad-key'"),
+        ("stranger", r"'bad-key': it is not encrypted to the key in the Secret block$"),
+        ("passphrase", r"'bad-key': the passphrase in the Secret block does not unlock the key$"),
+        ("corrupt", r"'bad-key': it is corrupt or truncated"),
+        ("truncated", r"'bad-key': it is corrupt or truncated"),
         ("missing", r"ObjectNotFound: decrypt_with: there is no Secret block named 'no-such-key'"),
         ("no-block", r"InvalidParameter: file 'leads\.pgp' is OpenPGP-encrypted; name the"),
     ],
