@@ -30,7 +30,8 @@ bench: install
 
 lint: install
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy contact_center blocks flows tasklog deployments
+	$(VENV)/bin/mypy contact_center blocks flows runlog tasklog cli deployments
+	$(VENV)/bin/lint-imports
 
 clean:
 	rm -rf $(VENV) .cctasks *.egg-info

@@ -58,8 +58,8 @@ def list_file(path: Path, rows: int) -> Path:
 
 def parsed_chunks(path: Path) -> Iterator[Any]:
     """The file's chunks, parsed as the import parses them."""
-    from contact_center.files import read_table
-    from contact_center.lists import RecordParser, validate_mapping
+    from contact_center.parsing.files import read_table
+    from contact_center.parsing.lists import RecordParser, validate_mapping
     from contact_center.settings import LIST_CHUNK_ROWS
 
     table = read_table(path, name=path.name, chunk_rows=LIST_CHUNK_ROWS)
@@ -72,7 +72,7 @@ def parsed_chunks(path: Path) -> Iterator[Any]:
 @contextmanager
 def database(kind: str, workdir: Path) -> Iterator[sa.Engine]:
     """A fresh, migrated contact-centre database of ``kind``, gone afterwards."""
-    from contact_center.db import create_db_engine, ensure_schema
+    from contact_center.storage.db import create_db_engine, ensure_schema
 
     if kind == "sqlite":
         path = workdir / f"{uuid.uuid4().hex}.db"
@@ -98,7 +98,7 @@ def write(engine: sa.Engine, tables: list[pa.Table]) -> int:
     """Send ``tables`` as a fresh list's load does: one bulk writer, the same constants."""
     from datetime import UTC, datetime
 
-    from contact_center.bulk import bulk_writer, is_postgresql
+    from contact_center.storage.bulk import bulk_writer, is_postgresql
 
     columns = tables[0].column_names
     with engine.begin() as conn:
@@ -113,8 +113,8 @@ def write(engine: sa.Engine, tables: list[pa.Table]) -> int:
 
 def pipeline(engine: sa.Engine, path: Path) -> int:
     """Parse and load the file as the import does, the parser one chunk ahead."""
-    from contact_center.bulk import prefetch
-    from contact_center.list_load import ImportOptions, SourceFile, load_list_records
+    from contact_center.storage.bulk import prefetch
+    from contact_center.storage.list_load import ImportOptions, SourceFile, load_list_records
 
     name = f"bench {uuid.uuid4().hex[:8]}"
     options = ImportOptions.from_parameters(list_name=name, source=str(path), mapping=MAPPING)
@@ -146,7 +146,7 @@ def measure(run: Callable[[sa.Engine], int], runs: int, fresh: Callable[[], Any]
 
 def load_columns() -> list[str]:
     """The columns a fresh list's load sends: the key, the mapped fields, the custom ones."""
-    from contact_center.models import RECORD_FIELDS
+    from contact_center.parsing.record_fields import RECORD_FIELDS
 
     fields = set(MAPPING.values())
     return ["record_key", *(f for f in RECORD_FIELDS if f in fields), "custom_fields"]
@@ -154,7 +154,7 @@ def load_columns() -> list[str]:
 
 def main() -> None:
     """Parse the options and print both measurements."""
-    import contact_center.bulk
+    import contact_center.storage.bulk
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -166,7 +166,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="cctasks-bulk-") as tmp:
         workdir = Path(tmp)
         path = list_file(args.file or workdir / f"list_{args.rows}.csv", args.rows)
-        print(f"bulk_write {contact_center.bulk.__file__}: {args.db}, {path.name}")
+        print(f"bulk_write {contact_center.storage.bulk.__file__}: {args.db}, {path.name}")
 
         def fresh() -> Any:
             return database(args.db, workdir)

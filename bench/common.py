@@ -154,7 +154,7 @@ def openssh_sftp(sshd: Any, key: Path, known_hosts: Path, *commands: str) -> Non
     """Run OpenSSH's ``sftp`` in batch mode against the test sshd (the reference client).
 
     Args:
-        sshd: the running server (``tests.sshd_server.Sshd``).
+        sshd: the running server (``tests.support.sshd_server.Sshd``).
         key: the client's private key file (mode 600).
         known_hosts: a known_hosts file holding the server's key (checked strictly).
         commands: sftp commands, e.g. ``"get leads.csv /tmp/leads.csv"``.

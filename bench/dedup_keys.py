@@ -58,7 +58,7 @@ def one_pass(keys: pa.Array) -> tuple[int, int]:
     Returns:
         The duplicates found, and the bytes of numpy arrays the parser keeps of the keys.
     """
-    from contact_center.lists import _REASON_CODE, DUPLICATE_KEY, RecordParser
+    from contact_center.parsing.lists import _REASON_CODE, DUPLICATE_KEY, RecordParser
 
     parser = RecordParser({"key": "account", "tel": "phone1"}, "account", "US", "bench.csv")
     duplicates = 0
@@ -79,7 +79,7 @@ def peak_rss_mb() -> float:
 
 def main() -> None:
     """Parse the options, run the passes and print the medians."""
-    import contact_center.lists
+    import contact_center.parsing.lists
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keys", type=int, default=1_000_000)
@@ -97,7 +97,8 @@ def main() -> None:
         cpus.append(time.process_time() - cpu)
         walls.append(time.perf_counter() - wall)
     print(
-        f"dedup_keys {contact_center.lists.__file__}: {args.keys:,} keys ({args.order} order), "
+        f"dedup_keys {contact_center.parsing.lists.__file__}: "
+        f"{args.keys:,} keys ({args.order} order), "
         f"duplicates {sorted(found)}, medians of {args.runs}: "
         f"wall {statistics.median(walls) * 1000:.0f} ms, "
         f"cpu {statistics.median(cpus) * 1000:.0f} ms, "

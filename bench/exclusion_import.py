@@ -100,7 +100,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory(prefix="cctasks-bench-") as tmp:
             run(Path(tmp), url, args.keys, args.runs)
     finally:
-        from contact_center.db import create_db_engine
+        from contact_center.storage.db import create_db_engine
 
         create_db_engine(url).dispose()
         with admin.connect() as conn:
@@ -112,7 +112,7 @@ def run(tmp: Path, url: sa.URL, keys: int, runs: int) -> None:
     from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
     from prefect.testing.utilities import prefect_test_harness
 
-    from contact_center.db import create_db_engine, ensure_schema
+    from contact_center.storage.db import create_db_engine, ensure_schema
 
     os.environ["CCTASKS_HOME"] = str(tmp / "home")
     os.environ["CCTASKS_LOCAL_FOLDERS"] = str(tmp)  # the source file is generated in tmp

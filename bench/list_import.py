@@ -5,7 +5,7 @@ Run: ``.venv/bin/python -m bench.list_import [--rows 1000000] [--small 100000] [
 With ``--dry-run [--base TREE]`` it measures only the dry run and the encrypted
 import against the import (and the import of another tree), see :mod:`bench.dry_run`.
 
-It starts its own sshd (the tests' :mod:`tests.sshd_server`), a throwaway PostgreSQL
+It starts its own sshd (the tests' :mod:`tests.support.sshd_server`), a throwaway PostgreSQL
 database and a temporary Prefect server, generates a list file (typical columns,
 mixed phone formats, about 5% bad rows: blank keys, repeated keys, no valid phone)
 and measures, interleaved run by run, medians of ``--runs``:
@@ -308,7 +308,7 @@ def run_flow(params: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
 
 
 def _drop_list(url: str, list_name: str) -> None:
-    from contact_center.db import create_db_engine, ensure_schema
+    from contact_center.storage.db import create_db_engine, ensure_schema
 
     engine = ensure_schema(create_db_engine(url))
     with engine.begin() as conn:
@@ -382,7 +382,7 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit(f"{tool} is not installed; the reference needs it")
     from prefect.testing.utilities import prefect_test_harness
 
-    from tests.sshd_server import running_sshd, sshd_available
+    from tests.support.sshd_server import running_sshd, sshd_available
 
     if not sshd_available():
         sys.exit("OpenSSH server not installed (apt-get install -y openssh-server)")
@@ -489,7 +489,7 @@ def measure_sqlite(
     refs: References, rows: int, runs: int, env: dict[str, str], tmp: Path
 ) -> dict[str, Any]:
     """sftp get + sqlite3 .import against the flow into a fresh SQLite file, interleaved."""
-    from contact_center.db import create_db_engine, ensure_schema
+    from contact_center.storage.db import create_db_engine, ensure_schema
 
     ref, imports, flow, in_flow = [], [], [], []
     for run in range(runs):

@@ -10,7 +10,7 @@ It prints medians of several runs, measured in the same run as their references:
 - the parse of a generated list file (``read_table`` + ``RecordParser``) against
   ``pd.read_csv(engine="pyarrow", dtype=str, dtype_backend="pyarrow")`` alone.
 
-The phone values come from ``tests/phone_samples.py`` (which the equality tests use).
+The phone values come from ``tests/support/phone_samples.py`` (which the equality tests use).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from tests.phone_samples import mixed_phones
+from tests.support.phone_samples import mixed_phones
 
 
 def median_seconds(run: Callable[[], object], runs: int) -> tuple[float, float]:
@@ -54,7 +54,7 @@ def _line(label: str, measured: tuple[float, float], reference: tuple[float, flo
 
 def bench_phones(rows: int, runs: int) -> None:
     """normalise_phones on ``rows`` values vs phonenumbers per row."""
-    from contact_center.phones import normalise_phone, normalise_phones
+    from contact_center.parsing.phones import normalise_phone, normalise_phones
 
     values = pd.Series(
         mixed_phones(rows, seed=11, international=0.03, junk=0.03, valid_area=0.9), dtype="str"
@@ -107,8 +107,8 @@ def write_list_file(path: Path, rows: int, seed: int = 3) -> None:
 
 def bench_parse(rows: int, runs: int) -> None:
     """read_table + RecordParser vs pd.read_csv(engine="pyarrow") on the same file."""
-    from contact_center.files import read_table
-    from contact_center.lists import RecordParser, validate_mapping
+    from contact_center.parsing.files import read_table
+    from contact_center.parsing.lists import RecordParser, validate_mapping
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "list.csv"

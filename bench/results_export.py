@@ -2,10 +2,10 @@
 
 Run: ``.venv/bin/python -m bench.results_export [--attempts 1000000] [--records 200000] [--runs 3]``
 
-It starts its own sshd (:mod:`tests.sshd_server`), a throwaway PostgreSQL database
+It starts its own sshd (:mod:`tests.support.sshd_server`), a throwaway PostgreSQL database
 and a temporary Prefect server; seeds a campaign with one calling list of
 ``--records`` records (three custom fields each) and ``--attempts`` results from
-:func:`contact_center.results.generate_call_attempts`; then measures, interleaved
+:func:`deployments.demo.attempts.generate_call_attempts`; then measures, interleaved
 run by run, medians of ``--runs``:
 
 - **reference**: ``psql -c "\\copy (<the flow's own export query>) TO file"`` then
@@ -65,11 +65,11 @@ def _report(line: str) -> None:
 
 def seed(url: str, records: int, attempts: int) -> tuple[datetime, datetime]:
     """A campaign, a list of ``records`` records and ``attempts`` results; return the window."""
-    from contact_center.bulk import bulk_insert
-    from contact_center.campaigns import ensure_campaign, link_list
-    from contact_center.db import create_db_engine, ensure_schema
-    from contact_center.models import CallingList
-    from contact_center.results import generate_call_attempts
+    from contact_center.storage.bulk import bulk_insert
+    from contact_center.storage.campaigns import ensure_campaign, link_list
+    from contact_center.storage.db import create_db_engine, ensure_schema
+    from contact_center.storage.models import CallingList
+    from deployments.demo.attempts import generate_call_attempts
 
     engine = ensure_schema(create_db_engine(url))
     ensure_campaign(engine, CAMPAIGN, time_zone="America/New_York")
@@ -125,9 +125,9 @@ def export_sql(url: str, format: str, start: datetime, end: datetime, plain: boo
     """The flow's export query with its parameters bound, as psql will run it."""
     import psycopg
 
-    from contact_center.campaigns import get_campaign
-    from contact_center.db import create_db_engine
-    from contact_center.results import custom_keys, export_query
+    from contact_center.storage.campaigns import get_campaign
+    from contact_center.storage.db import create_db_engine
+    from contact_center.storage.results import custom_keys, export_query
 
     engine = create_db_engine(url)
     with engine.connect() as conn:
@@ -155,7 +155,8 @@ def _plain_query(
     format: str, campaign_id: int, start: datetime, end: datetime, keys: list[str]
 ) -> sa.Select[Any]:
     """The export's rows and joins with the columns as stored (no SQL-side formatting)."""
-    from contact_center.models import RECORD_FIELDS, CallAttempt, CallingList, ListRecord
+    from contact_center.parsing.record_fields import RECORD_FIELDS
+    from contact_center.storage.models import CallAttempt, CallingList, ListRecord
 
     a, r, lists = CallAttempt.__table__, ListRecord.__table__, CallingList.__table__
     window = sa.and_(
@@ -331,7 +332,7 @@ def main(argv: list[str] | None = None) -> None:
     from prefect.testing.utilities import prefect_test_harness
 
     from blocks.sftp import SftpServer
-    from tests.sshd_server import running_sshd, sshd_available
+    from tests.support.sshd_server import running_sshd, sshd_available
 
     if not sshd_available():
         sys.exit("OpenSSH server not installed (apt-get install -y openssh-server)")

@@ -53,7 +53,7 @@ from prefect.testing.utilities import prefect_test_harness  # noqa: E402
 from sqlalchemy.exc import OperationalError  # noqa: E402
 
 from contact_center.settings import OUTCOME_ARTIFACT_KEY  # noqa: E402
-from tasklog import FLOW_TYPES, scheduled, task_log  # noqa: E402
+from runlog import FLOW_TYPES, scheduled, task_log  # noqa: E402
 
 BATCH = 200
 FINISHED = [StateType.COMPLETED, StateType.FAILED, StateType.CRASHED, StateType.CANCELLED]

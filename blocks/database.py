@@ -3,7 +3,7 @@
 prefect-sqlalchemy's ``SqlAlchemyConnector`` keeps one engine per block instance and
 wraps fetch/execute calls; our loads need the raw psycopg ``COPY`` and SQLite's
 ``executemany`` on a cached engine, so the block only holds the URL and the
-password and hands out an engine from :mod:`contact_center.db`.
+password and hands out an engine from :mod:`contact_center.storage.db`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from prefect.blocks.core import Block
 from pydantic import ConfigDict, Field, SecretStr, field_validator
 from sqlalchemy.engine import Engine, make_url
 
-from contact_center.db import create_db_engine, ensure_schema, safe_url
+from contact_center.storage.db import create_db_engine, ensure_schema, safe_url
 
 __all__ = ["ContactCenterDatabase"]
 

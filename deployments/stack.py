@@ -42,9 +42,9 @@ from typing import IO, TYPE_CHECKING, Any
 import httpx
 from rich.console import Console
 
-from contact_center.db import safe_url
 from contact_center.exceptions import CCTasksError, InvalidParameter
 from contact_center.settings import DEFAULT_HEARTBEAT_SECONDS, WORK_POOL_NAME, get_settings
+from contact_center.storage.db import safe_url
 from deployments.processes import Service, stop_children, stop_services
 
 if TYPE_CHECKING:
@@ -380,7 +380,7 @@ class Stack:
         """Block types, default blocks, work pool, limits, then ``prefect deploy --all``."""
         from deployments import bootstrap
         from deployments.automations import ensure_automations
-        from tasklog.pausing import pause_again, paused_tasks
+        from runlog.pausing import pause_again, paused_tasks
 
         began = time.monotonic()
         heartbeat = self.options.heartbeat_seconds

@@ -15,7 +15,7 @@ still being downloaded.
    before anything is loaded.
 3. ``load_list`` parses the file chunk by chunk in a background thread while the
    database ingests the previous chunk, all in ONE transaction (see
-   :mod:`contact_center.list_load`): memory stays flat, and any failure leaves
+   :mod:`contact_center.storage.list_load`): memory stays flat, and any failure leaves
    the list as it was. Rejected rows go to a rejects CSV under ``<home>/rejects``
    (marked ``.failed.csv`` when the load did not commit).
 4. Once the download has finished, ``check_list_file`` compares the file's SHA-256
@@ -53,11 +53,16 @@ from prefect.futures import PrefectFuture
 from prefect.runtime import flow_run as runtime_flow_run
 from sqlalchemy.engine import Engine
 
-from contact_center.bulk import prefetch
 from contact_center.exceptions import DownloadInterrupted, InvalidFile, LimitExceeded
-from contact_center.files import TableReader, read_arriving_table
-from contact_center.gates import DEFAULT_MAX_REMOVED_RATIO
-from contact_center.list_load import (
+from contact_center.outcome import Outcome
+from contact_center.parsing.files import TableReader, read_arriving_table
+from contact_center.parsing.gates import DEFAULT_MAX_REMOVED_RATIO
+from contact_center.parsing.lists import RecordParser, validate_mapping
+from contact_center.parsing.openpgp import Decryptor, is_openpgp, read_encrypted_table
+from contact_center.preview import Preview, PreviewSample
+from contact_center.settings import FETCH_RETRIES, FETCH_RETRY_DELAYS, LIST_CHUNK_ROWS
+from contact_center.storage.bulk import prefetch
+from contact_center.storage.list_load import (
     ImportOptions,
     LoadResult,
     SourceFile,
@@ -66,12 +71,7 @@ from contact_center.list_load import (
     load_list_records,
     record_skipped_import,
 )
-from contact_center.lists import RecordParser, validate_mapping
-from contact_center.models import utcnow
-from contact_center.openpgp import Decryptor, is_openpgp, read_encrypted_table
-from contact_center.outcome import Outcome
-from contact_center.preview import Preview, PreviewSample
-from contact_center.settings import FETCH_RETRIES, FETCH_RETRY_DELAYS, LIST_CHUNK_ROWS
+from contact_center.storage.models import utcnow
 from flows.common import (
     Download,
     FetchedFile,

@@ -28,7 +28,11 @@ from prefect.cache_policies import NO_CACHE
 from prefect.exceptions import ObjectNotFound as PrefectObjectNotFound
 from prefect.runtime import flow_run as runtime_flow_run
 
-from contact_center.campaigns import (
+from contact_center.exceptions import DeliveryFailed, InvalidParameter, ObjectNotFound
+from contact_center.outcome import Outcome
+from contact_center.parsing.names import check_name
+from contact_center.settings import NETWORK_RETRIES, NETWORK_RETRY_DELAYS
+from contact_center.storage.campaigns import (
     CampaignInfo,
     ListReadiness,
     StepResult,
@@ -44,11 +48,7 @@ from contact_center.campaigns import (
     validate_source,
     validate_step,
 )
-from contact_center.db import mapped_database_errors
-from contact_center.exceptions import DeliveryFailed, InvalidParameter, ObjectNotFound
-from contact_center.names import check_name
-from contact_center.outcome import Outcome
-from contact_center.settings import NETWORK_RETRIES, NETWORK_RETRY_DELAYS
+from contact_center.storage.db import mapped_database_errors
 from flows.common import RunProgress, contact_center_engine, final_state, recording_outcome
 
 __all__ = [

@@ -16,7 +16,7 @@
 ``step: reset`` empties the list (the daily reset, on its own schedule).
 
 Expiry: ``expires_after_days`` from the import time (default 90), or the dates of
-an ``expiry_column``. Times come from :func:`contact_center.models.utcnow`; the
+an ``expiry_column``. Times come from :func:`contact_center.storage.models.utcnow`; the
 domain functions take ``now`` so tests can set it.
 """
 
@@ -33,9 +33,21 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run as runtime_flow_run
 
-from contact_center.db import mapped_database_errors
 from contact_center.exceptions import InvalidParameter, ObjectNotFound, QualityGateFailed
-from contact_center.exclusion_load import (
+from contact_center.outcome import Outcome
+from contact_center.parsing.files import FORMATS, TableReader, match_column, read_table
+from contact_center.parsing.gates import DEFAULT_MAX_REMOVED_RATIO, RemovalGate
+from contact_center.parsing.locations import parse_location
+from contact_center.parsing.names import check_name
+from contact_center.parsing.openpgp import Decryptor, read_encrypted_table
+from contact_center.preview import PREVIEW_ROWS, Preview, PreviewSample
+from contact_center.settings import (
+    DEFAULT_EXCLUSION_EXPIRY_DAYS,
+    FETCH_RETRIES,
+    FETCH_RETRY_DELAYS,
+)
+from contact_center.storage.db import mapped_database_errors
+from contact_center.storage.exclusion_load import (
     UPDATE_POLICIES,
     ImportRecord,
     LoadCounts,
@@ -46,25 +58,13 @@ from contact_center.exclusion_load import (
     record_exclusion_import,
     reset_exclusion_list,
 )
-from contact_center.exclusions import (
+from contact_center.storage.exclusions import (
     ParsedKeys,
     merge_parsed,
     parse_exclusion_keys,
     validate_match_field,
 )
-from contact_center.files import FORMATS, TableReader, match_column, read_table
-from contact_center.gates import DEFAULT_MAX_REMOVED_RATIO, RemovalGate
-from contact_center.locations import parse_location
-from contact_center.models import utcnow
-from contact_center.names import check_name
-from contact_center.openpgp import Decryptor, read_encrypted_table
-from contact_center.outcome import Outcome
-from contact_center.preview import PREVIEW_ROWS, Preview, PreviewSample
-from contact_center.settings import (
-    DEFAULT_EXCLUSION_EXPIRY_DAYS,
-    FETCH_RETRIES,
-    FETCH_RETRY_DELAYS,
-)
+from contact_center.storage.models import utcnow
 from flows.common import (
     FetchedFile,
     RunProgress,

@@ -8,7 +8,7 @@ or ``sftp://<block>/<folder>``). Every parameter is checked, and the email and
 SFTP blocks are loaded, before anything is generated.
 
 This module also registers the ``task-log`` report, whose rows come from
-Prefect's run history through the views package (``tasklog``).
+Prefect's run history through the views package (``runlog``).
 """
 
 from __future__ import annotations
@@ -33,9 +33,9 @@ from prefect.exceptions import ObjectNotFound as PrefectObjectNotFound
 from prefect_email import EmailServerCredentials
 
 from contact_center.exceptions import DeliveryFailed, InvalidParameter, ObjectNotFound
-from contact_center.locations import Location, parse_location
-from contact_center.names import check_name
 from contact_center.outcome import Outcome
+from contact_center.parsing.locations import Location, parse_location
+from contact_center.parsing.names import check_name
 from contact_center.reports import (
     RUN_COLUMNS,
     Period,
@@ -93,14 +93,14 @@ TASK_LOG_REPORT_MAX_RUNS = 10_000
 def task_log_runs(period: Period, request: ReportQuery) -> pd.DataFrame:
     """The finished runs that started in ``period``, as rows of :data:`RUN_COLUMNS`.
 
-    Read through the views package (``tasklog.task_log``); the report's ``types``
+    Read through the views package (``runlog.task_log``); the report's ``types``
     option is its filter (Type labels or flow names). ``failed_only`` is applied by
     the report itself.
     """
-    import tasklog
+    import runlog
 
     types = request.options.get("types")
-    rows = tasklog.task_log(
+    rows = runlog.task_log(
         sort="start_time",
         descending=False,
         types=[types] if isinstance(types, str) else types,

@@ -35,13 +35,14 @@ from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import State, TaskRun
 from prefect.runtime import flow_run as runtime_flow_run
 
-from contact_center.db import mapped_database_errors, safe_url
 from contact_center.exceptions import DeliveryFailed, HostKeyError, InvalidParameter
-from contact_center.export_naming import delivered_by_another
-from contact_center.locations import has_glob, parse_location, render_path
-from contact_center.names import check_name
 from contact_center.outcome import Outcome
-from contact_center.results import (
+from contact_center.parsing.locations import has_glob, parse_location, render_path
+from contact_center.parsing.names import check_name
+from contact_center.settings import NETWORK_RETRIES, NETWORK_RETRY_DELAYS
+from contact_center.storage.db import mapped_database_errors, safe_url
+from contact_center.storage.export_naming import delivered_by_another
+from contact_center.storage.results import (
     DEFAULT_FILE_NAME,
     FORMATS,
     ExportPlan,
@@ -57,7 +58,6 @@ from contact_center.results import (
     render_file_name,
     write_export,
 )
-from contact_center.settings import NETWORK_RETRIES, NETWORK_RETRY_DELAYS
 from flows.common import (
     RunProgress,
     check_before_io,

@@ -7,7 +7,7 @@ Progress as a whole percent; Number of attempts as ``2 of 3`` while a step retri
 column keys (``start_time``...) with ISO 8601 times and their offset.
 
 Table cells are plain text: a name holding rich markup (``[red]``) shows as written.
-The rows themselves hold no control characters (see :mod:`tasklog.text`), so no
+The rows themselves hold no control characters (see :mod:`runlog.text`), so no
 format can carry an escape sequence to a terminal or a spreadsheet.
 """
 
@@ -26,8 +26,8 @@ from rich.table import Table
 from rich.text import Text
 
 from contact_center.exceptions import InvalidParameter
-from tasklog.mapping import LOG_COLUMNS, SCHEDULED_COLUMNS, format_duration, format_size_kb
-from tasklog.rows import ScheduledRow, TaskLogRow
+from runlog.mapping import LOG_COLUMNS, SCHEDULED_COLUMNS, format_duration, format_size_kb
+from runlog.rows import ScheduledRow, TaskLogRow
 from tasklog.zones import DisplayZone
 
 __all__ = ["FORMATS", "columns_of", "render_rich", "render_text", "write_xlsx"]

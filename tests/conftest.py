@@ -28,7 +28,7 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 
 import sqlalchemy as sa  # noqa: E402
-from sshd_server import Sshd, running_sshd, sshd_available  # noqa: E402, F401
+from support.sshd_server import Sshd, running_sshd, sshd_available  # noqa: E402, F401
 
 PG_ADMIN_URL = os.environ.get(
     "CCTASKS_TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -109,7 +109,7 @@ def pg_session_url() -> Iterator[str]:
         if os.environ.get("CI"):
             pytest.fail(f"PostgreSQL is not reachable at {PG_ADMIN_URL} under CI")
         pytest.skip(f"PostgreSQL is not reachable at {PG_ADMIN_URL}")
-    from contact_center.db import create_db_engine, ensure_schema
+    from contact_center.storage.db import create_db_engine, ensure_schema
 
     name = f"cctasks_test_{uuid.uuid4().hex[:10]}"
     admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
@@ -127,8 +127,8 @@ def pg_session_url() -> Iterator[str]:
 
 
 def _empty_tables(url: str) -> None:
-    from contact_center.db import create_db_engine
-    from contact_center.models import Base
+    from contact_center.storage.db import create_db_engine
+    from contact_center.storage.models import Base
 
     engine = create_db_engine(url)
     names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
@@ -141,7 +141,7 @@ def db_url(
     request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> str:
     """An empty, migrated contact-centre database; flows in the test use it."""
-    from contact_center.db import create_db_engine, ensure_schema
+    from contact_center.storage.db import create_db_engine, ensure_schema
 
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'contact-center.db'}"
@@ -156,6 +156,6 @@ def db_url(
 @pytest.fixture
 def engine(db_url: str) -> sa.Engine:
     """The engine of ``db_url``."""
-    from contact_center.db import create_db_engine
+    from contact_center.storage.db import create_db_engine
 
     return create_db_engine(db_url)

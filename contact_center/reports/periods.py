@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from contact_center.campaigns import validate_time_zone
 from contact_center.exceptions import InvalidParameter
+from contact_center.storage.campaigns import validate_time_zone
 
 __all__ = ["NAMED_PERIODS", "Period", "day_starts", "local_midnight", "resolve_period"]
 

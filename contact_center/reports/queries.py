@@ -20,10 +20,13 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from contact_center.dialing import record_is_current
 from contact_center.exceptions import InvalidParameter, ObjectNotFound
-from contact_center.exclusions import key_is_excluded, record_match_columns
-from contact_center.models import (
+from contact_center.parsing.names import check_name
+from contact_center.reports.catalogue import ReportContent, ReportQuery
+from contact_center.reports.periods import day_starts
+from contact_center.storage.dialing import record_is_current
+from contact_center.storage.exclusions import key_is_excluded, record_match_columns
+from contact_center.storage.models import (
     CallAttempt,
     CallingList,
     Campaign,
@@ -34,9 +37,6 @@ from contact_center.models import (
     ListImport,
     ListRecord,
 )
-from contact_center.names import check_name
-from contact_center.reports.catalogue import ReportContent, ReportQuery
-from contact_center.reports.periods import day_starts
 
 __all__ = [
     "NO_DISPOSITION",

@@ -3,7 +3,7 @@
 Every step checks first what is there, so a restart adds nothing:
 
 1. :func:`seed_campaigns`: the campaigns, their calling lists and the DNC list
-   (domain helpers of :mod:`contact_center.campaigns`; existing rows are kept).
+   (domain helpers of :mod:`contact_center.storage.campaigns`; existing rows are kept).
 2. The demo files go into the drop folders (:mod:`deployments.demo.files`).
 3. :func:`run_once`: the import deployments run once, ad hoc, through the worker,
    exactly as a user's run would (so the task log shows completed runs at once). A
@@ -36,10 +36,10 @@ from prefect.client.schemas.objects import StateType
 from prefect.exceptions import ObjectNotFound as PrefectObjectNotFound
 from sqlalchemy.engine import Engine
 
-from contact_center.campaigns import ensure_campaign, link_exclusion_list, link_list
 from contact_center.exceptions import ObjectNotFound
-from contact_center.models import CallAttempt, Campaign
-from contact_center.results import generate_call_attempts
+from contact_center.storage.campaigns import ensure_campaign, link_exclusion_list, link_list
+from contact_center.storage.models import CallAttempt, Campaign
+from deployments.demo.attempts import generate_call_attempts
 from deployments.demo.centre import CAMPAIGNS, RESULTS_DAYS, RESULTS_PER_CAMPAIGN
 
 __all__ = [

@@ -38,7 +38,7 @@ import paramiko
 
 from blocks.sftp import SftpServer, SftpSession
 from contact_center.exceptions import SourceUnavailable
-from contact_center.locations import (
+from contact_center.parsing.locations import (
     Location,
     has_glob,
     outside_base,

@@ -9,9 +9,9 @@ from pydantic import ValidationError
 from sqlalchemy.engine import Engine
 
 from blocks.database import ContactCenterDatabase
-from contact_center.db import create_db_engine, ensure_schema
 from contact_center.exceptions import InvalidParameter
 from contact_center.settings import DEFAULT_DATABASE_BLOCK, get_settings
+from contact_center.storage.db import create_db_engine, ensure_schema
 
 __all__ = ["contact_center_engine"]
 

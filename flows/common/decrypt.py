@@ -1,7 +1,7 @@
 """Encrypted sources: the key from a Prefect ``Secret`` block, and the decryptor.
 
 The key is unwrapped only here, where the decryptor imports it into a temporary
-GnuPG home (see :mod:`contact_center.openpgp`); it is never logged or returned.
+GnuPG home (see :mod:`contact_center.parsing.openpgp`); it is never logged or returned.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from prefect.blocks.system import Secret
 from prefect.exceptions import ObjectNotFound as PrefectObjectNotFound
 
 from contact_center.exceptions import InvalidParameter, ObjectNotFound
-from contact_center.openpgp import Decryptor, OpenPgpKey, is_openpgp
+from contact_center.parsing.openpgp import Decryptor, OpenPgpKey, is_openpgp
 
 __all__ = ["decrypting", "decryption_key", "is_encrypted_file"]
 

@@ -92,7 +92,7 @@ def _republish_task_log(outcome: Outcome, error: BaseException | None) -> None:
     if not _in_flow_run():
         return
     try:
-        from tasklog.publish import publish_task_log  # the views package; only in a run
+        from runlog.publish import publish_task_log  # only in a run
 
         publish_task_log(outcome, error)
     except Exception as exc:

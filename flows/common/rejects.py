@@ -25,9 +25,9 @@ import pandas as pd
 from prefect.artifacts import create_table_artifact
 from prefect.context import FlowRunContext
 
-from contact_center.models import utcnow
 from contact_center.outcome import Outcome
 from contact_center.settings import get_settings
+from contact_center.storage.models import utcnow
 
 __all__ = ["FAILED_SUFFIX", "REJECTS_PREVIEW_ROWS", "RejectsFile"]
 

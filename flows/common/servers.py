@@ -10,7 +10,7 @@ from prefect.exceptions import ObjectNotFound as PrefectObjectNotFound
 
 from blocks.sftp import SftpServer, SftpSession
 from contact_center.exceptions import ObjectNotFound
-from contact_center.locations import Location
+from contact_center.parsing.locations import Location
 
 __all__ = ["load_sftp_block", "sftp_session"]
 

@@ -1,7 +1,7 @@
 """Moving files between locations: fetch a source, deliver a result, tidy after import.
 
 These are plain functions; the flows wrap them in Prefect tasks (only the
-network step retries). See :mod:`contact_center.locations` for the strings.
+network step retries). See :mod:`contact_center.parsing.locations` for the strings.
 """
 
 from __future__ import annotations
@@ -24,7 +24,13 @@ from contact_center.exceptions import (
     InvalidParameter,
     SourceUnavailable,
 )
-from contact_center.locations import Location, has_glob, parse_location, pick_newest, render_path
+from contact_center.parsing.locations import (
+    Location,
+    has_glob,
+    parse_location,
+    pick_newest,
+    render_path,
+)
 from flows.common.confine import check_local, check_remote
 from flows.common.placing import check_free, place_local, place_remote, refusal
 from flows.common.servers import load_sftp_block, sftp_session

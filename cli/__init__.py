@@ -1,0 +1,1 @@
+"""The `cctasks` command line: the only package that imports the flows and deployments."""

@@ -1,0 +1,495 @@
+"""The export-campaign-results flow on the real Prefect harness, the real sshd, SQLite and
+PostgreSQL: formats, watermark and backfill, crashes and retries, gzip, empty windows,
+bad input and faults."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from conftest import free_port
+from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+from test_results import RECORDS, add_attempts, read_csv, seed_list
+
+import flows.results_export as results_export
+from blocks.sftp import SftpServer, SftpSession
+from contact_center.exceptions import (
+    DatabaseError,
+    DeliveryFailed,
+    InvalidParameter,
+    ObjectNotFound,
+    SourceUnavailable,
+)
+from contact_center.storage.models import ExportWatermark, ResultsExport
+from contact_center.storage.results import DETAILED_COLUMNS, SIMPLE_COLUMNS
+from flows.results_export import export_campaign_results
+
+CAMPAIGN = "Spring Sale"
+CUSTOM = ["balance", "note", "custom_phone", "tier"]
+
+
+@pytest.fixture(autouse=True)
+def _fast_flows(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No heartbeat wait per flow call; no backoff wait in the delivery's retries."""
+    monkeypatch.setattr(
+        results_export,
+        "deliver_export",
+        results_export.deliver_export.with_options(retry_delay_seconds=0),
+    )
+    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+        yield
+
+
+def no_delivery_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Let the first delivery failure fail the run (as if every retry failed)."""
+    monkeypatch.setattr(
+        results_export, "deliver_export", results_export.deliver_export.with_options(retries=0)
+    )
+
+
+@pytest.fixture
+def seeded(engine: sa.Engine) -> dict[str, Any]:
+    """Three records and five result rows written in the last hour."""
+    list_id = seed_list(engine, RECORDS)
+    now = datetime.now(UTC)
+    rows = [
+        {
+            "record_key": "A1",
+            "phone": "+12125550101",
+            "recorded_at": now - timedelta(minutes=50),
+            "record_disposition": "No Answer",
+            "call_disposition": "No Answer",
+        },
+        {
+            "record_key": "A2",
+            "phone": "+13125550199",
+            "recorded_at": now - timedelta(minutes=40),
+            "record_disposition": "Busy",
+            "call_note": "=cmd|' /C calc'!A0",
+        },
+        {
+            "record_key": "A1",
+            "phone": "+12125550102",
+            "recorded_at": now - timedelta(minutes=30),
+            "record_disposition": "Sale",
+            "completed": True,
+            "agent": "ana.lopez",
+        },
+        {
+            "record_key": "A3",
+            "recorded_at": now - timedelta(minutes=20),
+            "is_call_attempt": False,
+            "record_disposition": "Excluded",
+            "completed": True,
+        },
+        {
+            "record_key": "A2",
+            "recorded_at": now - timedelta(minutes=10),
+            "is_call_attempt": False,
+            "out_of_quota": True,
+            "record_disposition": "Out of quota",
+        },
+    ]
+    return {"list_id": list_id, "ids": add_attempts(engine, list_id, rows)}
+
+
+@dataclass(frozen=True)
+class Remote:
+    """A fresh folder on the test sshd: where to look locally, and its location string."""
+
+    folder: Path
+    destination: str
+
+
+@pytest.fixture
+def remote(sshd: Any, sftp_block: str) -> Remote:
+    """A folder of its own on the test sshd (the sshd lives for the whole session)."""
+    name = f"exports/{uuid.uuid4().hex[:10]}"
+    return Remote(sshd.home / name, f"sftp://{sftp_block}/{name}")
+
+
+def final_files(folder: Path) -> dict[str, bytes]:
+    """The complete-looking files of a folder (temporary ``.part`` names excluded)."""
+    if not folder.exists():
+        return {}
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if not p.name.startswith(".")}
+
+
+def attempt_ids(files: dict[str, bytes]) -> list[int]:
+    """Every ``attempt_id`` in the given detailed exports, duplicates kept."""
+    ids: list[int] = []
+    for data in files.values():
+        table = read_csv(data)
+        column = table[0].index("attempt_id")
+        ids += [int(row[column]) for row in table[1:]]
+    return ids
+
+
+def watermark(engine: sa.Engine) -> datetime | None:
+    with engine.connect() as conn:
+        return conn.execute(sa.select(ExportWatermark.watermark)).scalar()
+
+
+def exports(engine: sa.Engine) -> list[Any]:
+    with engine.connect() as conn:
+        return list(
+            conn.execute(
+                sa.select(
+                    ResultsExport.status,
+                    ResultsExport.file_name,
+                    ResultsExport.rows,
+                    ResultsExport.bytes,
+                    ResultsExport.window_start,
+                    ResultsExport.window_end,
+                    ResultsExport.id,
+                ).order_by(ResultsExport.id)
+            )
+        )
+
+
+# --- formats ----------------------------------------------------------------------------------
+
+
+def test_detailed_export_to_sftp(engine: sa.Engine, seeded: dict[str, Any], remote: Remote) -> None:
+    destination = remote.destination
+    outcome = export_campaign_results(CAMPAIGN, destination)
+    files = final_files(remote.folder)
+    assert len(files) == 1
+    ((name, data),) = files.items()
+    table = read_csv(data)
+    assert table[0] == [*DETAILED_COLUMNS, *CUSTOM]
+    assert [int(r[table[0].index("attempt_id")]) for r in table[1:]] == seeded["ids"]
+    row = dict(zip(table[0], table[2], strict=True))
+    assert row["call_note"] == "'=cmd|' /C calc'!A0" and row["phone"] == "'+13125550199"
+    assert row["first_name"] == '\'=HYPERLINK("http://x")' and row["custom_phone"] == "'@evil"
+    # The file name is the window, in UTC seconds, and the export's id; the outcome
+    # says what happened.
+    end = datetime.fromisoformat(outcome.extra["window_end"])
+    start = datetime.fromisoformat(outcome.extra["window_start"])
+    (record,) = exports(engine)
+    assert name == f"Spring Sale_{start:%Y%m%d%H%M%S}_{end:%Y%m%d%H%M%S}_{record.id}.csv"
+    assert (outcome.status, outcome.step, outcome.rows_read) == ("completed", "export", 5)
+    assert outcome.bytes == len(data) and outcome.files == [f"{destination}/{name}"]
+    assert outcome.extra["since"] == "last" and outcome.extra["watermark"] == end.isoformat()
+    assert abs(end - datetime.now(UTC)) < timedelta(minutes=1)
+    assert watermark(engine) == end
+    assert (record.status, record.file_name, record.rows, record.bytes) == (
+        "delivered",
+        name,
+        5,
+        len(data),
+    )
+
+
+def test_simple_export_to_a_local_folder(
+    engine: sa.Engine, seeded: dict[str, Any], tmp_path: Path
+) -> None:
+    outcome = export_campaign_results(
+        CAMPAIGN, str(tmp_path / "out"), format="simple", file_name="{campaign}-{format}.csv"
+    )
+    table = read_csv((tmp_path / "out" / "Spring Sale-simple.csv").read_bytes())
+    assert table[0] == [*SIMPLE_COLUMNS, *CUSTOM]
+    rows = {r[2]: dict(zip(table[0], r, strict=True)) for r in table[1:]}
+    assert list(rows) == ["A1", "A2", "A3"] and outcome.rows_read == 3
+    assert (rows["A1"]["record_disposition"], rows["A1"]["attempts"]) == ("Sale", "2")
+    assert (rows["A2"]["record_disposition"], rows["A2"]["attempts"]) == ("Out of quota", "1")
+    assert (rows["A3"]["record_disposition"], rows["A3"]["attempts"]) == ("Excluded", "0")
+    assert rows["A1"]["last_agent"] == "ana.lopez" and rows["A1"]["tier"] == "gold"
+
+
+def test_gzip_export(engine: sa.Engine, seeded: dict[str, Any], remote: Remote) -> None:
+    outcome = export_campaign_results(CAMPAIGN, remote.destination, gzip=True)
+    ((name, data),) = final_files(remote.folder).items()
+    assert name.endswith(".csv.gz") and data[:2] == b"\x1f\x8b"
+    assert outcome.bytes == len(data)
+    table = read_csv(data)
+    assert table[0][:3] == ["campaign", "list", "record_key"] and len(table) == 6
+
+
+# --- windows -----------------------------------------------------------------------------------
+
+
+def test_watermark_moves_and_backfill_does_not(
+    engine: sa.Engine, seeded: dict[str, Any], tmp_path: Path
+) -> None:
+    folder = tmp_path / "out"
+    first = export_campaign_results(CAMPAIGN, str(folder))
+    mark = watermark(engine)
+    assert mark is not None and first.rows_read == 5
+    # New results after the first run: the next run exports only them, from the watermark.
+    new = add_attempts(
+        engine,
+        seeded["list_id"],
+        [{"record_key": "A3", "recorded_at": datetime.now(UTC), "record_disposition": "No Answer"}],
+    )
+    second = export_campaign_results(CAMPAIGN, str(folder))
+    assert second.rows_read == 1 and second.extra["window_start"] == mark.isoformat()
+    assert sorted(attempt_ids(final_files(folder))) == sorted(seeded["ids"] + new)
+    after_second = watermark(engine)
+    assert after_second is not None and after_second > mark
+    # A backfill re-exports an explicit window under its own name, watermark untouched.
+    start = (mark - timedelta(minutes=45)).replace(second=0, microsecond=0)
+    window = f"{start:%Y-%m-%dT%H:%M}/{mark.isoformat()}"
+    backfill = export_campaign_results(CAMPAIGN, str(tmp_path / "backfill"), since=window)
+    assert backfill.extra["since"] == "window" and "watermark" not in backfill.extra
+    assert backfill.rows_read == 4
+    assert watermark(engine) == after_second
+
+
+def test_first_since_limits_the_first_export(
+    engine: sa.Engine, seeded: dict[str, Any], tmp_path: Path
+) -> None:
+    since = (datetime.now(UTC) - timedelta(minutes=25)).isoformat()
+    outcome = export_campaign_results(CAMPAIGN, str(tmp_path / "out"), first_since=since)
+    assert outcome.rows_read == 2
+    assert sorted(attempt_ids(final_files(tmp_path / "out"))) == seeded["ids"][3:]
+
+
+def test_destination_template_uses_the_window_end(
+    engine: sa.Engine, seeded: dict[str, Any], tmp_path: Path
+) -> None:
+    list_id = seeded["list_id"]
+    (old,) = add_attempts(
+        engine,
+        list_id,
+        [{"record_key": "A1", "recorded_at": datetime(2026, 10, 1, 12, tzinfo=UTC)}],
+    )
+    outcome = export_campaign_results(
+        CAMPAIGN,
+        str(tmp_path / "out" / "{date:%Y-%m}"),
+        since="2026-10-01T00:00/2026-10-02T00:00",
+    )
+    files = final_files(tmp_path / "out" / "2026-10")
+    (backfill,) = exports(engine)
+    assert list(files) == [f"Spring Sale_20261001000000_20261002000000_{backfill.id}.csv"]
+    assert attempt_ids(files) == [old] and outcome.rows_read == 1
+
+
+@pytest.mark.parametrize("skip_empty", [True, False])
+def test_empty_window(engine: sa.Engine, tmp_path: Path, skip_empty: bool) -> None:
+    seed_list(engine, RECORDS)
+    outcome = export_campaign_results(CAMPAIGN, str(tmp_path / "out"), skip_empty=skip_empty)
+    assert outcome.status == "completed" and outcome.rows_read == 0
+    assert watermark(engine) is not None  # the watermark moves either way
+    files = final_files(tmp_path / "out")
+    if skip_empty:
+        assert files == {} and outcome.bytes == 0 and outcome.files == []
+        assert exports(engine)[0].file_name is None
+    else:
+        (data,) = files.values()
+        assert read_csv(data) == [list(DETAILED_COLUMNS)] and outcome.bytes == len(data)
+
+
+# --- crashes and retries --------------------------------------------------------------------
+
+
+def fail_once(
+    monkeypatch: pytest.MonkeyPatch, owner: Any, name: str, error: Exception
+) -> list[int]:
+    """Make ``owner.name`` raise ``error`` on its first call only; count the calls."""
+    real = getattr(owner, name)
+    calls: list[int] = []
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 1:
+            raise error
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, wrapper)
+    return calls
+
+
+def test_crash_between_upload_and_rename_then_rerun(
+    engine: sa.Engine,
+    seeded: dict[str, Any],
+    remote: Remote,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    no_delivery_retries(monkeypatch)
+    folder = remote.folder
+    fail_once(monkeypatch, SftpSession, "rename", SourceUnavailable("connection lost"))
+    destination = remote.destination
+    with pytest.raises(DeliveryFailed, match="connection lost"):
+        export_campaign_results(CAMPAIGN, destination)
+    assert final_files(folder) == {}  # only the hidden temporary file is there
+    assert [p.name for p in folder.iterdir()][0].endswith(".csv.part")
+    assert watermark(engine) is None
+    (pending,) = exports(engine)
+    assert pending.status == "pending"
+    # Results written meanwhile; the rerun resumes the interrupted window and name...
+    late = add_attempts(
+        engine,
+        seeded["list_id"],
+        [{"record_key": "A1", "recorded_at": datetime.now(UTC), "record_disposition": "Busy"}],
+    )
+    resumed = export_campaign_results(CAMPAIGN, destination)
+    assert resumed.extra["resumed"] is True and resumed.rows_read == 5
+    assert list(final_files(folder)) == [pending.file_name]
+    # ... and the next run takes the rest: each result in exactly one file.
+    export_campaign_results(CAMPAIGN, destination)
+    ids = attempt_ids(final_files(folder))
+    assert sorted(ids) == sorted(seeded["ids"] + late) and len(ids) == len(set(ids))
+    assert [e.status for e in exports(engine)] == ["delivered", "delivered"]
+
+
+def test_crash_after_rename_before_recording_then_rerun(
+    engine: sa.Engine, seeded: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "out"
+    fail_once(monkeypatch, results_export, "complete_export", DatabaseError("database went away"))
+    with pytest.raises(DatabaseError, match="went away"):
+        export_campaign_results(CAMPAIGN, str(folder))
+    (name,) = final_files(folder)  # renamed into place, but not recorded
+    assert watermark(engine) is None
+    late = add_attempts(
+        engine,
+        seeded["list_id"],
+        [{"record_key": "A2", "recorded_at": datetime.now(UTC), "record_disposition": "Busy"}],
+    )
+    export_campaign_results(CAMPAIGN, str(folder))
+    assert list(final_files(folder)) == [name]  # the same file, overwritten, not a second one
+    export_campaign_results(CAMPAIGN, str(folder))
+    ids = attempt_ids(final_files(folder))
+    assert sorted(ids) == sorted(seeded["ids"] + late) and len(ids) == len(set(ids))
+
+
+def test_retry_of_the_same_run_exports_the_same_window(
+    engine: sa.Engine,
+    seeded: dict[str, Any],
+    remote: Remote,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    no_delivery_retries(monkeypatch)
+    calls = fail_once(monkeypatch, SftpSession, "rename", SourceUnavailable("connection lost"))
+    retrying = export_campaign_results.with_options(retries=1, retry_delay_seconds=0)
+    state = retrying(CAMPAIGN, remote.destination, return_state=True)
+    outcome = state.result()
+    assert state.is_completed() and len(calls) == 2
+    (name,) = final_files(remote.folder)
+    end = datetime.fromisoformat(outcome.extra["window_end"])
+    (export,) = exports(engine)
+    assert name.endswith(f"_{end:%Y%m%d%H%M%S}_{export.id}.csv") and outcome.rows_read == 5
+    assert export.window_end == end
+
+
+def test_the_delivery_step_retries(
+    engine: sa.Engine,
+    seeded: dict[str, Any],
+    remote: Remote,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls = fail_once(monkeypatch, SftpSession, "rename", SourceUnavailable("connection lost"))
+    outcome = export_campaign_results(CAMPAIGN, remote.destination)
+    assert outcome.status == "completed" and len(calls) == 2
+    assert len(final_files(remote.folder)) == 1
+
+
+def test_upload_cut_midway_leaves_no_final_file(
+    engine: sa.Engine,
+    seeded: dict[str, Any],
+    remote: Remote,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    no_delivery_retries(monkeypatch)
+    real_put = SftpSession.put
+
+    def cut_put(self: SftpSession, source: Any, path: str, progress: Any = None) -> int:
+        # Write the first half for real, then lose the connection.
+        data = source.read()
+        with self.raw().open(path, "wb") as remote:
+            remote.write(data[: len(data) // 2])
+        raise SourceUnavailable(f"cannot upload {path!r}: connection reset")
+
+    monkeypatch.setattr(SftpSession, "put", cut_put)
+    folder = remote.folder
+    destination = remote.destination
+    with pytest.raises(DeliveryFailed, match="connection reset"):
+        export_campaign_results(CAMPAIGN, destination)
+    assert final_files(folder) == {} and watermark(engine) is None
+    monkeypatch.setattr(SftpSession, "put", real_put)
+    outcome = export_campaign_results(CAMPAIGN, destination)
+    (data,) = final_files(folder).values()
+    assert len(data) == outcome.bytes and len(read_csv(data)) == 6
+
+
+# --- bad input and faults -------------------------------------------------------------------
+
+
+def test_unknown_campaign(engine: sa.Engine, tmp_path: Path) -> None:
+    with pytest.raises(ObjectNotFound, match="campaign 'Nope' does not exist"):
+        export_campaign_results("Nope", str(tmp_path / "out"))
+    assert final_files(tmp_path / "out") == {}
+
+
+def test_unreachable_destination(
+    engine: sa.Engine, seeded: dict[str, Any], sshd: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    no_delivery_retries(monkeypatch)
+    SftpServer(
+        host="127.0.0.1",
+        port=free_port(),
+        username="x",
+        password="secret-pw-123",
+        known_host_keys=sshd.known_hosts,
+        timeout=2,
+    ).save("nowhere", overwrite=True)
+    with pytest.raises(DeliveryFailed, match=r"cannot reach SFTP server x@127.0.0.1") as info:
+        export_campaign_results(CAMPAIGN, "sftp://nowhere/out")
+    assert "secret-pw-123" not in str(info.value)
+    assert watermark(engine) is None and exports(engine)[0].status == "pending"
+
+
+def test_setup_errors_are_not_retried(
+    engine: sa.Engine, seeded: dict[str, Any], sshd: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    connects: list[int] = []
+    real_connect = SftpSession.connect.__func__  # type: ignore[attr-defined]
+
+    def counting(cls: type[SftpSession], server: SftpServer) -> SftpSession:
+        connects.append(1)
+        return real_connect(cls, server)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(SftpSession, "connect", classmethod(counting))
+    wrong_key = sshd.known_hosts.rsplit(" ", 1)[0] + " AAAAC3NzaC1lZDI1NTE5AAAAIOb" + "A" * 41
+    SftpServer(
+        host=sshd.host,
+        port=sshd.port,
+        username=sshd.username,
+        private_key=sshd.private_key,
+        known_host_keys=wrong_key,
+    ).save("changed-key", overwrite=True)
+    with pytest.raises(DeliveryFailed, match="has CHANGED"):
+        export_campaign_results(CAMPAIGN, "sftp://changed-key/out")
+    assert connects == [1]  # refused once, not retried
+    with pytest.raises(ObjectNotFound, match="no SFTP Server block named 'missing-block'"):
+        export_campaign_results(CAMPAIGN, "sftp://missing-block/out")
+    assert connects == [1] and watermark(engine) is None
+
+
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        ({"format": "xlsx"}, "format 'xlsx' is not one of simple, detailed"),
+        ({"since": "yesterday"}, "must be 'last' or a window"),
+        ({"since": "2999-01-01T00:00/2999-01-02T00:00"}, "ends in the future"),
+        ({"first_since": "soon"}, "first_since 'soon' is not an ISO 8601 time"),
+        ({"file_name": "{campaign}/{x}.csv"}, "uses {x}"),
+        ({"destination": "sftp://Bad_Block/out"}, "not a block name"),
+        ({"destination": "out/*.csv"}, "cannot hold a glob"),
+    ],
+)
+def test_invalid_parameters_fail_before_anything(
+    engine: sa.Engine, tmp_path: Path, params: dict[str, Any], match: str
+) -> None:
+    seed_list(engine, RECORDS)
+    arguments = {"campaign": CAMPAIGN, "destination": str(tmp_path / "out"), **params}
+    with pytest.raises(InvalidParameter, match=match):
+        export_campaign_results(**arguments)
+    assert exports(engine) == [] and not (tmp_path / "out").exists()

@@ -1,0 +1,593 @@
+"""The results domain: export formats and columns, neutralisation, windows, watermarks
+and the demo generator, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import tracemalloc
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from contact_center.exceptions import CampaignStateError, InvalidParameter, ObjectNotFound
+from contact_center.storage.campaigns import ensure_campaign, get_campaign, link_list
+from contact_center.storage.models import (
+    CallAttempt,
+    CallingList,
+    ExportWatermark,
+    ListRecord,
+    ResultsExport,
+)
+from contact_center.storage.results import (
+    DEFAULT_FILE_NAME,
+    DETAILED_COLUMNS,
+    SIMPLE_COLUMNS,
+    Since,
+    complete_export,
+    count_rows,
+    custom_columns,
+    custom_keys,
+    export_query,
+    header,
+    neutralise,
+    parse_since,
+    parse_time,
+    plan_export,
+    render_file_name,
+    write_export,
+)
+from deployments.demo.attempts import generate_call_attempts
+
+CAMPAIGN = "Spring Sale"
+T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+
+
+# --- helpers shared with test_results_export.py ----------------------------------------------
+
+
+def seed_list(
+    engine: sa.Engine,
+    records: Sequence[dict[str, Any]],
+    *,
+    campaign: str = CAMPAIGN,
+    list_name: str = "Spring Leads",
+) -> int:
+    """A campaign linked to a calling list holding ``records``; returns the list's id."""
+    ensure_campaign(engine, campaign)
+    link_list(engine, campaign, list_name)
+    with engine.begin() as conn:
+        list_id = conn.execute(
+            sa.select(CallingList.id).where(CallingList.name == list_name)
+        ).scalar_one()
+        for record in records:
+            conn.execute(
+                sa.insert(ListRecord).values(
+                    list_id=list_id, record_key=record["account"], **record
+                )
+            )
+    return int(list_id)
+
+
+def add_attempts(
+    engine: sa.Engine, list_id: int, rows: Sequence[dict[str, Any]], campaign: str = CAMPAIGN
+) -> list[int]:
+    """Insert result rows (``record_key`` and ``recorded_at`` at least); return their ids."""
+    with engine.begin() as conn:
+        campaign_id = get_campaign(conn, campaign).id
+        ids = []
+        for row in rows:
+            values = {
+                "campaign_id": campaign_id,
+                "list_id": list_id,
+                "attempted_at": row["recorded_at"] - timedelta(seconds=30),
+                "is_call_attempt": True,
+                **row,
+            }
+            ids.append(
+                conn.execute(
+                    sa.insert(CallAttempt).values(values).returning(CallAttempt.id)
+                ).scalar_one()
+            )
+    return ids
+
+
+def read_csv(data: bytes) -> list[list[str]]:
+    """Rows of a CSV export (gzip or not), header included."""
+    if data[:2] == b"\x1f\x8b":
+        data = gzip.decompress(data)
+    return list(csv.reader(io.StringIO(data.decode("utf-8"), newline="")))
+
+
+def export_rows(
+    engine: sa.Engine,
+    *,
+    format: str,
+    start: datetime,
+    end: datetime,
+    neutralise_formulas: bool = True,
+    campaign: str = CAMPAIGN,
+) -> list[dict[str, str]]:
+    """Export a window in memory and read it back as dictionaries (by header name)."""
+    with engine.connect() as conn:
+        campaign_id = get_campaign(conn, campaign).id
+        keys = custom_keys(conn, campaign_id=campaign_id, start=start, end=end)
+        query = export_query(
+            conn.dialect.name,
+            format=format,
+            campaign_id=campaign_id,
+            start=start,
+            end=end,
+            custom_keys=keys,
+            neutralise_formulas=neutralise_formulas,
+        )
+        buffer = io.BytesIO()
+        columns = header(format, keys, neutralise_formulas=neutralise_formulas)
+        rows = write_export(conn, query, columns, buffer)
+    table = read_csv(buffer.getvalue())
+    assert table[0] == columns and len(table) == rows + 1
+    return [dict(zip(table[0], row, strict=True)) for row in table[1:]]
+
+
+RECORDS = [
+    {
+        "account": "A1",
+        "phone1": "+12125550101",
+        "phone2": "+12125550102",
+        "first_name": "Ann",
+        "last_name": "Lee",
+        "zip": "10001",
+        "state": "NY",
+        "custom_fields": {"tier": "gold", "balance": "-12.50"},
+    },
+    {
+        "account": "A2",
+        "phone1": "+13125550199",
+        "first_name": '=HYPERLINK("http://x")',
+        "last_name": "O'Brien, Jr.",
+        "custom_fields": {"tier": "silver", "note": "line1\nline2", "phone": "@evil"},
+    },
+    {"account": "A3", "phone1": "+14155550123", "first_name": "Cy", "custom_fields": None},
+]
+
+
+@pytest.fixture
+def results(engine: sa.Engine) -> dict[str, Any]:
+    """Three records and six result rows in an hour after T0 (and one long before)."""
+    list_id = seed_list(engine, RECORDS)
+    rows = [
+        {
+            "record_key": "A1",
+            "phone": "+12125550101",
+            "recorded_at": T0 + timedelta(minutes=1),
+            "call_disposition": "No Answer",
+            "call_disposition_code": "NA",
+            "record_disposition": "No Answer",
+            "record_disposition_code": "NA",
+            "call_note": "SIP 480 Temporarily Unavailable",
+            "global_interaction_id": "g-1",
+        },
+        {
+            "record_key": "A1",
+            "phone": "+12125550102",
+            "recorded_at": T0 + timedelta(minutes=5),
+            "call_disposition": "Connected",
+            "call_disposition_code": "CON",
+            "record_disposition": "Sale",
+            "record_disposition_code": "SALE",
+            "completed": True,
+            "agent": "ana.lopez",
+            "action_applied": "Complete",
+            "global_interaction_id": "g-2",
+        },
+        {
+            "record_key": "A2",
+            "phone": "+13125550199",
+            "recorded_at": T0 + timedelta(minutes=2),
+            "call_disposition": "Busy",
+            "call_disposition_code": "B",
+            "record_disposition": "Busy",
+            "record_disposition_code": "B",
+            "call_note": "-SIP 486 Busy Here",
+            "global_interaction_id": "g-3",
+        },
+        {
+            "record_key": "A2",
+            "phone": None,
+            "recorded_at": T0 + timedelta(minutes=7),
+            "is_call_attempt": False,
+            "out_of_quota": True,
+            "record_disposition": "Out of quota",
+            "record_disposition_code": "QUOTA",
+            "action_applied": "Not dialled (quota)",
+        },
+        {
+            "record_key": "A3",
+            "phone": None,
+            "recorded_at": T0 + timedelta(minutes=3),
+            "is_call_attempt": False,
+            "completed": True,
+            "record_disposition": "Excluded",
+            "record_disposition_code": "EXCL",
+            "call_note": "Matched an exclusion list",
+            "action_applied": "Not dialled (excluded)",
+        },
+        # Attempted inside the hour but written after it: belongs to the next window.
+        {
+            "record_key": "A3",
+            "phone": "+14155550123",
+            "recorded_at": T0 + timedelta(minutes=70),
+            "attempted_at": T0 + timedelta(minutes=50),
+            "call_disposition": "No Answer",
+            "record_disposition": "No Answer",
+        },
+        {
+            "record_key": "A1",
+            "phone": "+12125550101",
+            "recorded_at": T0 - timedelta(days=3),
+            "record_disposition": "No Answer",
+        },
+    ]
+    ids = add_attempts(engine, list_id, rows)
+    return {"list_id": list_id, "ids": ids}
+
+
+# --- pure -----------------------------------------------------------------------------------
+
+
+def test_parse_since_and_times() -> None:
+    assert parse_since("last") == Since("last")
+    window = parse_since("2026-11-01T00:00/2026-11-02T00:00")
+    assert (window.mode, window.start, window.end) == (
+        "window",
+        datetime(2026, 11, 1, tzinfo=UTC),
+        datetime(2026, 11, 2, tzinfo=UTC),
+    )
+    assert parse_time("2026-11-01T00:00-05:00", "x") == datetime(2026, 11, 1, 5, tzinfo=UTC)
+    assert parse_time("2026-11-01T00:00Z", "x") == datetime(2026, 11, 1, tzinfo=UTC)
+    for bad, match in [
+        ("yesterday", "must be 'last' or a window"),
+        ("2026-11-02/2026-11-01", "end must be after the start"),
+        ("2026-13-01/2026-11-02", "not an ISO 8601 time"),
+        ("", "since must be"),
+    ]:
+        with pytest.raises(InvalidParameter, match=match):
+            parse_since(bad)
+
+
+def test_file_names_are_stable_and_safe() -> None:
+    start, end = datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 11, 1, 6, 30, tzinfo=UTC)
+    name = render_file_name(
+        DEFAULT_FILE_NAME,
+        campaign="Spring Sale",
+        start=start,
+        end=end,
+        format="simple",
+        export_id=7,
+    )
+    assert name == "Spring Sale_20261101000000_20261101063000_7.csv"
+    assert (
+        render_file_name(
+            "{campaign}-{format}-{export_id:04d}.csv",
+            campaign="a/b:c",
+            start=start,
+            end=end,
+            format="detailed",
+            export_id=7,
+            gzip=True,
+        )
+        == "a_b_c-detailed-0007.csv.gz"
+    )
+    for template, match in [
+        ("{campaign.__class__}.csv", "uses"),
+        ("{secret}.csv", "uses"),
+        ("{start!r}.csv", "uses"),
+        ("{campaign", "not a valid template"),
+        ("x/{campaign}.csv", "not a plain file name"),
+    ]:
+        with pytest.raises(InvalidParameter, match=match):
+            render_file_name(
+                template, campaign="c", start=start, end=end, format="simple", export_id=1
+            )
+
+
+def test_neutralise_and_custom_column_names() -> None:
+    for value in ("=1+1", "+12125550100", "-2", "@SUM(A1)", "\tx", "\rx"):
+        assert neutralise(value) == "'" + value
+    for value in ("plain", "'quoted", "", None, "a=b", " =x"):
+        assert neutralise(value) == value
+    assert custom_columns(["agent", "tier", "custom_agent"]) == [
+        "custom_agent",
+        "tier",
+        "custom_custom_agent",
+    ]
+    assert header("simple", ["=x"])[-1] == "'=x"
+    assert header("simple", ["=x"], neutralise_formulas=False)[-1] == "=x"
+
+
+# --- formats --------------------------------------------------------------------------------
+
+
+def test_detailed_format_columns_and_values(engine: sa.Engine, results: dict[str, Any]) -> None:
+    rows = export_rows(engine, format="detailed", start=T0, end=T0 + timedelta(hours=1))
+    assert list(rows[0]) == [*DETAILED_COLUMNS, "balance", "note", "custom_phone", "tier"]
+    # Oldest recorded first; the late write and the old row are outside the window.
+    assert [r["attempt_id"] for r in rows] == [str(results["ids"][i]) for i in (0, 2, 4, 1, 3)]
+    first, busy, excluded, sale, quota = rows
+    assert first["campaign"] == CAMPAIGN and first["list"] == "Spring Leads"
+    assert first["phone"] == "'+12125550101" and first["phone1"] == "'+12125550101"
+    assert first["attempted_at"] == "2026-11-01T12:00:30Z"
+    assert first["recorded_at"] == "2026-11-01T12:01:00Z"
+    assert (first["is_call_attempt"], first["completed"], first["out_of_quota"]) == (
+        "true",
+        "false",
+        "false",
+    )
+    assert first["balance"] == "'-12.50" and first["tier"] == "gold"
+    assert first["global_interaction_id"] == "g-1" and first["agent"] == ""
+    assert busy["first_name"] == '\'=HYPERLINK("http://x")'
+    assert busy["last_name"] == "O'Brien, Jr." and busy["note"] == "line1\nline2"
+    assert busy["custom_phone"] == "'@evil" and busy["call_note"] == "'-SIP 486 Busy Here"
+    assert excluded["is_call_attempt"] == "false" and excluded["record_disposition"] == "Excluded"
+    assert excluded["tier"] == "" and excluded["phone"] == ""
+    assert sale["agent"] == "ana.lopez" and sale["completed"] == "true"
+    assert quota["out_of_quota"] == "true" and quota["action_applied"] == "Not dialled (quota)"
+
+
+def test_simple_format_one_row_per_record(engine: sa.Engine, results: dict[str, Any]) -> None:
+    rows = export_rows(engine, format="simple", start=T0, end=T0 + timedelta(hours=1))
+    assert list(rows[0]) == [*SIMPLE_COLUMNS, "balance", "note", "custom_phone", "tier"]
+    by_key = {r["record_key"]: r for r in rows}
+    assert [r["record_key"] for r in rows] == ["A1", "A2", "A3"]
+    a1, a2, a3 = by_key["A1"], by_key["A2"], by_key["A3"]
+    assert (a1["record_disposition"], a1["completed"], a1["attempts"]) == ("Sale", "true", "2")
+    assert (a1["last_phone"], a1["last_agent"]) == ("'+12125550102", "ana.lopez")
+    assert a1["last_attempt_at"] == "2026-11-01T12:04:30Z"
+    # A2's last row was not dialled (quota): one dialled attempt, final disposition quota.
+    assert (a2["record_disposition"], a2["attempts"], a2["last_phone"]) == ("Out of quota", "1", "")
+    assert (a3["record_disposition"], a3["attempts"], a3["completed"]) == ("Excluded", "0", "true")
+    with engine.connect() as conn:
+        campaign_id = get_campaign(conn, CAMPAIGN).id
+        window = {"campaign_id": campaign_id, "start": T0, "end": T0 + timedelta(hours=1)}
+        assert count_rows(conn, format="simple", **window) == 3
+        assert count_rows(conn, format="detailed", **window) == 5
+
+
+def test_custom_columns_come_from_the_lists_of_the_window(
+    engine: sa.Engine, results: dict[str, Any]
+) -> None:
+    # A record never attempted still brings its keys; a list with no results does not.
+    with engine.begin() as conn:
+        conn.execute(
+            sa.insert(ListRecord).values(
+                list_id=results["list_id"], record_key="A9", custom_fields={"zone": "east"}
+            )
+        )
+    other = seed_list(
+        engine, [{"account": "B1", "custom_fields": {"other": "x"}}], list_name="Other Leads"
+    )
+    assert other != results["list_id"]
+    with engine.connect() as conn:
+        campaign_id = get_campaign(conn, CAMPAIGN).id
+        window = {"campaign_id": campaign_id, "start": T0, "end": T0 + timedelta(hours=1)}
+        assert custom_keys(conn, **window) == ["balance", "note", "phone", "tier", "zone"]
+        before = {"campaign_id": campaign_id, "start": T0 - timedelta(days=9), "end": T0}
+        assert custom_keys(conn, **before) == ["balance", "note", "phone", "tier", "zone"]
+        empty = {"campaign_id": campaign_id, "start": T0 - timedelta(days=1), "end": T0}
+        assert custom_keys(conn, **empty) == []
+
+
+def test_neutralisation_can_be_turned_off(engine: sa.Engine, results: dict[str, Any]) -> None:
+    rows = export_rows(
+        engine, format="detailed", start=T0, end=T0 + timedelta(hours=1), neutralise_formulas=False
+    )
+    assert rows[0]["phone"] == "+12125550101" and rows[0]["balance"] == "-12.50"
+    assert rows[1]["first_name"] == '=HYPERLINK("http://x")'
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["=1+1", "+1", "-", "@x", "\tx", "\rx", "'already", "plain", "x=1", "", "é=", 'a,"b"\r\nc'],
+)
+def test_sql_neutralisation_matches_the_python_rule(engine: sa.Engine, value: str) -> None:
+    list_id = seed_list(engine, [{"account": "K", "first_name": value}])
+    add_attempts(engine, list_id, [{"record_key": "K", "recorded_at": T0, "call_note": value}])
+    (row,) = export_rows(engine, format="detailed", start=T0, end=T0 + timedelta(seconds=1))
+    assert row["first_name"] == row["call_note"] == (neutralise(value) or "")
+
+
+# --- windows and bookkeeping --------------------------------------------------------------
+
+
+def test_plan_and_complete_move_the_watermark_once(
+    engine: sa.Engine, results: dict[str, Any]
+) -> None:
+    run1 = T0 + timedelta(hours=1)
+    campaign, first = plan_export(
+        engine, campaign=CAMPAIGN, destination="sftp://x/out/", since=Since("last"), run_time=run1
+    )
+    # No watermark: from the oldest row of the campaign.
+    assert (first.start, first.end) == (T0 - timedelta(days=3), run1) and first.export_id
+    # Not delivered yet: the next run resumes the same window, whatever its own time.
+    _, again = plan_export(
+        engine,
+        campaign=CAMPAIGN,
+        destination="sftp://x/out",
+        since=Since("last"),
+        run_time=run1 + timedelta(hours=5),
+    )
+    assert (again.start, again.end, again.export_id, again.resumed) == (
+        first.start,
+        first.end,
+        first.export_id,
+        True,
+    )
+    complete_export(
+        engine,
+        campaign_id=campaign.id,
+        destination="sftp://x/out",
+        window=again,
+        format="detailed",
+        file_name="f.csv",
+        rows=6,
+        bytes=100,
+    )
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(ExportWatermark.watermark)).scalar_one() == run1
+        status = conn.execute(sa.select(ResultsExport.status, ResultsExport.rows)).one()
+        assert tuple(status) == ("delivered", 6)
+    _, second = plan_export(
+        engine,
+        campaign=CAMPAIGN,
+        destination="sftp://x/out",
+        since=Since("last"),
+        run_time=run1 + timedelta(hours=1),
+    )
+    assert (second.start, second.end, second.resumed) == (run1, run1 + timedelta(hours=1), False)
+    # An older run time than the watermark: nothing to do.
+    _, late = plan_export(
+        engine,
+        campaign=CAMPAIGN,
+        destination="sftp://x/other",
+        since=Since("last"),
+        run_time=T0,
+        first_since=T0 + timedelta(minutes=2),
+    )
+    assert (late.start, late.end) == (T0, T0)  # first_since after the run time is clamped
+    backfill = Since("window", T0, T0 + timedelta(hours=1))
+    _, window = plan_export(
+        engine, campaign=CAMPAIGN, destination="sftp://x/out", since=backfill, run_time=run1
+    )
+    # A backfill reserves a row of its own (for its id), which is never resumed.
+    assert not window.advances_watermark and window.export_id is not None
+    assert window.export_id not in (first.export_id, second.export_id)
+    _, again = plan_export(
+        engine,
+        campaign=CAMPAIGN,
+        destination="sftp://x/out",
+        since=Since("last"),
+        run_time=run1 + timedelta(hours=2),
+    )
+    assert (again.export_id, again.resumed) == (second.export_id, True)
+    complete_export(
+        engine,
+        campaign_id=campaign.id,
+        destination="sftp://x/out",
+        window=window,
+        format="simple",
+        file_name="b.csv",
+        rows=3,
+        bytes=10,
+    )
+    with engine.connect() as conn:
+        assert (
+            conn.execute(
+                sa.select(ExportWatermark.watermark).where(
+                    ExportWatermark.destination == "sftp://x/out"
+                )
+            ).scalar_one()
+            == run1
+        )
+
+
+def test_unknown_campaign_is_refused(engine: sa.Engine) -> None:
+    with pytest.raises(ObjectNotFound, match="campaign 'Nope' does not exist"):
+        plan_export(engine, campaign="Nope", destination="out", since=Since("last"), run_time=T0)
+
+
+# --- streaming ------------------------------------------------------------------------------
+
+
+def test_export_streams_without_holding_the_rows(engine: sa.Engine) -> None:
+    seed_list(
+        engine,
+        [
+            {
+                "account": f"R{i}",
+                "phone1": f"+1212555{i:04d}",
+                "custom_fields": {"tier": "gold", "segment": f"s{i % 7}"},
+            }
+            for i in range(500)
+        ],
+    )
+    generate_call_attempts(
+        engine, CAMPAIGN, count=40_000, seed=3, start=T0, end=T0 + timedelta(days=1)
+    )
+    with engine.connect() as conn:
+        campaign_id = get_campaign(conn, CAMPAIGN).id
+        query = export_query(
+            conn.dialect.name,
+            format="detailed",
+            campaign_id=campaign_id,
+            start=T0,
+            end=T0 + timedelta(days=2),
+            custom_keys=["segment", "tier"],
+        )
+        sink = io.BytesIO()
+        tracemalloc.start()
+        try:
+            rows = write_export(conn, query, header("detailed", ["segment", "tier"]), _Discard())
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        write_export(conn, query, header("detailed", ["segment", "tier"]), sink)
+    assert rows == 40_000
+    size = len(sink.getvalue())
+    # Holding every row as Python objects would take several times the CSV's size.
+    assert size > 8_000_000 and peak < size / 2, (size, peak)
+
+
+class _Discard(io.RawIOBase):
+    """A binary sink that keeps nothing, to measure what the export itself holds."""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        return len(data)
+
+
+# --- the generator ------------------------------------------------------------------------
+
+
+def test_generate_call_attempts_is_realistic_and_repeatable(engine: sa.Engine) -> None:
+    seed_list(engine, [{"account": f"G{i}", "phone1": f"+1312555{i:04d}"} for i in range(50)])
+    end = T0 + timedelta(days=1)
+    assert generate_call_attempts(engine, CAMPAIGN, count=3000, seed=7, start=T0, end=end) == 3000
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(CallAttempt.__table__).order_by(CallAttempt.id)).all()
+    assert len(rows) == 3000
+    assert all(T0 <= r.attempted_at < end and r.attempted_at <= r.recorded_at <= end for r in rows)
+    assert [r.attempted_at for r in rows] == sorted(r.attempted_at for r in rows)
+    excluded = [r for r in rows if r.record_disposition == "Excluded"]
+    quota = [r for r in rows if r.out_of_quota]
+    assert 40 < len(excluded) < 150 and 20 < len(quota) < 110
+    assert not any(r.is_call_attempt or r.global_interaction_id for r in excluded + quota)
+    dialled = [r for r in rows if r.is_call_attempt]
+    assert {r.call_disposition for r in dialled} >= {"No Answer", "Busy", "Connected"}
+    assert all(r.agent for r in dialled if r.call_disposition == "Connected")
+    assert all(r.phone and r.phone.startswith("+1312555") for r in dialled)
+    assert any(r.recorded_at - r.attempted_at > timedelta(minutes=10) for r in rows)
+    # Same seed, same rows (ids aside).
+    with engine.begin() as conn:
+        conn.execute(sa.delete(CallAttempt))
+    generate_call_attempts(engine, CAMPAIGN, count=3000, seed=7, start=T0, end=end)
+    with engine.connect() as conn:
+        again = conn.execute(sa.select(CallAttempt.__table__).order_by(CallAttempt.id)).all()
+    assert [(r.record_key, r.attempted_at, r.call_disposition) for r in again] == [
+        (r.record_key, r.attempted_at, r.call_disposition) for r in rows
+    ]
+
+
+def test_generate_call_attempts_refuses_bad_input(engine: sa.Engine) -> None:
+    with pytest.raises(ObjectNotFound, match="'Nope'"):
+        generate_call_attempts(engine, "Nope", count=1, start=T0, end=T0 + timedelta(hours=1))
+    seed_list(engine, [])
+    with pytest.raises(CampaignStateError, match="no records to attempt"):
+        generate_call_attempts(engine, CAMPAIGN, count=1, start=T0, end=T0 + timedelta(hours=1))
+    with pytest.raises(InvalidParameter, match="must be after start"):
+        generate_call_attempts(engine, CAMPAIGN, count=1, start=T0, end=T0)
