@@ -49,6 +49,10 @@ _ARMOR = b"-----BEGIN PGP MESSAGE-----"
 # one (0xC1, 0xC3). No text encoding's first byte (BOMs included) is one of these.
 _SESSION_KEY_PACKETS = frozenset({0x84, 0x85, 0x86, 0x87, 0x8C, 0x8D, 0x8E, 0x8F, 0xC1, 0xC3})
 _STOP_TIMEOUT = 10.0
+# A stream closed after at most this much plain text (a reader that wanted only the
+# head) is kept, with what it gave, for the next open() of the same file: each gpg
+# process unlocks the key once more, which with a passphrase costs seconds.
+_KEEP_BYTES = 8 << 20
 
 
 def is_openpgp(name: str, head: bytes) -> bool:
@@ -106,6 +110,7 @@ class Decryptor:
         self._key = key
         self._home: Path | None = None
         self._gpg_binary = "gpg"
+        self._kept: dict[Path, _GpgStream] = {}
 
     def __enter__(self) -> Decryptor:
         import gnupg
@@ -137,6 +142,9 @@ class Decryptor:
 
     def close(self) -> None:
         """Stop the home's gpg-agent and remove the home (with the key)."""
+        for stream in self._kept.values():
+            stream.stop()
+        self._kept.clear()
         if self._home is None:
             return
         subprocess.run(  # noqa: S603 - a fixed command line
@@ -153,9 +161,12 @@ class Decryptor:
 
         Reading to the end raises :class:`InvalidFile` (naming ``name``) when gpg
         failed: a wrong key or passphrase, a corrupt or truncated file. Closing early
-        stops gpg.
+        stops gpg, unless little was read: then the next open() of the file goes on
+        from that stream (replaying what it gave) instead of starting gpg again.
         """
         assert self._home is not None, "open() needs the Decryptor entered"
+        if (kept := self._kept.pop(path, None)) is not None:
+            return io.BufferedReader(_Replay(kept), 1 << 20)
         read_end, write_end = os.pipe()
         command = [
             self._gpg_binary,
@@ -180,7 +191,35 @@ class Decryptor:
             secret = self._key.passphrase
             # gpg reads one line from the pipe; an empty line for a key without one.
             passphrase.write((secret.get_secret_value() if secret else "").encode() + b"\n")
-        return io.BufferedReader(_GpgStream(process, name, self._key.block), 1 << 20)
+        stream = _GpgStream(process, name, self._key.block)
+        stream.keep = lambda: self._kept.__setitem__(path, stream)
+        return io.BufferedReader(stream, 1 << 20)
+
+
+class _Replay(io.RawIOBase):
+    """A kept stream from its start: the bytes it gave, then the rest of it."""
+
+    def __init__(self, stream: _GpgStream) -> None:
+        self._stream = stream
+        self._given = memoryview(bytes(stream.given))
+        stream.given.clear()
+        stream.keep = None
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self._given:
+            count = min(len(buffer), len(self._given))
+            buffer[:count] = self._given[:count]
+            self._given = self._given[count:]
+            return count
+        return self._stream.read_more(buffer)
+
+    def close(self) -> None:
+        if not self.closed:
+            self._stream.stop()
+        super().close()
 
 
 class _GpgStream(io.RawIOBase):
@@ -191,6 +230,8 @@ class _GpgStream(io.RawIOBase):
         self._name = name
         self._block = block
         self._status: list[bytes] = []
+        self.given = bytearray()  # the plain text given so far, while it is short
+        self.keep: Any = None  # called on an early close to keep the stream
         # stderr is drained as gpg writes it, so that gpg never blocks on it.
         self._reader = threading.Thread(target=self._drain, daemon=True)
         self._reader.start()
@@ -205,6 +246,16 @@ class _GpgStream(io.RawIOBase):
         return True
 
     def readinto(self, buffer: Any) -> int:
+        count = self.read_more(buffer)
+        if self.keep is not None:
+            if len(self.given) + count <= _KEEP_BYTES:
+                self.given += memoryview(buffer)[:count]
+            else:
+                self.keep, self.given = None, bytearray()
+        return count
+
+    def read_more(self, buffer: Any) -> int:
+        """Read gpg's next bytes into ``buffer``; at the end, check how gpg ended."""
         assert self._process.stdout is not None
         count = cast(io.BufferedReader, self._process.stdout).readinto(buffer)
         if not count:
@@ -233,15 +284,22 @@ class _GpgStream(io.RawIOBase):
         return f"cannot be decrypted with the key in the Secret block {self._block!r}: {reason}"
 
     def close(self) -> None:
-        if not self.closed and self._process.poll() is None:
-            self._process.kill()  # a reader that only wanted the head
         if not self.closed:
-            self._process.wait()
-            self._reader.join()
-            for pipe in (self._process.stdout, self._process.stderr):
-                if pipe is not None:
-                    pipe.close()
+            if self.keep is not None and self._process.poll() is None:
+                self.keep()  # a reader that only wanted the head: kept for the next
+            else:
+                self.stop()
         super().close()
+
+    def stop(self) -> None:
+        """Stop gpg (if it still runs) and close its pipes."""
+        if self._process.poll() is None:
+            self._process.kill()
+        self._process.wait()
+        self._reader.join()
+        for pipe in (self._process.stdout, self._process.stderr):
+            if pipe is not None:
+                pipe.close()
 
 
 def read_encrypted_table(
