@@ -28,6 +28,10 @@ BENCHES ?= list_import exclusion_import results_export tasklog_query parse_phone
 bench: install
 	for b in $(BENCHES); do $(PY) -m bench.$$b || exit 1; done
 
+# The UI tests on a fresh demo stack; each saves the page it checked into docs/images.
+screenshots: install
+	CCTASKS_SCREENSHOTS_DIR=$(CURDIR)/docs/images $(PY) -m pytest -p no:cacheprovider -m ui tests/ui
+
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy contact_center blocks flows runlog tasklog cli deployments

@@ -12,7 +12,7 @@ alternating the contenders in each round so that drift hits both alike:
   list id, ``added_at`` and ``expires_at`` filled by column defaults), the psql process
   start included: the same end state by the shortest road;
 - **bare \\copy**: the same file into a one-column table whose primary key is the key
-  (the FIELD-NOTES reference), to show what the table's shape itself costs;
+  (the plain-table reference), to show what the table's shape itself costs;
 - **import (empty list)**: the whole flow, a real Prefect flow run with a local source:
   fetch (checksum) -> parse -> load into an empty list (the COPY fast path), with the
   ``exclusion_imports`` row and the outcome artifact;

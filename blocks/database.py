@@ -23,9 +23,12 @@ class ContactCenterDatabase(Block):
 
     Example:
         ```python
+        from blocks import ContactCenterDatabase
         ContactCenterDatabase(
             url="postgresql+psycopg://cctasks@db.example.com/cc", password="...",
         ).save("contact-center")
+        database = ContactCenterDatabase.load("BLOCK_NAME")
+        engine = database.get_engine()
         ```
     """
 

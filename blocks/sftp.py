@@ -49,7 +49,7 @@ class SftpServer(Block):
     Example:
         ```python
         from blocks import SftpServer
-        server = SftpServer.load("partner-drop")
+        server = SftpServer.load("BLOCK_NAME")  # e.g. "partner-drop"
         with server.open() as sftp:
             print(sftp.list("incoming"))
         ```
@@ -146,15 +146,16 @@ class SftpServer(Block):
             self.private_key_passphrase.get_secret_value() if self.private_key_passphrase else None
         )
         text = self.private_key.get_secret_value()
+        last: Exception | None = None
         for key_class in (paramiko.Ed25519Key, paramiko.ECDSAKey, paramiko.RSAKey):
             try:
                 return key_class.from_private_key(io.StringIO(text), password=passphrase)
-            except (paramiko.SSHException, ValueError):
-                continue
+            except (paramiko.SSHException, ValueError) as exc:
+                last = exc  # paramiko and cryptography say what failed, never the key
         raise SourceUnavailable(
             f"the private key of the SFTP block for {self.address} cannot be read "
             "(not an Ed25519, ECDSA or RSA key, or a wrong passphrase)"
-        )
+        ) from last
 
 
 class SftpSession:
@@ -178,7 +179,7 @@ class SftpSession:
             # window and for every request that paramiko sends alone.
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError as exc:
-            raise SourceUnavailable(f"cannot reach SFTP server {server.address}: {exc}") from None
+            raise SourceUnavailable(f"cannot reach SFTP server {server.address}: {exc}") from exc
         transport = paramiko.Transport(sock)
         try:
             options = transport.get_security_options()
@@ -201,7 +202,7 @@ class SftpSession:
             transport.close()
             raise SourceUnavailable(
                 f"SFTP connection to {server.address} failed: {type(exc).__name__}: {exc}"
-            ) from None
+            ) from exc
 
     @staticmethod
     def _authenticate(server: SftpServer, transport: paramiko.Transport) -> None:
@@ -214,10 +215,12 @@ class SftpSession:
                 raise SourceUnavailable(
                     f"the SFTP block for {server.address} has neither a password nor a key"
                 )
-        except paramiko.AuthenticationException:
+        except paramiko.AuthenticationException as exc:
+            # paramiko's refusal names the methods tried, never the password or key
+            # (tests/blocks/test_sftp_causes.py checks the whole chain for them).
             raise SourceUnavailable(
                 f"SFTP login to {server.address} was refused (check the block's credentials)"
-            ) from None
+            ) from exc
 
     # -- context management ------------------------------------------------------------
 
@@ -251,7 +254,7 @@ class SftpSession:
         try:
             attrs = self._sftp.listdir_attr(folder or ".")
         except (OSError, paramiko.SSHException) as exc:
-            raise self._fail("list", folder, exc) from None
+            raise self._fail("list", folder, exc) from exc
         return [
             RemoteFile(a.filename, a.st_size or 0, float(a.st_mtime or 0))
             for a in attrs
@@ -263,7 +266,7 @@ class SftpSession:
         try:
             a = self._sftp.stat(path)
         except (OSError, paramiko.SSHException) as exc:
-            raise self._fail("stat", path, exc) from None
+            raise self._fail("stat", path, exc) from exc
         return RemoteFile(posixpath.basename(path), a.st_size or 0, float(a.st_mtime or 0))
 
     def exists(self, path: str) -> bool:
@@ -273,7 +276,7 @@ class SftpSession:
         except FileNotFoundError:
             return False
         except (OSError, paramiko.SSHException) as exc:
-            raise self._fail("stat", path, exc) from None
+            raise self._fail("stat", path, exc) from exc
         return True
 
     def get(self, path: str, target: IO[bytes], progress: Progress | None = None) -> int:
@@ -307,7 +310,7 @@ class SftpSession:
                             progress(done, size)
             return done
         except (OSError, paramiko.SSHException) as exc:
-            raise self._fail("download", path, exc) from None
+            raise self._fail("download", path, exc) from exc
 
     def put(self, source: IO[bytes], path: str, progress: Progress | None = None) -> int:
         """Upload the open binary file ``source`` to ``path``; return the bytes written.
@@ -317,7 +320,7 @@ class SftpSession:
         try:
             attrs = self._sftp.putfo(source, path, callback=progress, confirm=True)
         except (OSError, paramiko.SSHException) as exc:
-            raise self._fail("upload", path, exc) from None
+            raise self._fail("upload", path, exc) from exc
         return int(attrs.st_size or 0)
 
     def rename(self, old: str, new: str, overwrite: bool = True) -> None:
@@ -328,14 +331,14 @@ class SftpSession:
             else:
                 self._sftp.rename(old, new)
         except (OSError, paramiko.SSHException) as exc:
-            raise self._fail("rename", f"{old} -> {new}", exc) from None
+            raise self._fail("rename", f"{old} -> {new}", exc) from exc
 
     def remove(self, path: str) -> None:
         """Delete the file ``path``."""
         try:
             self._sftp.remove(path)
         except (OSError, paramiko.SSHException) as exc:
-            raise self._fail("remove", path, exc) from None
+            raise self._fail("remove", path, exc) from exc
 
     def makedirs(self, folder: str) -> None:
         """Create ``folder`` and its parents when missing."""
@@ -349,7 +352,7 @@ class SftpSession:
                 try:
                     self._sftp.mkdir(current)
                 except (OSError, paramiko.SSHException) as exc:
-                    raise self._fail("create folder", current, exc) from None
+                    raise self._fail("create folder", current, exc) from exc
 
     def raw(self) -> Any:
         """The underlying ``paramiko.SFTPClient``, for what this class does not wrap."""

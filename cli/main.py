@@ -107,6 +107,19 @@ def up(
         "(default: SQLite under .cctasks/prefect/).",
     ),
     demo: bool = typer.Option(True, "--demo/--no-demo", help="Seed the demo contact centre."),
+    scale: bool = typer.Option(
+        False, "--scale", help="Two API servers behind HAProxy, separate services, N workers, "
+        "on PostgreSQL and Redis (docs/scale.md)."
+    ),
+    workers: int = typer.Option(2, "--workers", help="With --scale: process workers."),
+    postgres_url: str = typer.Option(
+        "postgresql://postgres@127.0.0.1:5432", "--postgres-url",
+        help="With --scale: the PostgreSQL server of the databases cctasks_prefect and "
+        "cctasks (created when missing), unless --(prefect-)database-url says otherwise.",
+    ),
+    redis_url: str = typer.Option(
+        "redis://127.0.0.1:6379/0", "--redis-url", help="With --scale: the Redis to use."
+    ),
 ) -> None:
     """Run the whole contact centre here: Prefect server, worker, deployments, demo data.
 
@@ -116,12 +129,21 @@ def up(
     from deployments.stack import StackOptions, run_stack
 
     try:
+        scale_options = None
+        if scale:
+            from deployments.scale import ScaleOptions, database_urls
+
+            scale_options = ScaleOptions(workers=workers, redis_url=redis_url)
+            prefect_default, centre_default = database_urls(postgres_url)
+            prefect_database_url = prefect_database_url or prefect_default
+            database_url = database_url or centre_default
         options = StackOptions.create(
             host=host,
             port=port,
             database_url=database_url,
             prefect_database_url=prefect_database_url,
             demo=demo,
+            scale=scale_options,
         )
     except CCTasksError as exc:
         raise fail(str(exc)) from None

@@ -10,7 +10,7 @@ location or object involved, never a secret::
     ├── ObjectNotFound          an unknown list, campaign, report, block or deployment
     ├── SourceUnavailable       a location cannot be reached, listed or read
     │   ├── HostKeyError        an SFTP server's host key is unknown or has changed
-    │   └── DownloadInterrupted a download that a reader follows failed or started over
+    │   └── DownloadInterrupted a download stopped: its import no longer needs it
     ├── DeliveryFailed          a file or an email could not be delivered
     ├── InvalidFile             a file cannot be parsed; names file, row and column
     │   └── LimitExceeded       a file crosses a read limit; names the limit and its setting
@@ -84,10 +84,10 @@ class HostKeyError(SourceUnavailable):
 
 
 class DownloadInterrupted(SourceUnavailable):
-    """A download that a reader was following failed, or its retry started over.
+    """A download was stopped because the import that read it no longer needs it.
 
-    The reader's bytes may not be those of the finished file: whoever read them
-    drops its work and reads the file again once the download has finished.
+    Raised inside the fetch (never retried) when the import failed or finished
+    before the download did.
     """
 
 

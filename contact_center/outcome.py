@@ -13,6 +13,10 @@ from typing import Any
 
 __all__ = ["Outcome"]
 
+#: The counts a summary line names first, in this order, when they are not zero; the
+#: rejected rows (by reason) and the excluded ones follow.
+_SUMMARY_COUNTS = ("loaded", "updated", "unchanged", "removed")
+
 
 @dataclass
 class Outcome:
@@ -58,6 +62,32 @@ class Outcome:
     extra: dict[str, Any] = field(default_factory=dict)
     attempts: int = 1
     first_error: str | None = None
+
+    def summary(self) -> str:
+        """One line for people, the first thing the run's page shows.
+
+        ``Spring Leads: 263 loaded, 37 rejected (8 missing key, 23 no valid phone, 6
+        duplicate key)``; a failed run leads with its error, as the task log's Error
+        column shows it (``Spring Leads · import failed: InvalidFile: ...``), and a run
+        that counted no rows (a trigger, an export, a report, a skip) with its message.
+        """
+        if self.status == "failed":
+            error = " ".join((self.message or "no error was recorded").split())
+            return f"{self.object_name} · {self.step} failed: {error}"
+        counts = [f"{getattr(self, n):,} {n}" for n in _SUMMARY_COUNTS if getattr(self, n)]
+        if self.rejected:
+            reasons = ", ".join(
+                f"{count:,} {reason.replace('_', ' ')}"
+                for reason, count in self.rejects_by_reason.items()
+                if count
+            )
+            counts.append(f"{self.rejected:,} rejected" + (f" ({reasons})" if reasons else ""))
+        if self.excluded:
+            counts.append(f"{self.excluded:,} excluded")
+        if counts and self.status != "skipped":
+            return f"{self.object_name}: {', '.join(counts)}"
+        message = f": {' '.join(self.message.split())}" if self.message else ""
+        return f"{self.object_name} · {self.step} {self.status}{message}"
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dictionary of every field."""

@@ -59,6 +59,21 @@ DEFAULT_HEARTBEAT_SECONDS = 60
 MIN_HEARTBEAT_SECONDS = 30
 HEARTBEAT_WINDOW_BEATS = 3
 
+# One run per object at a time, across deployments, workers and `cctasks campaign`: a
+# run holds the Prefect global concurrency limit "cctasks-<kind>-<object>" (1 slot)
+# while it changes the object. The slot is a lease the run renews every 3/4 of this;
+# when the run's process dies, the server frees the slot once the lease has expired.
+OBJECT_SLOT_PREFIX = "cctasks"
+OBJECT_LEASE_SECONDS = 60
+# Shared resources, each a global concurrency limit that bootstrap creates (slots in
+# deployments/bootstrap.py); a server without them runs unlimited.
+DATABASE_LOADS_LIMIT = "cctasks-database-loads"
+SFTP_SESSIONS_LIMIT = "cctasks-sftp-sessions"
+
+# Run history: Prefect's database-vacuum service deletes flow runs (with their logs,
+# task runs and artifacts) that ended longer ago than this (``CCTASKS_HISTORY_DAYS``).
+DEFAULT_HISTORY_DAYS = 90
+
 
 @dataclass(frozen=True)
 class ReadLimits:
@@ -141,6 +156,7 @@ class Settings:
         read_limits: the limits on reading a file (:class:`ReadLimits`).
         heartbeat_seconds: ``CCTASKS_HEARTBEAT_SECONDS``: seconds between two heartbeats
             of a flow run started by the cctasks work pool.
+        history_days: ``CCTASKS_HISTORY_DAYS``: days a finished run stays in the history.
     """
 
     home: Path
@@ -150,6 +166,7 @@ class Settings:
     time_zone: str | None = None
     read_limits: ReadLimits = ReadLimits()
     heartbeat_seconds: int = DEFAULT_HEARTBEAT_SECONDS
+    history_days: int = DEFAULT_HISTORY_DAYS
 
     @property
     def default_sqlite_url(self) -> str:
@@ -181,12 +198,22 @@ def _heartbeat_seconds(text: str | None) -> int:
     return seconds
 
 
+def _history_days(text: str | None) -> int:
+    from contact_center.exceptions import InvalidParameter  # it imports this module
+
+    if not text:
+        return DEFAULT_HISTORY_DAYS
+    if not text.isdigit() or int(text) < 1:
+        raise InvalidParameter(f"CCTASKS_HISTORY_DAYS={text!r} is not a whole number of days >= 1")
+    return int(text)
+
+
 def get_settings() -> Settings:
     """Read the settings from the environment now.
 
     Raises:
         InvalidParameter: ``CCTASKS_HEARTBEAT_SECONDS`` is not a number of seconds that
-            Prefect accepts (30 or more).
+            Prefect accepts (30 or more), or ``CCTASKS_HISTORY_DAYS`` not a number of days.
     """
     home = Path(os.environ.get("CCTASKS_HOME", ".cctasks")).expanduser().absolute()
     env_url = os.environ.get("CCTASKS_DATABASE_URL") or None
@@ -202,4 +229,5 @@ def get_settings() -> Settings:
         time_zone=os.environ.get("CCTASKS_TIME_ZONE", "").strip() or None,
         read_limits=get_read_limits(),
         heartbeat_seconds=_heartbeat_seconds(os.environ.get("CCTASKS_HEARTBEAT_SECONDS")),
+        history_days=_history_days(os.environ.get("CCTASKS_HISTORY_DAYS")),
     )

@@ -46,9 +46,11 @@ from blocks.database import ContactCenterDatabase
 from blocks.sftp import SftpServer
 from contact_center.exceptions import CCTasksError, InvalidParameter
 from contact_center.settings import (
+    DATABASE_LOADS_LIMIT,
     DEFAULT_DATABASE_BLOCK,
     DEFAULT_EMAIL_BLOCK,
     DEFAULT_HEARTBEAT_SECONDS,
+    SFTP_SESSIONS_LIMIT,
     WORK_POOL_NAME,
 )
 
@@ -79,14 +81,16 @@ EXAMPLE_SFTP_BLOCK = "partner-sftp"
 WORK_POOL_CONCURRENCY = 4
 
 #: Global concurrency limits (name -> slots) for resources that several deployments
-#: share. Code takes a slot with ``prefect.concurrency.sync.concurrency(name)``; each
-#: deployment's own ``concurrency_limit`` (prefect.yaml) is a limit Prefect manages.
+#: share. The flows take a slot with :func:`flows.common.slots.resource_slot`; the
+#: one-slot limits per object (:func:`flows.common.slots.object_slot`) are created by
+#: the first run on each object; each deployment's own ``concurrency_limit``
+#: (prefect.yaml) is a limit Prefect manages.
 CONCURRENCY_LIMITS: dict[str, int] = {
     # Bulk loads into the contact-centre database: two at a time keep SQLite's single
     # writer and a small PostgreSQL responsive for the views and reports.
-    "cctasks-database-loads": 2,
+    DATABASE_LOADS_LIMIT: 2,
     # Sessions to partner SFTP servers: partners often cap logins per account.
-    "cctasks-sftp-sessions": 4,
+    SFTP_SESSIONS_LIMIT: 4,
 }
 
 DEPLOY_TIMEOUT_SECONDS = 300

@@ -34,7 +34,7 @@ class Service:
         log_path: where its stdout and stderr go.
         cwd: its working directory.
         signals_to_stop: how many SIGTERMs it may need before it exits (the Prefect
-            worker often ignores the first one; see FIELD-NOTES.md).
+            worker often ignores the first one; docs/running.md says more).
     """
 
     name: str

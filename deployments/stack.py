@@ -43,12 +43,18 @@ import httpx
 from rich.console import Console
 
 from contact_center.exceptions import CCTasksError, InvalidParameter
-from contact_center.settings import DEFAULT_HEARTBEAT_SECONDS, WORK_POOL_NAME, get_settings
+from contact_center.settings import (
+    DEFAULT_HEARTBEAT_SECONDS,
+    DEFAULT_HISTORY_DAYS,
+    WORK_POOL_NAME,
+    get_settings,
+)
 from contact_center.storage.db import safe_url
 from deployments.processes import Service, stop_children, stop_services
 
 if TYPE_CHECKING:
     from deployments.demo import RunReport
+    from deployments.scale import ScaleOptions
 
 __all__ = [
     "DEFAULT_HOST",
@@ -122,6 +128,9 @@ class StackOptions:
         demo: seed the demo contact centre.
         heartbeat_seconds: seconds between two heartbeats of a flow run
             (``CCTASKS_HEARTBEAT_SECONDS``).
+        history_days: days a finished run stays in Prefect's history
+            (``CCTASKS_HISTORY_DAYS``, default 90).
+        scale: the ``--scale`` profile (:mod:`deployments.scale`), else one server.
     """
 
     home: Path
@@ -132,6 +141,8 @@ class StackOptions:
     prefect_database_url: str | None = None
     demo: bool = True
     heartbeat_seconds: int = DEFAULT_HEARTBEAT_SECONDS
+    history_days: int = DEFAULT_HISTORY_DAYS
+    scale: ScaleOptions | None = None
 
     @classmethod
     def create(
@@ -143,6 +154,7 @@ class StackOptions:
         prefect_database_url: str | None = None,
         demo: bool = True,
         project_dir: Path | None = None,
+        scale: ScaleOptions | None = None,
     ) -> StackOptions:
         """Options with the state folder and the heartbeat read from the settings.
 
@@ -175,6 +187,8 @@ class StackOptions:
             prefect_database_url=prefect_database_url,
             demo=demo,
             heartbeat_seconds=settings.heartbeat_seconds,
+            history_days=settings.history_days,
+            scale=scale,
         )
 
     @property
@@ -240,6 +254,11 @@ def stack_environment(options: StackOptions, base: dict[str, str] | None = None)
     )
     # Kept when the caller chose one (prefect-redis's, say).
     env.setdefault("PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE", LEASE_STORAGE)
+    # Bounded history: Prefect's own vacuum service deletes old runs, logs and artifacts.
+    env.setdefault("PREFECT_SERVER_SERVICES_DB_VACUUM_ENABLED", "events,flow_runs")
+    env.setdefault(
+        "PREFECT_SERVER_SERVICES_DB_VACUUM_RETENTION_PERIOD", str(options.history_days * 86400)
+    )
     if options.database_url:
         env["CCTASKS_DATABASE_URL"] = options.database_url
     if options.prefect_database_url:
@@ -379,6 +398,7 @@ class Stack:
     def bootstrap(self) -> None:
         """Block types, default blocks, work pool, limits, then ``prefect deploy --all``."""
         from deployments import bootstrap
+        from deployments.alerts import alerts_file, ensure_alerts
         from deployments.automations import ensure_automations
         from runlog.pausing import pause_again, paused_tasks
 
@@ -404,6 +424,9 @@ class Stack:
         with self.prefect_settings():
             pause_again(held)
             names = self.deployment_names()
+            alerts = ensure_alerts(alerts_file(self.options.project_dir))
+        for name, done in alerts.items():
+            self.say(f"  automation {name!r} ({done})")
         self.say(f"  deployed {len(names)} deployments from prefect.yaml "
                  f"in {time.monotonic() - began:.1f} s")
 
@@ -593,7 +616,13 @@ def run_stack(options: StackOptions, console: Console | None = None) -> int:
         stack could not start (e.g. the port is in use).
     """
     console = console or Console(highlight=False, soft_wrap=True)
-    stack = Stack(options, console)
+    stack: Stack
+    if options.scale is not None:
+        from deployments.scale import ScaleStack
+
+        stack = ScaleStack(options, options.scale, console)
+    else:
+        stack = Stack(options, console)
     stopping = False
 
     def interrupt(signum: int, _frame: FrameType | None) -> None:

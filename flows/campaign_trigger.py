@@ -31,6 +31,7 @@ from prefect.runtime import flow_run as runtime_flow_run
 from contact_center.exceptions import DeliveryFailed, InvalidParameter, ObjectNotFound
 from contact_center.outcome import Outcome
 from contact_center.parsing.names import check_name
+from contact_center.parsing.parameters import CampaignStep, StrictBool, TriggerSource
 from contact_center.settings import NETWORK_RETRIES, NETWORK_RETRY_DELAYS
 from contact_center.storage.campaigns import (
     CampaignInfo,
@@ -45,11 +46,11 @@ from contact_center.storage.campaigns import (
     parse_skip_dates,
     record_skip,
     skip_reason,
-    validate_source,
-    validate_step,
 )
 from contact_center.storage.db import mapped_database_errors
 from flows.common import RunProgress, contact_center_engine, final_state, recording_outcome
+from flows.common.slots import object_slot
+from runlog.publish import publishes_task_log
 
 __all__ = [
     "CampaignCheck",
@@ -136,21 +137,19 @@ def validate_request(
     notify_url: str | None,
     notify_token_block: str | None,
 ) -> TriggerRequest:
-    """Check the flow's parameters before anything runs.
+    """The flow's parameters after the checks that their types cannot express.
 
     Raises:
         InvalidParameter: a parameter is not valid; the message names it.
     """
     check_name("campaign", campaign)
-    if not isinstance(allow_empty, bool):
-        raise InvalidParameter(f"allow_empty must be true or false, not {allow_empty!r}")
     url = _validate_notify_url(notify_url)
     if notify_token_block and url is None:
         raise InvalidParameter("notify_token_block is set but notify_url is not")
     return TriggerRequest(
         campaign=campaign,
-        step=validate_step(step),
-        source=validate_source(source),
+        step=step,
+        source=source,
         allow_empty=allow_empty,
         skip_dates=parse_skip_dates(skip_dates),
         holiday_region=parse_holiday_region(holidays),
@@ -281,16 +280,17 @@ def _scheduled_time() -> datetime:
     return runtime_flow_run.scheduled_start_time  # type: ignore[no-any-return]
 
 
+@publishes_task_log
 @flow(name="campaign-trigger", flow_run_name="{campaign} · {step}")
 def campaign_trigger(
     campaign: str,
-    step: str,
-    allow_empty: bool = False,
+    step: CampaignStep,
+    allow_empty: StrictBool = False,
     skip_dates: list[str] | None = None,
     holidays: str | None = None,
     notify_url: str | None = None,
     notify_token_block: str | None = None,
-    source: str = "schedule",
+    source: TriggerSource = "schedule",
 ) -> Outcome:
     """Start or stop an outbound campaign.
 
@@ -329,33 +329,35 @@ def campaign_trigger(
             description=f"{campaign} · {step}",
             outcome=outcome,
         )
-        check = check_campaign(request, _scheduled_time())
-        progress.update("check", 1, 1)
-        result = apply_step(request, check, runtime_flow_run.id)
-        progress.update("apply", 1, 1, force=True)
-        outcome.status = "skipped" if check.skip else "completed"
-        outcome.message = f"{result.result}: {check.skip}" if check.skip else result.result
-        outcome.extra = {
-            "result": result.result,
-            "source": request.source,
-            "previous_state": result.previous_state,
-            "state": result.state,
-            "notified": None,
-        }
-        if check.lists:
-            outcome.extra["dialable"] = {
-                item.list_name: item.dialable for item in check.lists if item.enabled
+        # A start and a stop of one campaign, from schedules or by hand, never overlap.
+        with object_slot("campaign", request.campaign):
+            check = check_campaign(request, _scheduled_time())
+            progress.update("check", 1, 1)
+            result = apply_step(request, check, runtime_flow_run.id)
+            progress.update("apply", 1, 1, force=True)
+            outcome.status = "skipped" if check.skip else "completed"
+            outcome.message = f"{result.result}: {check.skip}" if check.skip else result.result
+            outcome.extra = {
+                "result": result.result,
+                "source": request.source,
+                "previous_state": result.previous_state,
+                "state": result.state,
+                "notified": None,
             }
-        if result.notify and request.notify_url:
-            outcome.extra["notified"] = False
-            notify_dialler(
-                request.notify_url,
-                notification_payload(result),
-                progress,
-                request.notify_token_block,
-            )
-            record_notification(result.event_id, True)
-            outcome.extra["notified"] = True
+            if check.lists:
+                outcome.extra["dialable"] = {
+                    item.list_name: item.dialable for item in check.lists if item.enabled
+                }
+            if result.notify and request.notify_url:
+                outcome.extra["notified"] = False
+                notify_dialler(
+                    request.notify_url,
+                    notification_payload(result),
+                    progress,
+                    request.notify_token_block,
+                )
+                record_notification(result.event_id, True)
+                outcome.extra["notified"] = True
         progress.finish()
     # A returned State becomes the run's final state; callers still get its data.
     return final_state(outcome)  # type: ignore[return-value]

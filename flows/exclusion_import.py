@@ -13,6 +13,10 @@
    update policy in ONE transaction, with the ``exclusion_imports`` row; then the
    source is kept, deleted or archived (``after_import``).
 
+A dry run (``dry_run``) does it all, then rolls the load back and records a preview
+(:mod:`flows.common.preview`). An OpenPGP-encrypted file is decrypted as it is read
+(``decrypt_with``).
+
 ``step: reset`` empties the list (the daily reset, on its own schedule).
 
 Expiry: ``expires_after_days`` from the import time (default 90), or the dates of
@@ -22,9 +26,7 @@ domain functions take ``now`` so tests can set it.
 
 from __future__ import annotations
 
-import codecs
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -35,20 +37,34 @@ from prefect.runtime import flow_run as runtime_flow_run
 
 from contact_center.exceptions import InvalidParameter, ObjectNotFound, QualityGateFailed
 from contact_center.outcome import Outcome
-from contact_center.parsing.files import FORMATS, TableReader, match_column, read_table
+from contact_center.parsing.files import TableReader, match_column, read_table
 from contact_center.parsing.gates import DEFAULT_MAX_REMOVED_RATIO, RemovalGate
 from contact_center.parsing.locations import parse_location
 from contact_center.parsing.names import check_name
 from contact_center.parsing.openpgp import Decryptor, read_encrypted_table
-from contact_center.preview import PREVIEW_ROWS, Preview, PreviewSample
+from contact_center.parsing.parameters import (
+    AfterImport,
+    Days,
+    Delimiter,
+    ExclusionPolicy,
+    ExclusionStep,
+    FileFormat,
+    Ratio,
+    RecordField,
+    RowCount,
+    StrictBool,
+    Text,
+    check_encoding,
+    choices,
+)
 from contact_center.settings import (
+    DATABASE_LOADS_LIMIT,
     DEFAULT_EXCLUSION_EXPIRY_DAYS,
     FETCH_RETRIES,
     FETCH_RETRY_DELAYS,
 )
 from contact_center.storage.db import mapped_database_errors
 from contact_center.storage.exclusion_load import (
-    UPDATE_POLICIES,
     ImportRecord,
     LoadCounts,
     ensure_exclusion_list,
@@ -58,12 +74,7 @@ from contact_center.storage.exclusion_load import (
     record_exclusion_import,
     reset_exclusion_list,
 )
-from contact_center.storage.exclusions import (
-    ParsedKeys,
-    merge_parsed,
-    parse_exclusion_keys,
-    validate_match_field,
-)
+from contact_center.storage.exclusions import ParsedKeys, merge_parsed, parse_exclusion_keys
 from contact_center.storage.models import utcnow
 from flows.common import (
     FetchedFile,
@@ -75,13 +86,14 @@ from flows.common import (
     final_state,
     recording_outcome,
     resolve_source,
-    validate_after_import,
 )
 from flows.common.decrypt import decrypting
-from flows.common.preview import mark_dry_run, record_preview
+from flows.common.preview import exclusion_preview, mark_dry_run, record_preview
 from flows.common.rejects import RejectsFile
 from flows.common.retries import retry_transfer
+from flows.common.slots import object_slot, resource_slot
 from flows.common.workdir import run_workdir, sweep_leftover_work
+from runlog.publish import publishes_task_log
 
 __all__ = [
     "STEPS",
@@ -96,120 +108,61 @@ __all__ = [
 ]
 
 #: The flow's steps: ``import`` a file, or ``reset`` (empty) the list.
-STEPS = ("import", "reset")
+STEPS = choices(ExclusionStep)
 
 
 @dataclass(frozen=True)
 class ExclusionRequest:
-    """The flow's parameters, validated (see :func:`import_exclusions`)."""
+    """The flow's parameters (see :func:`import_exclusions`), as Prefect validated them."""
 
     exclusion_list: str
-    step: str
-    source: str | None
-    key_column: str
-    update_policy: str
-    expires_after_days: int | None
-    expiry_column: str | None
-    case_sensitive: bool
-    match_field: str
-    min_rows: int
-    format: str
-    encoding: str | None
-    delimiter: str | None
-    sheet: str | None
-    after_import: str
-    removal: RemovalGate = RemovalGate()
+    source: str | None = None
+    step: str = "import"
+    key_column: str = "account"
+    update_policy: str = "add"
+    expires_after_days: int | None = DEFAULT_EXCLUSION_EXPIRY_DAYS
+    expiry_column: str | None = None
+    case_sensitive: bool = True
+    match_field: str = "account"
+    min_rows: int = 1
+    format: str = "auto"
+    encoding: str | None = None
+    delimiter: str | None = None
+    sheet: str | None = None
+    after_import: str = "keep"
+    max_removed_ratio: float = DEFAULT_MAX_REMOVED_RATIO
+    force: bool = False
     dry_run: bool = False
     decrypt_with: str | None = None
 
-
-def _text(name: str, value: object, *, required: bool) -> str | None:
-    if value is None and not required:
-        return None
-    if not isinstance(value, str) or not value.strip():
-        raise InvalidParameter(f"{name} must be a non-empty string, not {value!r}")
-    return value.strip()
+    @property
+    def removal(self) -> RemovalGate:
+        """The ``max_removed_ratio`` gate of a ``replace``."""
+        return RemovalGate(self.max_removed_ratio, self.force)
 
 
-def _whole_number(name: str, value: object, *, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise InvalidParameter(f"{name} must be a whole number >= {minimum}, not {value!r}")
-    return value
-
-
-def validate_request(
-    *,
-    exclusion_list: str,
-    step: str,
-    source: str | None,
-    key_column: str,
-    update_policy: str,
-    expires_after_days: int | None,
-    expiry_column: str | None,
-    case_sensitive: bool,
-    match_field: str,
-    min_rows: int,
-    format: str,
-    encoding: str | None,
-    delimiter: str | None,
-    sheet: str | None,
-    after_import: str,
-    max_removed_ratio: float = DEFAULT_MAX_REMOVED_RATIO,
-    force: bool = False,
-    dry_run: bool = False,
-    decrypt_with: str | None = None,
-) -> ExclusionRequest:
-    """Check the flow's parameters before anything runs.
+def validate_request(**parameters: Any) -> ExclusionRequest:
+    """The flow's parameters after the checks that their types cannot express.
 
     Raises:
         InvalidParameter: a parameter is not valid; the message names it.
     """
-    name = check_name("exclusion_list", exclusion_list)
-    if step not in STEPS:
-        raise InvalidParameter(f"step {step!r} is not one of {', '.join(STEPS)}")
-    if step == "import":
-        if source is None or not str(source).strip():
+    request = ExclusionRequest(**parameters)
+    name = check_name("exclusion_list", request.exclusion_list)
+    source = (request.source or "").strip() or None
+    if request.step == "import":
+        if source is None:
             raise InvalidParameter("source is required for step 'import'")
         parse_location(source)
-    if update_policy not in UPDATE_POLICIES:
-        raise InvalidParameter(
-            f"update_policy {update_policy!r} is not one of {', '.join(UPDATE_POLICIES)}"
-        )
-    if expires_after_days is not None:
-        _whole_number("expires_after_days", expires_after_days, minimum=1)
-    if not isinstance(case_sensitive, bool):
-        raise InvalidParameter(f"case_sensitive must be true or false, not {case_sensitive!r}")
-    if format not in FORMATS:
-        raise InvalidParameter(f"format {format!r} is not one of {', '.join(FORMATS)}")
-    if encoding is not None:
-        try:
-            codecs.lookup(encoding)
-        except LookupError:
-            raise InvalidParameter(f"unknown encoding {encoding!r}") from None
-    validate_after_import(after_import)
-    if not isinstance(dry_run, bool):
-        raise InvalidParameter(f"dry_run must be true or false, not {dry_run!r}")
-    if dry_run and step != "import":
-        raise InvalidParameter(f"dry_run is for step 'import', not {step!r}")
-    return ExclusionRequest(
+    elif request.dry_run:
+        raise InvalidParameter(f"dry_run is for step 'import', not {request.step!r}")
+    decrypt_with = request.decrypt_with
+    return replace(
+        request,
         exclusion_list=name,
-        step=step,
-        source=source.strip() if source else None,
-        key_column=_text("key_column", key_column, required=True) or "",
-        update_policy=update_policy,
-        expires_after_days=expires_after_days,
-        expiry_column=_text("expiry_column", expiry_column, required=False),
-        case_sensitive=case_sensitive,
-        match_field=validate_match_field(match_field),
-        min_rows=_whole_number("min_rows", min_rows, minimum=0),
-        format=format,
-        encoding=encoding,
-        delimiter=delimiter,
-        sheet=_text("sheet", sheet, required=False),
-        after_import=after_import,
-        removal=RemovalGate.from_parameters(max_removed_ratio, force),
-        dry_run=dry_run,
-        decrypt_with=check_name("decrypt_with", decrypt_with) if decrypt_with else None,
+        source=source,
+        encoding=check_encoding(request.encoding),
+        decrypt_with=None if decrypt_with is None else check_name("decrypt_with", decrypt_with),
     )
 
 
@@ -333,64 +286,63 @@ def load_exclusions(
         DatabaseError: the database refused; nothing changed.
     """
 
-    def gate(name: str, check: Callable[[], None]) -> None:
-        try:
-            check()
-        except QualityGateFailed as exc:
-            if gates is None:
-                raise
-            gates[name] = str(exc)
-        else:
-            if gates is not None:
-                gates[name] = None
+    def gate(name: str, failure: str | None) -> None:
+        if gates is None and failure is not None:
+            raise QualityGateFailed(failure)
+        if gates is not None:
+            gates[name] = failure
 
-    def min_rows() -> None:
-        if len(parsed.keys) < request.min_rows:
-            raise QualityGateFailed(
-                f"file {fetched.name!r} has {len(parsed.keys)} valid keys, fewer than min_rows="
-                f"{request.min_rows}; exclusion list {request.exclusion_list!r} is unchanged"
-            )
-
-    gate("min_rows", min_rows)
+    few = len(parsed.keys) < request.min_rows
+    gate(
+        "min_rows",
+        f"file {fetched.name!r} has {len(parsed.keys)} valid keys, fewer than min_rows="
+        f"{request.min_rows}; exclusion list {request.exclusion_list!r} is unchanged"
+        if few
+        else None,
+    )
     engine = contact_center_engine()
-    with mapped_database_errors(f"loading exclusion list {request.exclusion_list!r}"):
-        with engine.connect() as conn, conn.begin() as transaction:
-            info = ensure_exclusion_list(
-                conn,
-                request.exclusion_list,
-                match_field=request.match_field,
-                case_sensitive=request.case_sensitive,
-                update_policy=request.update_policy,
-            )
-            counts = load_exclusion_keys(
-                conn, info.id, parsed.keys, update_policy=request.update_policy, now=started_at
-            )
-            # The list had the keys removed plus the file's keys already in it (renewed).
-            gate(
-                "max_removed_ratio",
-                lambda: request.removal.check(
-                    removed=counts.removed,
-                    current=counts.removed + counts.renewed,
-                    file=fetched.name,
-                    target=f"exclusion list {request.exclusion_list!r}",
-                    unit="keys",
-                ),
-            )
-            record = ImportRecord(
-                step="import",
-                started_at=started_at,
-                file_name=fetched.name,
-                sha256=fetched.sha256,
-                bytes=fetched.size,
-                update_policy=request.update_policy,
-                keys_read=parsed.rows_read,
-                rejected=len(parsed.rejects),
-                duplicates=parsed.duplicates,
-                flow_run_id=flow_run_id,
-            )
-            record_exclusion_import(conn, info.id, record, counts, finished_at=utcnow())
-            if gates is not None:
-                transaction.rollback()  # a dry run: the counts are real, the changes undone
+    with (
+        resource_slot(DATABASE_LOADS_LIMIT),
+        mapped_database_errors(f"loading exclusion list {request.exclusion_list!r}"),
+        engine.connect() as conn,
+        conn.begin() as transaction,
+    ):
+        info = ensure_exclusion_list(
+            conn,
+            request.exclusion_list,
+            match_field=request.match_field,
+            case_sensitive=request.case_sensitive,
+            update_policy=request.update_policy,
+        )
+        counts = load_exclusion_keys(
+            conn, info.id, parsed.keys, update_policy=request.update_policy, now=started_at
+        )
+        # The list had the keys removed plus the file's keys already in it (renewed).
+        gate(
+            "max_removed_ratio",
+            request.removal.verdict(
+                removed=counts.removed,
+                current=counts.removed + counts.renewed,
+                file=fetched.name,
+                target=f"exclusion list {request.exclusion_list!r}",
+                unit="keys",
+            ),
+        )
+        record = ImportRecord(
+            step="import",
+            started_at=started_at,
+            file_name=fetched.name,
+            sha256=fetched.sha256,
+            bytes=fetched.size,
+            update_policy=request.update_policy,
+            keys_read=parsed.rows_read,
+            rejected=len(parsed.rejects),
+            duplicates=parsed.duplicates,
+            flow_run_id=flow_run_id,
+        )
+        record_exclusion_import(conn, info.id, record, counts, finished_at=utcnow())
+        if gates is not None:
+            transaction.rollback()  # a dry run: the counts are real, the changes undone
     return counts
 
 
@@ -484,66 +436,38 @@ def _run_import(request: ExclusionRequest, outcome: Outcome, started_at: datetim
         f"{outcome.rejected} rejected, {parsed.duplicates} duplicates"
     )
     if gates is not None:
-        _record_dry_run(request, outcome, fetched, parsed, counts, detected, gates)
+        preview = exclusion_preview(
+            request.exclusion_list, fetched.name, parsed, counts, detected, gates
+        )
+        record_preview(preview)
+        mark_dry_run(outcome, preview)
     else:
         outcome.extra["after_import"] = tidy_source(fetched, request.after_import)
     progress.finish()
 
 
-def _record_dry_run(
-    request: ExclusionRequest,
-    outcome: Outcome,
-    fetched: FetchedFile,
-    parsed: ParsedKeys,
-    counts: LoadCounts,
-    detected: dict[str, Any],
-    gates: dict[str, str | None],
-) -> None:
-    """Record the preview of a dry run, and mark its outcome as one."""
-    sample = PreviewSample()
-    sample.add(parsed.keys.head(PREVIEW_ROWS), parsed.rejects)
-    preview = Preview(
-        object_name=request.exclusion_list,
-        file=fetched.name,
-        counts={
-            "rows_read": parsed.rows_read,
-            "added": counts.added,
-            "renewed": counts.renewed,
-            "removed": counts.removed,
-            "rejected": len(parsed.rejects),
-            "duplicates": parsed.duplicates,
-        },
-        rejects_by_reason=parsed.rejects_by_reason,
-        rejected_rows=sample.rejected,
-        rows=sample.rows,
-        detected=detected,
-        gates=gates,
-    )
-    record_preview(preview)
-    mark_dry_run(outcome, preview)
-
-
+@publishes_task_log
 @flow(name="import-exclusions", flow_run_name="{exclusion_list} · {step}")
 def import_exclusions(
     exclusion_list: str,
     source: str | None = None,
-    step: str = "import",
-    key_column: str = "account",
-    update_policy: str = "add",
-    expires_after_days: int | None = DEFAULT_EXCLUSION_EXPIRY_DAYS,
-    expiry_column: str | None = None,
-    case_sensitive: bool = True,
-    match_field: str = "account",
-    min_rows: int = 1,
-    format: str = "auto",
+    step: ExclusionStep = "import",
+    key_column: Text = "account",
+    update_policy: ExclusionPolicy = "add",
+    expires_after_days: Days | None = DEFAULT_EXCLUSION_EXPIRY_DAYS,
+    expiry_column: Text | None = None,
+    case_sensitive: StrictBool = True,
+    match_field: RecordField = "account",
+    min_rows: RowCount = 1,
+    format: FileFormat = "auto",
     encoding: str | None = None,
-    delimiter: str | None = None,
-    sheet: str | None = None,
-    after_import: str = "keep",
-    max_removed_ratio: float = DEFAULT_MAX_REMOVED_RATIO,
-    force: bool = False,
-    dry_run: bool = False,
-    decrypt_with: str | None = None,
+    delimiter: Delimiter | None = None,
+    sheet: Text | None = None,
+    after_import: AfterImport = "keep",
+    max_removed_ratio: Ratio = DEFAULT_MAX_REMOVED_RATIO,
+    force: StrictBool = False,
+    dry_run: StrictBool = False,
+    decrypt_with: Text | None = None,
 ) -> Outcome:
     """Import a Do-Not-Call list of keys, or reset (empty) it.
 
@@ -581,43 +505,24 @@ def import_exclusions(
         bytes and files.
     """
     with recording_outcome(Outcome(object_name=exclusion_list, step=step)) as outcome:
-        request = validate_request(
-            exclusion_list=exclusion_list,
-            step=step,
-            source=source,
-            key_column=key_column,
-            update_policy=update_policy,
-            expires_after_days=expires_after_days,
-            expiry_column=expiry_column,
-            case_sensitive=case_sensitive,
-            match_field=match_field,
-            min_rows=min_rows,
-            format=format,
-            encoding=encoding,
-            delimiter=delimiter,
-            sheet=sheet,
-            after_import=after_import,
-            max_removed_ratio=max_removed_ratio,
-            force=force,
-            dry_run=dry_run,
-            decrypt_with=decrypt_with,
-        )
-        started_at = utcnow()
-        if request.step == "import":
-            check_before_io(request.source, after_import=request.after_import)
-            sweep_leftover_work()
-        if request.step == "reset":
-            counts = reset_exclusions(
-                request, started_at=started_at, flow_run_id=runtime_flow_run.id
-            )
-            if counts is None:
-                outcome.status = "skipped"
-                outcome.message = (
-                    f"no exclusion list named {exclusion_list!r} yet; nothing to reset"
+        request = validate_request(**runtime_flow_run.parameters)
+        with object_slot("exclusions", request.exclusion_list):
+            started_at = utcnow()
+            if request.step == "import":
+                check_before_io(request.source, after_import=request.after_import)
+                sweep_leftover_work()
+            if request.step == "reset":
+                counts = reset_exclusions(
+                    request, started_at=started_at, flow_run_id=runtime_flow_run.id
                 )
+                if counts is None:
+                    outcome.status = "skipped"
+                    outcome.message = (
+                        f"no exclusion list named {exclusion_list!r} yet; nothing to reset"
+                    )
+                else:
+                    outcome.removed = counts.removed
+                    outcome.message = f"{counts.removed} keys removed"
             else:
-                outcome.removed = counts.removed
-                outcome.message = f"{counts.removed} keys removed"
-        else:
-            _run_import(request, outcome, started_at)
+                _run_import(request, outcome, started_at)
     return final_state(outcome)  # type: ignore[return-value]

@@ -13,12 +13,7 @@ Prefect's run history through the views package (``runlog``).
 
 from __future__ import annotations
 
-import smtplib
-import socket
-import ssl
-import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -36,6 +31,7 @@ from contact_center.exceptions import DeliveryFailed, InvalidParameter, ObjectNo
 from contact_center.outcome import Outcome
 from contact_center.parsing.locations import Location, parse_location
 from contact_center.parsing.names import check_name
+from contact_center.parsing.parameters import ReportFormat
 from contact_center.reports import (
     RUN_COLUMNS,
     Period,
@@ -57,7 +53,6 @@ from contact_center.reports import (
 from contact_center.settings import (
     DEFAULT_EMAIL_BLOCK,
     DEFAULT_REPORT_TIME_ZONE,
-    EMAIL_TIMEOUT_SECONDS,
     NETWORK_RETRIES,
     NETWORK_RETRY_DELAYS,
 )
@@ -69,8 +64,10 @@ from flows.common import (
     final_state,
     recording_outcome,
 )
+from flows.common.mail import send_email, server_name
 from flows.common.retries import retry_transfer
 from flows.common.workdir import run_workdir, sweep_leftover_work
+from runlog.publish import publishes_task_log
 
 __all__ = [
     "ReportRequest",
@@ -288,79 +285,6 @@ def deliver_report(
     return delivered
 
 
-def _server_name(credentials: EmailServerCredentials) -> str:
-    server = credentials.smtp_server
-    host = getattr(server, "value", server)
-    port = credentials.smtp_port or getattr(credentials.smtp_type, "value", "")
-    return f"{host}:{port}"
-
-
-def _scrub(text: str, credentials: EmailServerCredentials) -> str:
-    secret = credentials.password.get_secret_value() if credentials.password else ""
-    return text.replace(secret, "***") if secret else text
-
-
-def _reply(code: int, reply: bytes | str) -> str:
-    text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
-    return f"{code} {' '.join(text.split())}"
-
-
-_default_timeout_lock = threading.Lock()
-
-
-@contextmanager
-def _connect_timeout(seconds: float) -> Iterator[None]:
-    """Give the sockets opened in this block a timeout of ``seconds``.
-
-    ``EmailServerCredentials.get_server()`` opens its socket with the process-wide
-    default timeout, which is none: a server that stops answering would hang the run
-    for good (a Prefect task timeout cannot interrupt a blocked read). The default is
-    changed only while the connection opens and logs in; the socket keeps it after.
-    """
-    with _default_timeout_lock:
-        previous = socket.getdefaulttimeout()
-        socket.setdefaulttimeout(seconds)
-        try:
-            yield
-        finally:
-            socket.setdefaulttimeout(previous)
-
-
-def send_email(credentials: EmailServerCredentials, message: EmailMessage) -> dict[str, str]:
-    """Send ``message`` through the block's SMTP server (SSL or STARTTLS, and login).
-
-    Returns:
-        The recipients the server refused while accepting others: address -> reply.
-
-    Raises:
-        DeliveryFailed: the server cannot be reached, refused the login, the sender,
-            every recipient or the message. The message carries the server's reply
-            and never the password.
-    """
-    where = _server_name(credentials)
-    try:
-        with _connect_timeout(EMAIL_TIMEOUT_SECONDS):
-            server = credentials.get_server()
-        with server:
-            refused = server.send_message(message)
-    except smtplib.SMTPRecipientsRefused as exc:
-        replies = "; ".join(f"{a}: {_reply(c, r)}" for a, (c, r) in exc.recipients.items())
-        detail = _scrub(replies, credentials)
-        raise DeliveryFailed(f"SMTP server {where} refused every recipient: {detail}") from exc
-    except smtplib.SMTPResponseException as exc:
-        detail = _scrub(_reply(exc.smtp_code, exc.smtp_error), credentials)
-        raise DeliveryFailed(f"SMTP server {where} refused the report email: {detail}") from exc
-    except (smtplib.SMTPException, OSError, ssl.SSLError) as exc:
-        # smtplib reports a read that timed out as a disconnection; say what happened.
-        if isinstance(exc, TimeoutError) or isinstance(exc.__context__, TimeoutError):
-            raise DeliveryFailed(
-                f"SMTP server {where} did not answer within {EMAIL_TIMEOUT_SECONDS:g} s"
-            ) from exc
-        detail = _scrub(f"{type(exc).__name__}: {exc}", credentials)
-        raise DeliveryFailed(f"cannot send the report email through {where}: {detail}") from exc
-    return {address: _reply(code, reply) for address, (code, reply) in refused.items()}
-
-
 @task(
     retries=NETWORK_RETRIES,
     retry_delay_seconds=[float(s) for s in NETWORK_RETRY_DELAYS],
@@ -378,7 +302,7 @@ def email_report(
         message["Subject"],
         len(recipients) - len(refused),
         len(recipients),
-        _server_name(credentials),
+        server_name(credentials),
     )
     return refused
 
@@ -397,11 +321,12 @@ def _run_time() -> datetime:
     return datetime.fromtimestamp(scheduled.timestamp(), UTC)
 
 
+@publishes_task_log
 @flow(name="run-report", flow_run_name="{report} · generate", validate_parameters=True)
 def run_report(
     report: str,
     period: str = "yesterday",
-    formats: list[str] | str | None = None,
+    formats: list[ReportFormat] | ReportFormat | None = None,
     email_to: list[str] | str | None = None,
     email_block: str = DEFAULT_EMAIL_BLOCK,
     email_subject: str | None = None,
@@ -417,7 +342,7 @@ def run_report(
             exclusion-activity, task-log.
         period: yesterday, today, last_7_days (last_<N>_days), month_to_date,
             previous_month, or FROM/TO (dates, TO inclusive; or datetimes).
-        formats: any of csv, xlsx, html, pdf (default: pdf).
+        formats: any of csv, xlsx, html, pdf, as a list or one of them (default: pdf).
         email_to: recipients; the email carries a short summary and the files.
         email_block: the name of a saved prefect-email EmailServerCredentials block.
         email_subject: the subject (default: the report's title and period).

@@ -39,12 +39,12 @@ from contact_center.exceptions import DeliveryFailed, HostKeyError, InvalidParam
 from contact_center.outcome import Outcome
 from contact_center.parsing.locations import has_glob, parse_location, render_path
 from contact_center.parsing.names import check_name
+from contact_center.parsing.parameters import ExportFormat, StrictBool
 from contact_center.settings import NETWORK_RETRIES, NETWORK_RETRY_DELAYS
 from contact_center.storage.db import mapped_database_errors, safe_url
 from contact_center.storage.export_naming import delivered_by_another
 from contact_center.storage.results import (
     DEFAULT_FILE_NAME,
-    FORMATS,
     ExportPlan,
     Since,
     complete_export,
@@ -67,6 +67,7 @@ from flows.common import (
     recording_outcome,
 )
 from flows.common.workdir import make_run_folder, sweep_leftover_work
+from runlog.publish import publishes_task_log
 
 __all__ = [
     "EXPORT_GZIP_LEVEL",
@@ -126,12 +127,6 @@ class RenderedExport:
     size: int
 
 
-def _check_bool(name: str, value: object) -> bool:
-    if not isinstance(value, bool):
-        raise InvalidParameter(f"{name} must be true or false, not {value!r}")
-    return value
-
-
 def validate_request(
     *,
     campaign: str,
@@ -145,7 +140,7 @@ def validate_request(
     neutralise_formulas: bool,
     now: datetime,
 ) -> ExportRequest:
-    """Check the flow's parameters before anything runs.
+    """The flow's parameters after the checks that their types cannot express.
 
     Args:
         now: the current time; an explicit window must have ended by then.
@@ -158,15 +153,12 @@ def validate_request(
     if has_glob(location.path):
         raise InvalidParameter(f"destination {destination!r} is a folder; it cannot hold a glob")
     render_path(location.path, now)  # a bad date template fails here, not after the query
-    if format not in FORMATS:
-        raise InvalidParameter(f"format {format!r} is not one of {', '.join(FORMATS)}")
     parsed = parse_since(since)
     if parsed.mode == "window" and parsed.end is not None and parsed.end > now:
         raise InvalidParameter(
             f"since {since!r} ends in the future; results not written yet would be missing"
         )
     start = parse_time(first_since, "first_since") if first_since else None
-    gzip = _check_bool("gzip", gzip)
     render_file_name(
         file_name, campaign=campaign, start=now, end=now, format=format, export_id=0, gzip=gzip
     )
@@ -178,8 +170,8 @@ def validate_request(
         first_since=start,
         file_name=file_name,
         gzip=gzip,
-        skip_empty=_check_bool("skip_empty", skip_empty),
-        neutralise_formulas=_check_bool("neutralise_formulas", neutralise_formulas),
+        skip_empty=skip_empty,
+        neutralise_formulas=neutralise_formulas,
     )
 
 
@@ -412,17 +404,18 @@ def _run_time() -> datetime:
     return min(value, datetime.now(UTC))
 
 
+@publishes_task_log
 @flow(name="export-campaign-results", flow_run_name="{campaign} · export")
 def export_campaign_results(
     campaign: str,
     destination: str,
-    format: str = "detailed",
+    format: ExportFormat = "detailed",
     since: str = "last",
     first_since: str | None = None,
     file_name: str = DEFAULT_FILE_NAME,
-    gzip: bool = False,
-    skip_empty: bool = False,
-    neutralise_formulas: bool = True,
+    gzip: StrictBool = False,
+    skip_empty: StrictBool = False,
+    neutralise_formulas: StrictBool = True,
 ) -> Outcome:
     """Export a campaign's results for a window to a local folder or an SFTP server.
 

@@ -72,6 +72,7 @@ from runlog.mapping import (
     run_duration,
     size_kb,
 )
+from runlog.origins import started_by
 from runlog.outcomes import RunFacts, run_facts
 from runlog.rows import ScheduledRow, TaskLogRow
 from runlog.text import clean
@@ -429,6 +430,12 @@ class _History:
             flow_name=flow_name,
             state=state_name,
             attempts=attempts,
+            started_by=started_by(
+                run.auto_scheduled,
+                run.created_by.type if run.created_by else None,
+                run.created_by.display_value if run.created_by else None,
+                run.parameters or {},
+            ),
         )
 
     def object_matcher(self, object_name: str) -> Callable[[FlowRun], bool]:

@@ -48,7 +48,7 @@ class FlowType:
     """One cctasks task type.
 
     Attributes:
-        flow_name: the Prefect flow name (the contract in DESIGN.md).
+        flow_name: the Prefect flow name (see docs/architecture.md).
         label: the seed's "Type" label.
         object_param: the flow parameter that names the object.
         default_step: the step shown when the run has no ``step`` parameter.
@@ -83,6 +83,7 @@ LOG_COLUMNS: tuple[tuple[str, str], ...] = (
     ("error", "Error"),
     ("type", "Type"),
     ("step", "Step"),
+    ("started_by", "Started by"),
 )
 SCHEDULED_COLUMNS: tuple[tuple[str, str], ...] = (
     ("start_time", "Start time"),

@@ -9,6 +9,9 @@ Its rows, soonest first:
 - ``pending``, ``in progress`` and ``retrying`` runs; a run is ``retrying`` while it
   or its retrying step (the fetch, the delivery, the webhook) waits for, or runs, a
   retry;
+- event-driven tasks: a deployment trigger (``prefect.yaml``'s ``triggers:``) is a row
+  ``on event`` without a start time, whose Note says what starts it, e.g. ``on file
+  sftp://partner/in/leads_*.csv`` (see :mod:`tasklog.triggered`);
 - paused tasks, last: a deployment paused with Prefect's own pause (``cctasks
   pause``) lists each of its schedules, and a switched-off schedule of a running
   deployment lists itself, as ``paused`` without a start time.
@@ -39,6 +42,7 @@ from runlog.history import PAGE_SIZE, _Branch, _History, _plain, _Query, prefect
 from runlog.mapping import FLOW_TYPES, scheduled_state_of
 from runlog.rows import ScheduledRow
 from runlog.text import clean
+from runlog.triggered import trigger_rows
 
 __all__ = ["IN_FLIGHT_STATES", "MAX_SCHEDULED_ROWS", "Tries", "scheduled"]
 
@@ -297,8 +301,9 @@ def scheduled(
         steps = step_tries(client, active) if active else {}
         rows = _rows(history, runs, progress, steps)
         paused = paused_rows(history, flow_names)
+        triggered = trigger_rows(history, flow_names)
     far = datetime.max.replace(tzinfo=UTC)
-    return sorted(rows, key=lambda r: r.start_time or far) + paused
+    return sorted(rows, key=lambda r: r.start_time or far) + triggered + paused
 
 
 def _rows(

@@ -1,30 +1,35 @@
 """The ``task-log`` table artifact: the newest 100 Task Log rows, for the Prefect UI.
 
-Every flow run republishes it when it ends (see ``flows/common/outcome.py``), so the
-UI's Artifacts page shows the task log. The run that publishes is still running at
-that moment, so its own row is composed from what it knows: now as its end time,
-its outcome's bytes, and its result (a failure that Prefect will retry is not an
-end, so such an attempt adds no row of its own).
+Every flow republishes it from a state hook when one of its runs ends (the flows are
+decorated with :func:`publishes_task_log`), so the UI's Artifacts page shows the task
+log. No step inside a flow publishes it.
 """
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar, cast
+from uuid import UUID
 
+from prefect import Flow
 from prefect.artifacts import create_table_artifact
-from prefect.client.schemas.objects import State
-from prefect.context import FlowRunContext
-from prefect.states import Completed, Failed
+from prefect.client.schemas.actions import ArtifactCreate
+from prefect.client.schemas.objects import FlowRun, State
+from prefect.logging.loggers import flow_run_logger
 
-from contact_center.outcome import Outcome
 from contact_center.settings import TASK_LOG_ARTIFACT_KEY
-from runlog.history import _History, prefect_client, task_log
-from runlog.mapping import LOG_COLUMNS, SKIPPED, format_duration, format_size_kb
-from runlog.outcomes import RunFacts
+from runlog.history import prefect_client, task_log
+from runlog.mapping import LOG_COLUMNS, format_duration, format_size_kb
 from runlog.rows import TaskLogRow
 
-__all__ = ["TASK_LOG_ROWS", "artifact_rows", "publish_task_log"]
+__all__ = [
+    "TASK_LOG_ROWS",
+    "artifact_rows",
+    "publish_task_log",
+    "publish_task_log_hook",
+    "publishes_task_log",
+]
 
 TASK_LOG_ROWS = 100
 
@@ -51,60 +56,67 @@ def artifact_rows(rows: list[TaskLogRow]) -> list[dict[str, Any]]:
     return table
 
 
-def _current_row(
-    history: _History, outcome: Outcome, error: BaseException | None
-) -> TaskLogRow | None:
-    context = FlowRunContext.get()
-    if context is None or context.flow_run is None:
-        return None
-    run = history.client.read_flow_run(context.flow_run.id)
-    retries = (context.flow.retries or 0) if context.flow is not None else 0
-    if error is not None and (not isinstance(error, Exception) or run.run_count <= retries):
-        return None  # Prefect will retry, or the run is being interrupted: not an end.
-    state: State[Any] = (
-        Completed(
-            name=SKIPPED if outcome.status == "skipped" else "Completed", message=outcome.message
-        )
-        if error is None
-        else Failed(message=f"Flow run encountered an exception: {outcome.message or error}")
-    )
-    first_error = outcome.first_error
-    if first_error is None and run.run_count > 1:
-        # Retried as a whole: the run's earlier outcome artifacts say why it failed first.
-        earlier = history.outcome_facts([run.id]).get(run.id)
-        first_error = earlier.first_error if earlier else None
-    facts = RunFacts(
-        outcome=outcome,
-        bytes=outcome.bytes,
-        attempts=max(outcome.attempts, run.run_count),
-        first_error=first_error,
-    )
-    ended = run.model_copy(update={"state": state, "end_time": datetime.now(UTC)})
-    history.load_our_flows()
-    history.learn_flows([ended])
-    history.learn_deployments([ended])
-    return history.log_row(ended, facts)
-
-
-def publish_task_log(outcome: Outcome, error: BaseException | None = None) -> None:
-    """Republish the ``task-log`` artifact from inside a flow run (no-op outside one).
+def publish_task_log(flow_run_id: UUID | None = None) -> None:
+    """Publish the ``task-log`` artifact: the newest rows of the Task Log, times in UTC.
 
     Args:
-        outcome: the ending run's outcome (its Size).
-        error: the exception the run is failing with, if it is failing.
+        flow_run_id: the run whose end publishes it. Given by the state hook, because a
+            run refused for its parameters ends before Prefect opens its run context,
+            and an artifact made from no context is deprecated.
     """
-    if FlowRunContext.get() is None:
-        return
     with prefect_client() as client:
-        current = _current_row(_History(client), outcome, error)
         rows = task_log(limit=TASK_LOG_ROWS, client=client)
-    if current is not None:
-        rows = [r for r in rows if r.run_id != current.run_id] + [current]
-        far_past = datetime.min.replace(tzinfo=UTC)
-        rows = sorted(rows, key=lambda r: r.start_time or far_past, reverse=True)[:TASK_LOG_ROWS]
-    create_table_artifact(
-        table=artifact_rows(rows),
-        key=TASK_LOG_ARTIFACT_KEY,
-        description=f"Task log: the newest {len(rows)} runs (times in UTC), "
-        f"as of {_utc_text(datetime.now(UTC))}",
+        if flow_run_id is None:
+            create_table_artifact(
+                table=artifact_rows(rows),
+                key=TASK_LOG_ARTIFACT_KEY,
+                description=_description(rows),
+            )
+            return
+        client.create_artifact(
+            ArtifactCreate(
+                type="table",
+                key=TASK_LOG_ARTIFACT_KEY,
+                description=_description(rows),
+                data=json.dumps(artifact_rows(rows)),
+                flow_run_id=flow_run_id,
+            )
+        )
+
+
+def _description(rows: list[TaskLogRow]) -> str:
+    return (
+        f"Task log: the newest {len(rows)} runs (times in UTC), "
+        f"as of {_utc_text(datetime.now(UTC))}"
+    )
+
+
+def publish_task_log_hook(flow: Flow[Any, Any], flow_run: FlowRun, state: State[Any]) -> None:
+    """The state hook that republishes the artifact when a run ends, however it ends.
+
+    Prefect calls it once the run's final state is on the server (a failure that will
+    be retried is not final, so it calls nothing then), so the run's own row is read
+    like any other. The task log is a view of the history, not part of the run's work:
+    a failure to publish is logged and never changes the run's state or its error.
+    """
+    try:
+        publish_task_log(flow_run.id)
+    except Exception as exc:
+        flow_run_logger(flow_run, flow).warning("task-log artifact not republished: %s", exc)
+
+
+F = TypeVar("F", bound="Flow[Any, Any]")
+
+
+def publishes_task_log(flow: F) -> F:
+    """Attach :func:`publish_task_log_hook` to every way ``flow``'s runs can end."""
+    hook = [publish_task_log_hook]
+    return cast(
+        F,
+        flow.with_options(
+            on_completion=[*flow.on_completion_hooks, *hook],
+            on_failure=[*flow.on_failure_hooks, *hook],
+            on_cancellation=[*flow.on_cancellation_hooks, *hook],
+            on_crashed=[*flow.on_crashed_hooks, *hook],
+        ),
     )

@@ -33,6 +33,8 @@ class TaskLogRow:
         state: Prefect's state name (Completed, Skipped, Failed, Crashed, Cancelled).
         attempts: the number of attempts: the tries of the run's retrying step or of
             the flow, whichever is higher.
+        started_by: what started the run: ``schedule``, ``manual``, ``file
+            <location>``, ``chain after <deployment>`` or ``automation <name>``.
     """
 
     start_time: datetime | None
@@ -49,6 +51,7 @@ class TaskLogRow:
     flow_name: str
     state: str
     attempts: int
+    started_by: str = ""
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from typing import Any
 from uuid import UUID
 
 import httpx
+from jsonschema.exceptions import best_match
 from prefect.client.orchestration import SyncPrefectClient
 from prefect.client.schemas.objects import Artifact, FlowRun
 from prefect.client.schemas.responses import DeploymentResponse
@@ -179,7 +180,9 @@ def coerce_parameters(pairs: list[str], schema: dict[str, Any], task: str) -> di
             if not errors:
                 values[key] = candidate
                 break
-            first_error = first_error or errors[0].message
+            # best_match looks inside anyOf (an optional value), so the reason is
+            # "5 is greater than the maximum of 1", not "not valid under any schema".
+            first_error = first_error or best_match(errors).message
         else:
             raise InvalidParameter(f"bad value for parameter {key!r} of {task}: {first_error}")
     return values
@@ -203,7 +206,17 @@ def request_run(task: str, pairs: list[str]) -> RequestedRun:
             raise InvalidParameter(
                 f"{label} needs parameter(s) {', '.join(missing)}; give them with --param"
             )
-        run = client.create_flow_run_from_deployment(deployment.id, parameters=overrides)
+        try:
+            run = client.create_flow_run_from_deployment(deployment.id, parameters=overrides)
+        except httpx.HTTPStatusError as exc:
+            # The server checks the parameters against the schema too (the deployment's
+            # enforce_parameter_schema); it answers 409 with what it refused.
+            if exc.response.status_code not in (409, 422):
+                raise
+            detail = exc.response.json().get("detail", "") if exc.response.content else ""
+            raise InvalidParameter(
+                f"the server refused the parameters of {label}: {clean(str(detail))}"
+            ) from exc
     return RequestedRun(
         run_id=run.id,
         name=clean(run.name),

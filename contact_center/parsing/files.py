@@ -39,7 +39,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pv
 
-from contact_center.exceptions import InvalidFile, InvalidParameter, quoted, quoted_columns
+from contact_center.exceptions import (
+    InvalidFile,
+    InvalidParameter,
+    LimitExceeded,
+    quoted,
+    quoted_columns,
+)
 from contact_center.parsing.encodings import bom_encoding, decoding_encoding, text_for_shape_check
 from contact_center.parsing.limits import ReadGuard, limit_exceeded
 from contact_center.parsing.text_records import (
@@ -54,6 +60,7 @@ from contact_center.settings import CHUNK_ROWS, ReadLimits, get_settings
 
 __all__ = [
     "DELIMITERS",
+    "DELIMITER_NAMES",
     "FORMATS",
     "Chunk",
     "TableReader",
@@ -70,7 +77,8 @@ FORMATS = ("auto", "csv", "xlsx", "fixed")
 #: The delimiters that are detected, in order of preference on a tie.
 DELIMITERS = (",", ";", "\t", "|")
 
-_DELIMITER_NAMES = {"comma": ",", "semicolon": ";", "tab": "\t", "\\t": "\t", "pipe": "|"}
+#: The delimiters by name, as a parameter may give them.
+DELIMITER_NAMES = {"comma": ",", "semicolon": ";", "tab": "\t", "\\t": "\t", "pipe": "|"}
 _TEXT_SUFFIXES = {".csv", ".txt", ".tsv", ".tab", ".psv", ".dat", ".dnc"}
 _XLSX_SUFFIXES = {".xlsx", ".xlsm"}
 # Enough text to see the header and a few records; detection reads no more.
@@ -168,12 +176,14 @@ class TableReader:
         widths: list[int] | None = None,
         has_header_row: bool = True,
         opener: Callable[[], IO[bytes]] | None = None,
+        complete: Callable[[], Path] | None = None,
         encoding_guessed: bool = False,
         limits: ReadLimits | None = None,
     ) -> None:
         self.limits = limits or get_settings().read_limits
         self.path = path
         self.opener = opener
+        self.complete = complete
         self.encoding_guessed = encoding_guessed
         self.name = name
         self.format = format
@@ -195,18 +205,66 @@ class TableReader:
     def __iter__(self) -> Iterator[Chunk]:
         self.rows_read = 0
         guard = ReadGuard(self.name, self.limits)
-        if self.format == "xlsx":
-            chunks = self._xlsx_chunks()
-        elif self.format == "fixed":
-            chunks = self._fixed_chunks()
-        else:
-            chunks = self._csv_chunks()
+        chunks = self._xlsx_chunks() if self.format == "xlsx" else self._text_chunks()
         for chunk in chunks:
             guard.check(chunk.table, chunk.first_row)
             self.rows_read += chunk.rows
             yield chunk
 
     # --- delimited text -----------------------------------------------------------
+
+    def _text_chunks(self) -> Iterator[Chunk]:
+        """The rows of a text file; with an encoding guessed from the head (UTF-8), the
+        rows once more from where the guess failed, in the whole file's encoding."""
+        chunks = self._fixed_chunks() if self.format == "fixed" else self._csv_chunks()
+        if not self.encoding_guessed:
+            yield from chunks
+            return
+        done = 0
+        while True:
+            try:
+                chunk = next(chunks)
+            except StopIteration:
+                return
+            except InvalidFile as exc:
+                # pyarrow reports bytes that are not UTF-8 as an error of the read.
+                if isinstance(exc, LimitExceeded) or not self._settle_encoding():
+                    raise
+                break
+            done += chunk.rows
+            yield chunk
+        yield from self._after(done)
+
+    def _settle_encoding(self) -> bool:
+        """Detect the encoding from the whole file; whether it is not the guess."""
+        assert self.complete is not None
+        self.path, self.opener = self.complete(), None
+        found = detect_encoding(self.path)
+        self.encoding_guessed = False
+        if found == self.encoding:
+            return False
+        self.encoding = found
+        return True
+
+    def _after(self, done: int) -> Iterator[Chunk]:
+        """The rows after the first ``done``, which were read as UTF-8: that holds only
+        if they (and the header) are ASCII, which reads the same in every encoding
+        detected (Windows-1252, ISO-8859-1)."""
+        mixed = not all(name.isascii() for name in self.header)
+        for chunk in self._fixed_chunks() if self.format == "fixed" else self._csv_chunks():
+            seen = min(max(done, 0), chunk.rows)
+            done -= chunk.rows
+            for column in chunk.table.slice(0, seen).columns if seen else []:
+                mixed = mixed or not pc.all(pc.string_is_ascii(column), min_count=0).as_py()
+            if mixed:
+                raise InvalidFile(
+                    f"the text is UTF-8 at first and {self.encoding} later (it mixes "
+                    "encodings); set `encoding` to the file's encoding",
+                    file=self.name,
+                    row=chunk.first_row,
+                )
+            if seen < chunk.rows:
+                yield Chunk(chunk.table.slice(seen), chunk.first_row + seen)
 
     def _arrow_names(self) -> list[str]:
         """The names Arrow sees for the header, so that every column is read as text."""
@@ -434,7 +492,6 @@ def read_table(
         chunk_rows=chunk_rows,
         limits=limits,
     )
-    assert reader is not None  # only a file still arriving may need to be complete
     return reader
 
 
@@ -451,15 +508,19 @@ def read_arriving_table(
     chunk_rows: int = CHUNK_ROWS,
     opener: Callable[[], IO[bytes]] | None = None,
     size: int | None = None,
+    complete: Callable[[], Path] | None = None,
     limits: ReadLimits | None = None,
-) -> TableReader | None:
+) -> TableReader:
     """:func:`read_table` for a file that may still be arriving.
 
     A file that is still arriving (a download) is read through ``opener``, which
-    returns its bytes from the start and waits for more. Detection then reads only
-    the file's head: an encoding that the head cannot prove (no BOM, and no
-    sample as long as the file) is a guess, UTF-8, flagged ``encoding_guessed`` (a
-    later byte that is not UTF-8 fails the read; read the whole file again then).
+    returns its bytes from the start and waits for more, and ``complete``, which
+    waits for the whole file. Detection reads only the file's head: an XLSX
+    workbook, and a head that is not UTF-8 (telling Windows-1252 from ISO-8859-1
+    takes every byte) wait for the whole file; a UTF-8 head without a BOM is a
+    guess, ``encoding_guessed``: a later byte that is not UTF-8 makes the reader
+    detect the encoding from the whole file and go on in it, from the row where
+    the guess failed.
 
     Args:
         path, name, format, delimiter, encoding, sheet, widths, columns, chunk_rows,
@@ -467,11 +528,10 @@ def read_arriving_table(
         opener: for a file still arriving, returns a binary file of its bytes
             (``path`` is then the file being written).
         size: with ``opener``, the size the file will have.
+        complete: with ``opener``, waits for the whole file and returns its path.
 
     Returns:
-        A reader whose ``header``, ``format``, ``encoding`` and ``delimiter`` are set;
-        None (only with ``opener``) when the file must be complete to be read: an
-        XLSX workbook, or a head that is not UTF-8 (its encoding needs every byte).
+        A reader whose ``header``, ``format``, ``encoding`` and ``delimiter`` are set.
 
     Raises:
         InvalidParameter: an option is not valid.
@@ -503,8 +563,8 @@ def read_arriving_table(
     if format == "auto":
         format = _format_from_name(name) or ("xlsx" if head.startswith(b"PK\x03\x04") else "csv")
     if format == "xlsx":
-        if opener is not None:
-            return None
+        if complete is not None:
+            path = complete()  # a workbook is a ZIP: it is read whole
         return _read_xlsx(
             path, name=name, head=head, sheet=sheet, chunk_rows=chunk_rows, limits=limits
         )
@@ -512,19 +572,19 @@ def read_arriving_table(
     if encoding is not None:
         encoding = decoding_encoding(encoding, head)
     guessed = False
-    if encoding is None and opener is not None and size > len(head):
+    if encoding is None and complete is not None and size > len(head):
         encoding = _encoding_of_head(head)
-        if encoding is None:
-            return None
         guessed = encoding == "utf-8"
-    encoding = encoding or detect_encoding(path, head=head, whole=opener is None)
+        if encoding is None:
+            path = complete()
+    encoding = encoding or detect_encoding(path, head=head, whole=size > len(head))
     sample = _decode_sample(head, encoding, cut=size > len(head), name=name)
     if size > len(head) and columns is None and not ("\n" in sample or "\r" in sample):
         raise long_header_error(sample, [delimiter] if delimiter else DELIMITERS, name, limits)
     if format == "fixed":
         assert widths is not None
         reader = _read_fixed(path, name, sample, encoding, widths, columns, chunk_rows, limits)
-        reader.opener, reader.encoding_guessed = opener, guessed
+        reader.opener, reader.complete, reader.encoding_guessed = opener, complete, guessed
         return reader
     records = _sniff_records(sample, delimiter, cut=size > len(head))
     chosen = delimiter or _choose_delimiter(records)
@@ -541,6 +601,7 @@ def read_arriving_table(
         encoding=encoding,
         delimiter=chosen,
         opener=opener,
+        complete=complete,
         encoding_guessed=guessed,
         limits=limits,
     )
@@ -686,7 +747,7 @@ def _format_from_name(name: str) -> str | None:
 def _check_delimiter(delimiter: str | None) -> str | None:
     if delimiter is None:
         return None
-    value = _DELIMITER_NAMES.get(delimiter.lower(), delimiter)
+    value = DELIMITER_NAMES.get(delimiter.lower(), delimiter)
     if value not in DELIMITERS:
         allowed = ", ".join(repr(d) for d in DELIMITERS)
         raise InvalidParameter(

@@ -13,23 +13,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from contact_center.exceptions import InvalidParameter, QualityGateFailed
+from contact_center.exceptions import QualityGateFailed
 
-__all__ = ["DEFAULT_MAX_REMOVED_RATIO", "RemovalGate", "check_ratio_parameter"]
+__all__ = ["DEFAULT_MAX_REMOVED_RATIO", "RemovalGate"]
 
 #: The default share of a list that a ``replace`` may remove without ``force``.
 DEFAULT_MAX_REMOVED_RATIO = 0.5
-
-
-def check_ratio_parameter(name: str, value: object) -> float:
-    """Check a fraction parameter (``0`` to ``1``) and return it as a float.
-
-    Raises:
-        InvalidParameter: not a number between 0 and 1; the message names it.
-    """
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
-        raise InvalidParameter(f"{name} {value!r} must be a fraction between 0 and 1 (e.g. 0.5)")
-    return float(value)
 
 
 @dataclass(frozen=True)
@@ -43,19 +32,6 @@ class RemovalGate:
 
     max_ratio: float = DEFAULT_MAX_REMOVED_RATIO
     force: bool = False
-
-    @classmethod
-    def from_parameters(cls, max_removed_ratio: object, force: object) -> RemovalGate:
-        """The gate of a run's ``max_removed_ratio`` (None: the default) and ``force``.
-
-        Raises:
-            InvalidParameter: a ratio outside 0..1, or a ``force`` that is not a boolean.
-        """
-        if not isinstance(force, bool):
-            raise InvalidParameter(f"force {force!r} must be true or false")
-        if max_removed_ratio is None:
-            return cls(DEFAULT_MAX_REMOVED_RATIO, force)
-        return cls(check_ratio_parameter("max_removed_ratio", max_removed_ratio), force)
 
     def check(
         self, *, removed: int, current: int, file: str | None, target: str, unit: str = "records"
@@ -73,13 +49,27 @@ class RemovalGate:
             QualityGateFailed: more than ``max_ratio`` of ``current`` would go, without
                 ``force``.
         """
+        failure = self.verdict(
+            removed=removed, current=current, file=file, target=target, unit=unit
+        )
+        if failure is not None:
+            raise QualityGateFailed(failure)
+
+    def verdict(
+        self, *, removed: int, current: int, file: str | None, target: str, unit: str = "records"
+    ) -> str | None:
+        """Why a ``replace`` fails this gate, or None when it passes (see :meth:`check`).
+
+        A dry run reports the verdict instead of failing on it.
+        """
         if self.force or current == 0:
-            return
+            return None
         ratio = removed / current
-        if ratio > self.max_ratio:
-            source = f"file {file!r}" if file else "the file"
-            raise QualityGateFailed(
-                f"quality gate max_removed_ratio: {source} would remove {removed} of the "
-                f"{current} {unit} of {target} ({ratio:.1%} > {self.max_ratio:.1%}); "
-                f"{target} was not changed (force: true replaces it anyway)"
-            )
+        if ratio <= self.max_ratio:
+            return None
+        source = f"file {file!r}" if file else "the file"
+        return (
+            f"quality gate max_removed_ratio: {source} would remove {removed} of the "
+            f"{current} {unit} of {target} ({ratio:.1%} > {self.max_ratio:.1%}); "
+            f"{target} was not changed (force: true replaces it anyway)"
+        )

@@ -10,16 +10,17 @@ Row rules, applied in this order; users rely on the counts:
 2. a key seen on an earlier row (in this chunk or an earlier one) -> reject
    ``duplicate_key``: the first row with a key decides, even when it was itself
    rejected;
-3. no valid phone -> reject ``no_valid_phone``.
+3. no valid phone -> reject ``no_valid_phone``;
+4. a ``timezone`` that is not an IANA zone name -> reject ``invalid_timezone``.
 
 A row that passes keeps its valid phones (E.164, in their own fields) and drops the
-invalid ones, which are counted in ``invalid_phones``. Values are kept as text as
-written, trimmed of surrounding white space; a blank typed field is stored as NULL.
+invalid ones, which are counted in ``invalid_phones``, and gets its time zone
+(:mod:`contact_center.parsing.record_zones`). Values are kept as text as written, trimmed
+of surrounding white space; a blank typed field is stored as NULL.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -30,14 +31,22 @@ import pyarrow.compute as pc
 
 from contact_center.exceptions import InvalidFile, InvalidParameter, quoted_columns
 from contact_center.parsing.files import Chunk, match_column, normalise_header, string_bytes
+from contact_center.parsing.json_text import json_objects
 from contact_center.parsing.phones import check_default_country, normalise_phone_array
-from contact_center.parsing.record_fields import FIELD_LENGTHS, PHONE_FIELDS, RECORD_FIELDS
+from contact_center.parsing.record_fields import (
+    FIELD_LENGTHS,
+    LOADED_FIELDS,
+    PHONE_FIELDS,
+    RECORD_FIELDS,
+)
+from contact_center.parsing.record_zones import ZoneAssigner, invalid_zone_mask
 from contact_center.settings import DEFAULT_COUNTRY
 
 __all__ = [
     "MISSING_KEY",
     "DUPLICATE_KEY",
     "NO_VALID_PHONE",
+    "INVALID_TIMEZONE",
     "REJECT_REASONS",
     "VALID_COLUMNS",
     "ParsedChunk",
@@ -48,10 +57,11 @@ __all__ = [
 MISSING_KEY = "missing_key"
 DUPLICATE_KEY = "duplicate_key"
 NO_VALID_PHONE = "no_valid_phone"
+INVALID_TIMEZONE = "invalid_timezone"
 #: Every reject reason, in the order the rules are applied.
-REJECT_REASONS = (MISSING_KEY, DUPLICATE_KEY, NO_VALID_PHONE)
+REJECT_REASONS = (MISSING_KEY, DUPLICATE_KEY, NO_VALID_PHONE, INVALID_TIMEZONE)
 #: The columns of :attr:`ParsedChunk.valid`, in order.
-VALID_COLUMNS = ("row", "record_key", *RECORD_FIELDS, "custom_fields")
+VALID_COLUMNS = ("row", "record_key", *LOADED_FIELDS, "custom_fields")
 # A row's reason as a small code while a chunk is parsed: 0 for a valid row, else the
 # position of its reason in _REASON_TEXT.
 _VALID = 0
@@ -59,13 +69,6 @@ _REASON_TEXT = pa.array([None, *REJECT_REASONS], type=pa.string())
 _REASON_CODE = {reason: code for code, reason in enumerate(REJECT_REASONS, start=1)}
 
 _STR = pd.StringDtype("pyarrow", na_value=np.nan)
-# json.dumps escapes the control characters, '"' and '\' in a string. These escapes
-# are done over whole arrays, backslash first; the other control characters (written
-# as \b, \f or \u00XX), rare, are left to json.dumps itself.
-_JSON_SHORT_ESCAPES = (("\\", "\\\\"), ('"', '\\"'), ("\n", "\\n"), ("\r", "\\r"), ("\t", "\\t"))
-_JSON_RARE_BYTES = np.zeros(256, dtype=bool)
-_JSON_RARE_BYTES[range(0x20)] = True
-_JSON_RARE_BYTES[[ord(c) for c, _ in _JSON_SHORT_ESCAPES]] = False
 
 
 @dataclass(frozen=True)
@@ -75,8 +78,9 @@ class ParsedChunk:
     Attributes:
         valid: the rows to load, an Arrow table with exactly the columns of
             :data:`VALID_COLUMNS`: ``row`` (int64, the file row), ``record_key``, the
-            record fields and ``custom_fields`` (JSON text of the unmapped columns, or
-            null when the file has none), all ``string`` with null for blank.
+            record fields, ``timezone_source`` and ``custom_fields`` (JSON text of the
+            unmapped columns, or null when the file has none), all ``string`` with
+            null for blank.
         rejects: the rejected rows as they were in the file, plus ``row`` and
             ``reason`` (one of :data:`REJECT_REASONS`), as a DataFrame.
         invalid_phones: phone values dropped from valid rows because they are not
@@ -183,6 +187,7 @@ class RecordParser:
         key_field: the field that identifies a record.
         default_country: the region for national phone numbers.
         file: the file name for messages.
+        zones: how records get their time zone (default: every source, no default).
     """
 
     def __init__(
@@ -191,6 +196,7 @@ class RecordParser:
         key_field: str = "account",
         default_country: str = DEFAULT_COUNTRY,
         file: str = "",
+        zones: ZoneAssigner | None = None,
     ) -> None:
         self.mapping = dict(mapping)
         self.key_field = _field_name(key_field, "key_field")
@@ -204,6 +210,7 @@ class RecordParser:
         self._field_columns = by_field
         self._seen = _SeenKeys()
         self._limits = FIELD_LENGTHS
+        self._zones = zones or ZoneAssigner()
 
     def parse(self, chunk: Chunk) -> ParsedChunk:
         """Map one chunk's rows to fields and apply the row rules.
@@ -230,7 +237,9 @@ class RecordParser:
         }
         phones, phone_valid, phone_given = self._phones(trimmed, count)
         key = self._key(trimmed, phones)
-        reason = self._reasons(key, np.asarray(phone_valid.any(axis=1), dtype=bool))
+        zone_column = self._field_columns.get("timezone")
+        bad_zone = invalid_zone_mask(trimmed[zone_column]) if zone_column else None
+        reason = self._reasons(key, np.asarray(phone_valid.any(axis=1), dtype=bool), bad_zone)
         keep = reason == _VALID
         valid = self._valid_frame(trimmed, phones, key, rows, keep)
         rejects = self._rejects(table, rows, reason, keep)
@@ -283,7 +292,9 @@ class RecordParser:
             return pc.coalesce(phones[self.key_field], raw)
         return raw
 
-    def _reasons(self, key: pa.Array, has_phone: np.ndarray) -> np.ndarray:
+    def _reasons(
+        self, key: pa.Array, has_phone: np.ndarray, bad_zone: np.ndarray | None
+    ) -> np.ndarray:
         """Each row's reject reason as a code (see :data:`_REASON_CODE`); remembers the keys."""
         count = len(key)
         offsets = string_bytes(key)[0]
@@ -300,6 +311,8 @@ class RecordParser:
             encoded.dictionary.filter(pa.array(filled))
         )
         reason = np.zeros(count, dtype=np.int8)
+        if bad_zone is not None:
+            reason[bad_zone] = _REASON_CODE[INVALID_TIMEZONE]
         reason[~has_phone] = _REASON_CODE[NO_VALID_PHONE]
         reason[(~first | seen_before) & ~blank] = _REASON_CODE[DUPLICATE_KEY]
         reason[blank] = _REASON_CODE[MISSING_KEY]
@@ -329,8 +342,10 @@ class RecordParser:
                 columns[field] = _blank_to_null(trimmed[self._field_columns[field]])
             else:
                 columns[field] = none
+        zones = self._zones.assign(columns, list(self._phone_columns))
+        columns["timezone"], columns["timezone_source"] = zones
         custom = {c: values for c, values in trimmed.items() if c not in self.mapping}
-        columns["custom_fields"] = _json_objects(custom) if custom else none
+        columns["custom_fields"] = json_objects(custom) if custom else none
         valid = pa.table(columns)
         self._check_lengths(valid)
         return valid
@@ -448,43 +463,3 @@ def _reject_column_names(columns: list[str]) -> list[str]:
     """The file's column names, with ``row`` and ``reason`` renamed so that ours fit."""
     ours = {"row", "reason"}
     return [f"{c} (file)" if normalise_header(c) in ours else c for c in columns]
-
-
-def _json_objects(columns: dict[str, pa.Array]) -> pa.Array:
-    """One JSON object of text values per row, built over whole columns."""
-    parts: list[pa.Array | str] = []
-    for position, (name, values) in enumerate(columns.items()):
-        # The quotes around each value go into the constant parts around it.
-        opening = "{" if position == 0 else '",'
-        parts.append(f'{opening}{json.dumps(name.strip())}:"')
-        parts.append(_json_escaped(values))
-    parts.append('"}')
-    return pc.binary_join_element_wise(*parts, "")
-
-
-def _json_escaped(text: pa.Array) -> pa.Array:
-    """Each value escaped for the inside of a JSON string literal, as ``json.dumps`` does.
-
-    Backslash, quote, newline, carriage return and tab are replaced over the whole
-    array (the ones that occur); a value with another control character (rare) goes
-    through ``json.dumps`` itself.
-    """
-    offsets, data = string_bytes(text)
-    # Comparisons are cheaper than a table look-up per byte.
-    at = np.flatnonzero((data < 0x20) | (data == ord('"')) | (data == ord("\\")))
-    if len(at) == 0:
-        return text
-    original = text
-    present = set(data[at].tobytes().decode("ascii"))
-    for char, escape in _JSON_SHORT_ESCAPES:
-        if char in present:
-            text = pc.replace_substring(text, char, escape)
-    rare_at = at[_JSON_RARE_BYTES[data[at]]]
-    if len(rare_at):
-        # The values that hold them (offsets are sorted; empty values hold no byte).
-        rare = np.zeros(len(text), dtype=bool)
-        rare[np.searchsorted(offsets, rare_at, side="right") - 1] = True
-        values = original.filter(pa.array(rare)).to_pylist()
-        dumped = [json.dumps(value, ensure_ascii=False)[1:-1] for value in values]
-        text = pc.replace_with_mask(text, pa.array(rare), pa.array(dumped, pa.string()))
-    return text

@@ -315,6 +315,17 @@ def read_encrypted_table(
         InvalidFile: as for ``read_table``; also when the file cannot be decrypted,
             or its plain text is a workbook or of an encoding its head cannot tell.
     """
+
+    def whole_plain_text() -> Path:
+        # A workbook, or a text whose encoding takes more than its head to tell,
+        # would need the plain text written out whole: refused instead.
+        raise InvalidFile(
+            "an encrypted file is read as it is decrypted, so it must be delimited or "
+            "fixed-width text in UTF-8 (or with a BOM), or name its encoding in the "
+            "encoding parameter; an encrypted workbook cannot be read",
+            file=name,
+        )
+
     reader = read_arriving_table(
         path,
         name=name,
@@ -322,13 +333,10 @@ def read_encrypted_table(
         # Only a size beyond the head matters (the plain text's is unknown): then the
         # head is sniffed as the start of a longer file.
         size=max(path.stat().st_size, 1) << 8,
+        complete=whole_plain_text,
         **options,
     )
-    if reader is None:
-        raise InvalidFile(
-            "an encrypted file is read as it is decrypted, so it must be delimited or "
-            "fixed-width text in UTF-8 (or with a BOM), or name its encoding in the "
-            "encoding parameter; an encrypted workbook cannot be read",
-            file=name,
-        )
+    # UTF-8 from the head is final: a later byte that is not UTF-8, or gpg failing
+    # part way, fails the read with its own error instead of a second decryption.
+    reader.encoding_guessed, reader.complete = False, None
     return reader

@@ -7,7 +7,7 @@ lengths to the ``list_records`` columns.
 
 from __future__ import annotations
 
-__all__ = ["FIELD_LENGTHS", "PHONE_FIELDS", "RECORD_FIELDS"]
+__all__ = ["DERIVED_FIELDS", "FIELD_LENGTHS", "LOADED_FIELDS", "PHONE_FIELDS", "RECORD_FIELDS"]
 
 #: The typed fields of a list record, in order; any other column is custom.
 PHONE_FIELDS = tuple(f"phone{i}" for i in range(1, 11))
@@ -22,6 +22,10 @@ RECORD_FIELDS = (
     "priority",
     "call_at",
 )
+#: The fields the import derives (never mapped from a file), stored after RECORD_FIELDS.
+DERIVED_FIELDS = ("timezone_source",)
+#: Every field an import writes, in order.
+LOADED_FIELDS = (*RECORD_FIELDS, *DERIVED_FIELDS)
 
 #: The longest text each length-limited field takes (the others are unlimited text).
 FIELD_LENGTHS: dict[str, int] = {
@@ -30,7 +34,6 @@ FIELD_LENGTHS: dict[str, int] = {
     **{phone: 20 for phone in PHONE_FIELDS},
     "zip": 40,
     "state": 40,
-    "timezone": 64,
     "priority": 40,
     "call_at": 64,
 }

@@ -24,7 +24,7 @@ from contact_center.exceptions import InvalidParameter, ObjectNotFound
 from contact_center.parsing.names import check_name
 from contact_center.reports.catalogue import ReportContent, ReportQuery
 from contact_center.reports.periods import day_starts
-from contact_center.storage.dialing import record_is_current
+from contact_center.storage.dialing import calling_hours_counts, record_is_current
 from contact_center.storage.exclusions import key_is_excluded, record_match_columns
 from contact_center.storage.models import (
     CallAttempt,
@@ -305,7 +305,10 @@ def list_status(query: ReportQuery) -> ReportContent:
       list of a campaign that has the list enabled (the campaign trigger's rule);
     - *dialable*: unexpired records that are not excluded;
     - *completed*: records with a completed call attempt (any time);
-    - *imports* and *rows loaded* in the period, from the list's import history.
+    - *imports* and *rows loaded* in the period, from the list's import history;
+    - per campaign, list and time zone (a second table): the campaign's dialable
+      records *dialable now*, inside its calling hours in every zone of the
+      record, and *outside calling hours* (the campaign's own exclusion lists).
 
     Options:
         lists: a calling-list name or list of names (default: every list).
@@ -355,9 +358,34 @@ def list_status(query: ReportQuery) -> ReportContent:
         **{c: int(table[c].sum()) for c in ("Records", "Dialable", "Excluded", "Expired")},
         "Completed": int(table["Completed"].sum()),
     }
+    hours = _calling_hours_table(query, {name for _, name in lists}, campaigns)
+    highlights["Dialable now"] = int(hours["Dialable now"].sum())
+    highlights["Outside calling hours"] = int(hours["Outside calling hours"].sum())
     chart_frame = table.set_index("Calling list")[["Dialable", "Excluded", "Expired"]]
     return ReportContent(
-        tables={"List status": table}, highlights=highlights, chart_frame=chart_frame
+        tables={"List status": table, "Calling hours": hours},
+        highlights=highlights,
+        chart_frame=chart_frame,
+    )
+
+
+def _calling_hours_table(
+    query: ReportQuery, list_names: set[str], campaigns: dict[int, list[str]]
+) -> pd.DataFrame:
+    """Dialable now / outside calling hours per campaign, list and zone, at ``query.now``."""
+    assert query.engine is not None
+    columns = ["Campaign", "Calling list", "Time zone", "Dialable now", "Outside calling hours"]
+    rows = []
+    with query.engine.connect() as conn:
+        for campaign in sorted({c for names in campaigns.values() for c in names}):
+            for count in calling_hours_counts(conn, campaign, at=query.now):
+                if count.list_name in list_names:
+                    zone = count.zone or "(none)"
+                    rows.append(
+                        [campaign, count.list_name, zone, count.dialable_now, count.outside_hours]
+                    )
+    return pd.DataFrame(rows, columns=columns).astype(
+        {"Dialable now": "int64", "Outside calling hours": "int64"}
     )
 
 

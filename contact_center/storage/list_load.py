@@ -23,9 +23,8 @@ the parser's chunks: ``valid`` rows (``row``, ``record_key``, the record fields,
 
 from __future__ import annotations
 
-import codecs
 from collections import Counter
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -44,12 +43,24 @@ from contact_center.exceptions import (
 from contact_center.parsing.gates import DEFAULT_MAX_REMOVED_RATIO, RemovalGate
 from contact_center.parsing.locations import parse_location
 from contact_center.parsing.names import check_name
+from contact_center.parsing.parameters import (
+    check_default_country,
+    check_encoding,
+    check_mapping,
+    check_widths_and_columns,
+)
+from contact_center.parsing.record_fields import LOADED_FIELDS
+from contact_center.parsing.record_zones import (
+    ZONE_SOURCES,
+    ZoneAssigner,
+    check_default_timezone,
+    check_zone_precedence,
+)
 from contact_center.storage.bulk import BulkWriter, bulk_writer, is_postgresql, staging_table
 from contact_center.storage.db import mapped_database_errors, safe_url
 from contact_center.storage.exclusions import key_is_excluded, record_match_columns
 from contact_center.storage.list_rows import insert_new_list
 from contact_center.storage.models import (
-    RECORD_FIELDS,
     CallingList,
     ExclusionList,
     ListImport,
@@ -58,8 +69,6 @@ from contact_center.storage.models import (
 )
 
 __all__ = [
-    "FILE_FORMATS",
-    "UPDATE_POLICIES",
     "ImportOptions",
     "LoadResult",
     "ParsedRows",
@@ -70,16 +79,12 @@ __all__ = [
     "record_skipped_import",
 ]
 
-UPDATE_POLICIES = ("append", "update", "replace")
-FILE_FORMATS = ("auto", "csv", "xlsx", "fixed")
-AFTER_IMPORT_KINDS = ("keep", "delete", "archive")
-DELIMITER_NAMES = ("comma", "semicolon", "tab", "\\t", "pipe")
 
 #: Memory for the re-import's join on PostgreSQL (SET LOCAL: this transaction only).
 _MERGE_WORK_MEM = "256MB"
 
 #: The columns a parser's ``valid`` frame brings, in staging order.
-VALID_COLUMNS = ("record_key", *RECORD_FIELDS, "custom_fields")
+VALID_COLUMNS = ("record_key", *LOADED_FIELDS, "custom_fields")
 _STAGING_COLUMNS = {"row": "bigint", **dict.fromkeys(VALID_COLUMNS, "text")}
 
 _records = cast(sa.Table, ListRecord.__table__)
@@ -108,8 +113,9 @@ class ParsedRows(Protocol):
 class ImportOptions:
     """The checked parameters of one calling-list import.
 
-    Build it with :meth:`from_parameters`, which raises :class:`InvalidParameter`
-    with a clear message for any bad value, before any file is touched.
+    Build it with :meth:`from_parameters` from parameters whose types Prefect has
+    checked; it raises :class:`InvalidParameter` for what a type cannot express,
+    before any file is touched.
     """
 
     list_name: str
@@ -131,173 +137,60 @@ class ImportOptions:
     scrub_exclusions: tuple[str, ...] = ()
     after_import: str = "keep"
     force: bool = False
+    timezone_precedence: tuple[str, ...] = ZONE_SOURCES
+    default_timezone: str | None = None
     dry_run: bool = False
     decrypt_with: str | None = None
 
     @classmethod
     def from_parameters(cls, **params: Any) -> ImportOptions:
-        """Check the flow's parameters and fill the defaults.
+        """Build the options from the flow's parameters, whose types Prefect has checked.
 
-        ``min_rows`` defaults to 1 for ``replace`` (so an empty file never wipes a
-        list) and to 0 otherwise.
+        Here come the checks that a type cannot express (see
+        :mod:`contact_center.parsing.parameters`); ``min_rows`` defaults to 1 for ``replace``
+        (so an empty file never wipes a list) and to 0 otherwise.
 
         Raises:
             InvalidParameter: a value that is not valid; the message names it.
         """
-        import phonenumbers
-
         list_name = check_name("list_name", params.get("list_name"))
-        source = params.get("source")
-        parse_location(source)  # type: ignore[arg-type]
+        source = params["source"]
+        parse_location(source)
         policy = params.get("update_policy") or "update"
-        if policy not in UPDATE_POLICIES:
-            raise InvalidParameter(
-                f"update_policy {policy!r} is not one of {', '.join(UPDATE_POLICIES)}"
-            )
-        key_field = params.get("key_field") or "account"
-        if key_field not in RECORD_FIELDS:
-            raise InvalidParameter(
-                f"key_field {key_field!r} is not a record field; use one of "
-                + ", ".join(RECORD_FIELDS)
-            )
-        mapping = _check_mapping(params.get("mapping"))
-        file_format = params.get("format") or "auto"
-        if file_format not in FILE_FORMATS:
-            raise InvalidParameter(
-                f"format {file_format!r} is not one of {', '.join(FILE_FORMATS)}"
-            )
-        delimiter = params.get("delimiter")
-        if delimiter is not None and (
-            not isinstance(delimiter, str)
-            or (len(delimiter) != 1 and delimiter.lower() not in DELIMITER_NAMES)
-        ):
-            raise InvalidParameter(
-                f"delimiter {delimiter!r} must be one character or one of "
-                + ", ".join(DELIMITER_NAMES)
-            )
-        encoding = params.get("encoding")
-        if encoding is not None:
-            try:
-                codecs.lookup(encoding)
-            except (LookupError, TypeError):
-                raise InvalidParameter(f"encoding {encoding!r} is not known") from None
-        widths = params.get("widths")
-        if widths is not None and (
-            not isinstance(widths, list)
-            or not widths
-            or not all(isinstance(w, int) and not isinstance(w, bool) and w > 0 for w in widths)
-        ):
-            raise InvalidParameter(f"widths {widths!r} must be a list of positive integers")
-        columns = params.get("columns")
-        if columns is not None and (
-            not isinstance(columns, list) or not all(isinstance(c, str) and c for c in columns)
-        ):
-            raise InvalidParameter(f"columns {columns!r} must be a list of column names")
-        if widths is not None and columns is not None and len(widths) != len(columns):
-            raise InvalidParameter(
-                f"widths has {len(widths)} entries but columns has {len(columns)}"
-            )
-        country = params.get("default_country") or "US"
-        if not isinstance(country, str) or country.upper() not in phonenumbers.SUPPORTED_REGIONS:
-            raise InvalidParameter(
-                f"default_country {country!r} is not a two-letter region code (e.g. US, GB)"
-            )
-        expires = params.get("expires_after_days")
-        if expires is not None and (
-            not isinstance(expires, int) or isinstance(expires, bool) or expires <= 0
-        ):
-            raise InvalidParameter(
-                f"expires_after_days {expires!r} must be a positive number of days"
-            )
+        widths, columns = params.get("widths"), params.get("columns")
+        check_widths_and_columns(widths, columns)
         min_rows = params.get("min_rows")
-        if min_rows is None:
-            min_rows = 1 if policy == "replace" else 0
-        if not isinstance(min_rows, int) or isinstance(min_rows, bool) or min_rows < 0:
-            raise InvalidParameter(f"min_rows {min_rows!r} must be a whole number >= 0")
-        ratio = params.get("max_reject_ratio")
-        if ratio is not None and (
-            not isinstance(ratio, int | float) or isinstance(ratio, bool) or not 0 <= ratio <= 1
-        ):
-            raise InvalidParameter(
-                f"max_reject_ratio {ratio!r} must be a fraction between 0 and 1 (e.g. 0.05)"
-            )
-        scrub = params.get("scrub_exclusions") or []
-        if isinstance(scrub, str) or not all(isinstance(s, str) and s.strip() for s in scrub):
-            raise InvalidParameter(
-                f"scrub_exclusions {scrub!r} must be a list of exclusion-list names"
-            )
-        scrub = [check_name("scrub_exclusions", s) for s in scrub]
-        after = params.get("after_import") or "keep"
-        _check_after_import(after)
-        removal = RemovalGate.from_parameters(
-            params.get("max_removed_ratio"), params.get("force", False)
-        )
-        dry_run = params.get("dry_run", False)
-        if not isinstance(dry_run, bool):
-            raise InvalidParameter(f"dry_run must be true or false, not {dry_run!r}")
+        scrub = [check_name("scrub_exclusions", s) for s in params.get("scrub_exclusions") or []]
         decrypt_with = params.get("decrypt_with")
-        if decrypt_with is not None:
-            decrypt_with = check_name("decrypt_with", decrypt_with)
         return cls(
             list_name=list_name,
-            source=source,  # type: ignore[arg-type]
-            mapping=mapping,
+            source=source,
+            mapping=check_mapping(params.get("mapping")),
             update_policy=policy,
-            key_field=key_field,
-            format=file_format,
-            delimiter=delimiter,
-            encoding=encoding,
+            key_field=params.get("key_field") or "account",
+            format=params.get("format") or "auto",
+            delimiter=params.get("delimiter"),
+            encoding=check_encoding(params.get("encoding")),
             sheet=params.get("sheet"),
             widths=widths,
             columns=columns,
-            default_country=country.upper(),
-            expires_after_days=expires,
-            min_rows=min_rows,
-            max_reject_ratio=float(ratio) if ratio is not None else None,
-            max_removed_ratio=removal.max_ratio,
+            default_country=check_default_country(params.get("default_country") or "US"),
+            expires_after_days=params.get("expires_after_days"),
+            min_rows=(1 if policy == "replace" else 0) if min_rows is None else min_rows,
+            max_reject_ratio=params.get("max_reject_ratio"),
+            max_removed_ratio=params.get("max_removed_ratio", DEFAULT_MAX_REMOVED_RATIO),
             scrub_exclusions=tuple(dict.fromkeys(scrub)),
-            after_import=after,
-            force=removal.force,
-            dry_run=dry_run,
-            decrypt_with=decrypt_with,
+            after_import=params.get("after_import") or "keep",
+            force=params.get("force", False),
+            timezone_precedence=check_zone_precedence(params.get("timezone_precedence")),
+            default_timezone=check_default_timezone(params.get("default_timezone")),
+            dry_run=params.get("dry_run", False),
+            decrypt_with=None if decrypt_with is None else check_name("decrypt_with", decrypt_with),
         )
 
-
-def _check_mapping(mapping: Any) -> dict[str, str] | None:
-    if mapping is None:
-        return None
-    if not isinstance(mapping, Mapping) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in mapping.items()
-    ):
-        raise InvalidParameter(
-            f"mapping {mapping!r} must map file columns to list fields, "
-            "e.g. {'Account No': 'account', 'Mobile': 'phone1'}"
-        )
-    unknown = [v for v in mapping.values() if v not in RECORD_FIELDS]
-    if unknown:
-        raise InvalidParameter(
-            f"mapping names the field {unknown[0]!r}, which is not a list field; fields are "
-            + ", ".join(RECORD_FIELDS)
-            + " (other columns are kept as custom fields without mapping them)"
-        )
-    repeated = [f for f, n in Counter(mapping.values()).items() if n > 1]
-    if repeated:
-        raise InvalidParameter(f"mapping maps more than one column to the field {repeated[0]!r}")
-    return dict(mapping)
-
-
-def _check_after_import(action: Any) -> None:
-    kind, _, folder = str(action).partition(":")
-    if not isinstance(action, str) or kind not in AFTER_IMPORT_KINDS:
-        raise InvalidParameter(
-            f"after_import {action!r} is not one of keep, delete, archive:<folder>"
-        )
-    if kind == "archive" and (not folder or ".." in folder.split("/")):
-        raise InvalidParameter(
-            f"after_import {action!r} needs a folder without '..', e.g. archive:done"
-        )
-    if kind != "archive" and folder:
-        raise InvalidParameter(f"after_import {action!r}: only archive takes a folder")
+    def zone_assigner(self) -> ZoneAssigner:
+        """How this import gives each record its time zone."""
+        return ZoneAssigner(self.timezone_precedence, self.default_timezone)
 
 
 # --- results ---------------------------------------------------------------------------
@@ -333,6 +226,8 @@ class LoadResult:
         invalid_phones: phone values dropped from rows that kept another phone.
         gates: (a dry run) gate -> None when it passes, else why it fails.
         dry_run: whether the load was rolled back (a dry run).
+        skipped: the file was the list's last import again: nothing changed, and
+            ``import_id`` is the ``skipped`` row that says so.
     """
 
     list_id: int
@@ -349,6 +244,7 @@ class LoadResult:
     invalid_phones: int = 0
     gates: dict[str, str | None] = field(default_factory=dict)
     dry_run: bool = False
+    skipped: bool = False
 
 
 # --- queries outside the load ------------------------------------------------------------
@@ -442,6 +338,7 @@ def load_list_records(
     on_chunk: Callable[[int], None] | None = None,
     fields: Collection[str] | None = None,
     final_source: Callable[[], SourceFile] | None = None,
+    last_sha256: str | None = None,
 ) -> LoadResult:
     """Load the parsed ``chunks`` of ``source`` into the list, in one transaction.
 
@@ -460,11 +357,14 @@ def load_list_records(
         final_source: for a file still arriving while it is loaded, what
             ``list_imports`` records of it once all chunks are in (its checksum and
             size are only known then); ``source`` gives the name meanwhile.
+        last_sha256: the checksum of the list's last completed import: a file with
+            the same one is rolled back once all chunks are in, and recorded as
+            ``skipped`` (None: never skip).
 
     Returns:
-        The committed counts; for ``options.dry_run``, the counts of a load that was
-        then rolled back (nothing changed), with each gate's verdict instead of a
-        :class:`QualityGateFailed`.
+        The committed counts, or a result with ``skipped`` set; for
+        ``options.dry_run``, the counts of a load that was then rolled back (nothing
+        changed), with each gate's verdict instead of a :class:`QualityGateFailed`.
 
     Raises:
         ObjectNotFound: a ``scrub_exclusions`` list does not exist.
@@ -487,14 +387,22 @@ def load_list_records(
             now = (now or datetime.now(UTC)).astimezone(UTC)
         run = _ListLoad(conn, options, source, now, flow_run_id, fields)
         run.database_time = database_time
-        run.final_source = final_source
+        run.final_source, run.last_sha256 = final_source, last_sha256
         result = run.execute(chunks, on_chunk)
-        if options.dry_run:
-            # Everything was done, so the counts are the real ones; now undo it all
+        result.dry_run = options.dry_run
+        if result.skipped or result.dry_run:
+            # Both were done in full, so the counts are the real ones; now undo it all
             # (records, the list_imports row, a list the run created).
             transaction.rollback()
-            result.dry_run = True
-        return result
+    if result.skipped and not result.dry_run:
+        result.import_id = record_skipped_import(
+            engine,
+            options.list_name,
+            run.source,
+            update_policy=options.update_policy,
+            flow_run_id=flow_run_id,
+        )
+    return result
 
 
 def _database_errors(
@@ -519,7 +427,9 @@ class _ListLoad:
         fields: Collection[str] | None = None,
     ) -> None:
         self.conn = conn
-        self.fields = frozenset(RECORD_FIELDS if fields is None else fields)
+        # The parser derives each row's zone and its source, whatever the file fills.
+        derived = ["timezone", "timezone_source"]
+        self.fields = frozenset(LOADED_FIELDS if fields is None else [*fields, *derived])
         self.options = options
         self.source = source
         self.now = now
@@ -530,6 +440,7 @@ class _ListLoad:
             else None
         )
         self.final_source: Callable[[], SourceFile] | None = None
+        self.last_sha256: str | None = None
         # Whether ``now`` is the database's transaction time (list_records.updated_at's
         # default on PostgreSQL), so that bulk rows can leave it out.
         self.database_time = False
@@ -554,7 +465,8 @@ class _ListLoad:
             self._load_straight(chunks, on_chunk)
         else:
             self._load_staged(chunks, on_chunk, scrub_ids)
-        self._close_import()
+        if not self.result.skipped:
+            self._close_import()
         return self.result
 
     def _exclusion_list_ids(self) -> list[int]:
@@ -627,9 +539,18 @@ class _ListLoad:
             ).scalar_one()
         )
 
+    def _is_last_import_again(self) -> bool:
+        """After the last chunk: the file as it finally is, and whether it is the same
+        as the list's last import (then the load is rolled back as a skip)."""
+        if self.final_source is not None:
+            self.source = self.final_source()
+        same = self.last_sha256 is not None and self.source.sha256 == self.last_sha256
+        self.result.skipped = same
+        return same
+
     def _close_import(self) -> None:
         r = self.result
-        source = self.final_source() if self.final_source is not None else self.source
+        source = self.source
         self.conn.execute(
             sa.update(ListImport)
             .where(ListImport.id == r.import_id)
@@ -679,10 +600,12 @@ class _ListLoad:
         columns = self._columns()
         with bulk_writer(self.conn, "list_records", columns, constants=constants) as writer:
             self._feed(writer, chunks, columns, on_chunk)
+        if self._is_last_import_again():
+            return
         self._check_gates(self.valid_rows)
         self._finish_counts(loaded=self.valid_rows)
         if self.options.update_policy == "replace":
-            self._gate("max_removed_ratio", lambda: None)  # an empty list loses nothing
+            self._gate("max_removed_ratio", None)  # an empty list loses nothing
 
     def _columns(self, *first: str) -> list[str]:
         """The columns to send: the key, the fields the file fills, the custom fields.
@@ -693,7 +616,7 @@ class _ListLoad:
         return [
             *first,
             "record_key",
-            *(f for f in RECORD_FIELDS if f in self.fields),
+            *(f for f in LOADED_FIELDS if f in self.fields),
             "custom_fields",
         ]
 
@@ -713,7 +636,9 @@ class _ListLoad:
                 if isinstance(valid, pa.Table):
                     table = valid.select(columns)
                 else:
-                    table = pa.Table.from_pandas(valid[columns], preserve_index=False)
+                    # A frame without the derived fields (no zone) leaves them null.
+                    frame = valid.reindex(columns=columns)
+                    table = pa.Table.from_pandas(frame, preserve_index=False)
                 writer.add(table.cast(schema))
             if on_chunk:
                 on_chunk(self.rows_read)
@@ -728,6 +653,8 @@ class _ListLoad:
             columns = self._columns("row")
             with bulk_writer(self.conn, stg, columns) as writer:
                 self._feed(writer, chunks, columns, on_chunk)
+            if self._is_last_import_again():
+                return
             excluded = 0
             if scrub_ids:
                 excluded = self.conn.execute(
@@ -744,46 +671,50 @@ class _ListLoad:
 
     # -- after the last chunk ------------------------------------------------------------
 
-    def _gate(self, name: str, check: Callable[[], None]) -> None:
-        """Run one quality gate; a dry run records its verdict instead of failing."""
-        try:
-            check()
-        except QualityGateFailed as exc:
-            if not self.options.dry_run:
-                raise
-            self.result.gates[name] = str(exc)
-        else:
-            self.result.gates[name] = None
+    def _gate(self, name: str, failure: str | None) -> None:
+        """Record one quality gate's verdict; a failure fails the load, except a dry run's.
+
+        Args:
+            name: the gate's parameter, e.g. ``min_rows``.
+            failure: why the file fails the gate, or None when it passes.
+
+        Raises:
+            QualityGateFailed: ``failure`` is set and this is not a dry run.
+        """
+        self.result.gates[name] = failure
+        if failure is not None and not self.options.dry_run:
+            raise QualityGateFailed(failure)
 
     def _check_gates(self, to_load: int) -> None:
-        self._gate("min_rows", lambda: self._check_min_rows(to_load))
-        self._gate("max_reject_ratio", self._check_reject_ratio)
+        self._gate("min_rows", self._min_rows_failure(to_load))
+        self._gate("max_reject_ratio", self._reject_ratio_failure())
 
-    def _check_min_rows(self, to_load: int) -> None:
+    def _min_rows_failure(self, to_load: int) -> str | None:
         opts = self.options
-        name = self.source.name
-        if to_load < opts.min_rows:
-            raise QualityGateFailed(
-                f"quality gate min_rows: file {name!r} has {to_load} row(s) to load "
-                f"({self.rows_read} read, {sum(self.rejects.values())} rejected, "
-                f"{self.result.excluded} excluded), fewer than min_rows={opts.min_rows}; "
-                f"calling list {opts.list_name!r} was not changed"
-            )
+        if to_load >= opts.min_rows:
+            return None
+        return (
+            f"quality gate min_rows: file {self.source.name!r} has {to_load} row(s) to load "
+            f"({self.rows_read} read, {sum(self.rejects.values())} rejected, "
+            f"{self.result.excluded} excluded), fewer than min_rows={opts.min_rows}; "
+            f"calling list {opts.list_name!r} was not changed"
+        )
 
-    def _check_reject_ratio(self) -> None:
+    def _reject_ratio_failure(self) -> str | None:
         opts = self.options
-        name = self.source.name
         rejected = sum(self.rejects.values())
-        if opts.max_reject_ratio is not None and self.rows_read:
-            ratio = rejected / self.rows_read
-            if ratio > opts.max_reject_ratio:
-                reasons = ", ".join(f"{k} {v}" for k, v in self.rejects.most_common())
-                raise QualityGateFailed(
-                    f"quality gate max_reject_ratio: file {name!r} has {rejected} of "
-                    f"{self.rows_read} rows rejected ({ratio:.1%} > "
-                    f"{opts.max_reject_ratio:.1%}; {reasons}); "
-                    f"calling list {opts.list_name!r} was not changed"
-                )
+        if opts.max_reject_ratio is None or not self.rows_read:
+            return None
+        ratio = rejected / self.rows_read
+        if ratio <= opts.max_reject_ratio:
+            return None
+        reasons = ", ".join(f"{k} {v}" for k, v in self.rejects.most_common())
+        return (
+            f"quality gate max_reject_ratio: file {self.source.name!r} has {rejected} of "
+            f"{self.rows_read} rows rejected ({ratio:.1%} > "
+            f"{opts.max_reject_ratio:.1%}; {reasons}); "
+            f"calling list {opts.list_name!r} was not changed"
+        )
 
     def _finish_counts(self, *, loaded: int, updated: int = 0, removed: int = 0) -> None:
         r = self.result
@@ -821,9 +752,10 @@ class _ListLoad:
             # had the records removed plus those the file kept (updated or unchanged):
             # no count query on the way.
             r = self.result
+            gate = RemovalGate(self.options.max_removed_ratio, self.options.force)
             self._gate(
                 "max_removed_ratio",
-                lambda: RemovalGate(self.options.max_removed_ratio, self.options.force).check(
+                gate.verdict(
                     removed=r.removed,
                     current=r.removed + r.updated + r.unchanged,
                     file=self.source.name,
@@ -840,13 +772,11 @@ class _ListLoad:
         list is locked).
         """
         quote = self.conn.dialect.identifier_preparer.quote
-        fields = [quote(f) for f in RECORD_FIELDS]
+        fields = [quote(f) for f in LOADED_FIELDS]
         # Custom fields are JSON text (models.JsonText) and the parser writes one
         # spelling, so the text tells a change (a document written by someone else
         # in another spelling counts as changed once, and is then ours).
-        differs = " OR ".join(
-            [f"r.{f} IS DISTINCT FROM s.{f}" for f in [*fields, "custom_fields"]]
-        )
+        differs = " OR ".join([f"r.{f} IS DISTINCT FROM s.{f}" for f in [*fields, "custom_fields"]])
         # Names come from our own schema and the generated staging table, never from
         # user input; every value is a bound parameter.
         merge = sa.text(
@@ -890,7 +820,7 @@ class _ListLoad:
         return sa.literal(value, UTCDateTime())
 
     def _update_changed(self, stg: sa.Table) -> int:
-        fields = {name: stg.c[name] for name in RECORD_FIELDS}
+        fields = {name: stg.c[name] for name in LOADED_FIELDS}
         custom = stg.c.custom_fields
         differs = sa.or_(
             *(_records.c[name].is_distinct_from(value) for name, value in fields.items()),
@@ -919,7 +849,7 @@ class _ListLoad:
         select = sa.select(
             sa.literal(self.result.list_id, sa.Integer()),
             stg.c.record_key,
-            *(stg.c[name] for name in RECORD_FIELDS),
+            *(stg.c[name] for name in LOADED_FIELDS),
             stg.c.custom_fields,
             self._stamp(self.expires_at),
             sa.literal(self.result.import_id, sa.BigInteger()),

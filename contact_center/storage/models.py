@@ -74,6 +74,7 @@ class JsonText(TypeDecorator[Any]):
 #: key is then by code point, which is what a key's order means anyway.
 KeyText = String(200).with_variant(String(200, collation="C"), "postgresql")
 
+
 def utcnow() -> datetime:
     """The current time, aware, in UTC."""
     return datetime.now(UTC)
@@ -120,6 +121,17 @@ class Campaign(Base):
     name: Mapped[str] = mapped_column(String(200), unique=True)
     state: Mapped[str] = mapped_column(String(20), default="stopped")  # running | stopped
     time_zone: Mapped[str] = mapped_column(String(64), default="UTC")
+    # Calling hours in each record's local time (contact_center.calling_hours).
+    calling_window: Mapped[str] = mapped_column(
+        String(20), default="08:00-21:00", server_default="08:00-21:00"
+    )
+    calling_days: Mapped[str] = mapped_column(
+        String(40), default="mon,tue,wed,thu,fri", server_default="mon,tue,wed,thu,fri"
+    )
+    calling_holidays: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    unknown_timezone: Mapped[str] = mapped_column(
+        String(20), default="skip", server_default="skip"
+    )  # skip | campaign_zone
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
@@ -210,7 +222,9 @@ class ListRecord(Base):
     last_name: Mapped[str | None] = mapped_column(Text, nullable=True)
     zip: Mapped[str | None] = mapped_column(String(40), nullable=True)
     state: Mapped[str | None] = mapped_column(String(40), nullable=True)
-    timezone: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # One IANA zone, or several separated by a space (contact_center.record_zones).
+    timezone: Mapped[str | None] = mapped_column(Text, nullable=True)
+    timezone_source: Mapped[str | None] = mapped_column(String(10), nullable=True)
     priority: Mapped[str | None] = mapped_column(String(40), nullable=True)
     call_at: Mapped[str | None] = mapped_column(String(64), nullable=True)
     custom_fields: Mapped[Any] = mapped_column(JsonText(), nullable=True)
@@ -390,6 +404,5 @@ __all__ = [
     "RECORD_FIELDS",
     "ResultsExport",
     "UTCDateTime",
-
     "utcnow",
 ]

@@ -37,7 +37,7 @@ from pathlib import Path
 import paramiko
 
 from blocks.sftp import SftpServer, SftpSession
-from contact_center.exceptions import SourceUnavailable
+from contact_center.exceptions import InvalidParameter, SourceUnavailable
 from contact_center.parsing.locations import (
     Location,
     has_glob,
@@ -163,6 +163,8 @@ def check_before_io(
         loc = source if isinstance(source, Location) else parse_location(source)
         checks.append((loc, "source"))
         kind, _, folder = after_import.partition(":")
+        if kind == "archive" and ".." in folder.split("/"):
+            raise InvalidParameter(f"after_import {after_import!r} climbs out with '..'; refused")
         if kind == "archive" and folder:
             archive = Location(loc.scheme, folder, loc.block, after_import)
             checks.append((archive, "after_import"))

@@ -10,6 +10,7 @@ what happened without reading the artifact.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -48,8 +49,17 @@ def _in_flow_run() -> bool:
     return FlowRunContext.get() is not None
 
 
+def _markdown_text(text: str) -> str:
+    """``text`` shown as written by a Markdown renderer (no emphasis, links or tables)."""
+    return re.sub(r"([\\`*_\[\]<>|~])", r"\\\1", text)
+
+
 def _summary_markdown(outcome: Outcome) -> str:
+    """The outcome as the run's page shows it: its summary line first, where a failed
+    run's error is read without opening the logs, then every field in a table."""
     lines = [
+        f"**{_markdown_text(outcome.summary())}**",
+        "",
         f"### {outcome.object_name} · {outcome.step}: {outcome.status}",
         "",
         "| field | value |",
@@ -76,27 +86,9 @@ def record_outcome(outcome: Outcome) -> None:
         key=OUTCOME_ARTIFACT_KEY,
         description=f"Outcome of {outcome.object_name} · {outcome.step}",
     )
-    create_markdown_artifact(
-        markdown=_summary_markdown(outcome),
-        description=f"Outcome of {outcome.object_name} · {outcome.step}",
-    )
-
-
-def _republish_task_log(outcome: Outcome, error: BaseException | None) -> None:
-    """Republish the ``task-log`` artifact (the UI's task log) as this run ends.
-
-    The task log is a view of the run history, not part of the run's work: a failure
-    to republish it is logged as a warning and must never fail a run or replace the
-    error that a failing run is raising.
-    """
-    if not _in_flow_run():
-        return
-    try:
-        from runlog.publish import publish_task_log  # only in a run
-
-        publish_task_log(outcome, error)
-    except Exception as exc:
-        get_run_logger().warning("task-log artifact not republished: %s", exc)
+    # The run's Artifacts tab shows each artifact's description, not its content: the
+    # summary (a failed run's error) is read there without opening anything.
+    create_markdown_artifact(markdown=_summary_markdown(outcome), description=outcome.summary())
 
 
 def _count_flow_attempts(outcome: Outcome) -> None:
@@ -131,13 +123,11 @@ def recording_outcome(outcome: Outcome) -> Iterator[Outcome]:
         outcome.message = f"{type(exc).__name__}: {exc}"
         _count_flow_attempts(outcome)
         record_outcome(outcome)
-        _republish_task_log(outcome, exc)
         raise
     if outcome.status == "running":
         outcome.status = "completed"
     _count_flow_attempts(outcome)
     record_outcome(outcome)
-    _republish_task_log(outcome, None)
     if _in_flow_run():
         get_run_logger().info(
             "%s · %s %s: %s",
@@ -262,10 +252,12 @@ class RunProgress:
         return total
 
     def finish(self) -> None:
-        """Mark the run's progress complete."""
+        """Mark the run's progress complete, naming the stages that ran
+        (``Spring Leads · import: fetch, load done``)."""
         with self._lock:
             self.value = 100.0
-            self._send(f"{self._description}: done")
+            stages = ", ".join(name for name in self._weights if name in self._done)
+            self._send(f"{self._description}: {stages + ' ' if stages else ''}done")
 
     def _send(self, description: str) -> None:
         if not _in_flow_run():

@@ -8,15 +8,18 @@ run's Artifacts tab.
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.context import FlowRunContext
 
 from contact_center.outcome import Outcome
-from contact_center.preview import Preview, preview_markdown
+from contact_center.preview import PREVIEW_ROWS, Preview, PreviewSample, preview_markdown
 from contact_center.settings import PREVIEW_ARTIFACT_KEY
+from contact_center.storage.exclusion_load import LoadCounts
+from contact_center.storage.exclusions import ParsedKeys
 
-__all__ = ["mark_dry_run", "record_preview"]
+__all__ = ["exclusion_preview", "mark_dry_run", "record_preview"]
 
 
 def record_preview(preview: Preview) -> None:
@@ -38,3 +41,33 @@ def mark_dry_run(outcome: Outcome, preview: Preview) -> None:
     outcome.extra["dry_run"] = True
     outcome.extra["gates"] = "pass" if preview.gates_pass else "fail"
     outcome.message = f"dry run, nothing changed ({outcome.extra['gates']}): {outcome.message}"
+
+
+def exclusion_preview(
+    exclusion_list: str,
+    file: str,
+    parsed: ParsedKeys,
+    counts: LoadCounts,
+    detected: dict[str, Any],
+    gates: dict[str, str | None],
+) -> Preview:
+    """What a dry run of the exclusion import would have done."""
+    sample = PreviewSample()
+    sample.add(parsed.keys.head(PREVIEW_ROWS), parsed.rejects)
+    return Preview(
+        object_name=exclusion_list,
+        file=file,
+        counts={
+            "rows_read": parsed.rows_read,
+            "added": counts.added,
+            "renewed": counts.renewed,
+            "removed": counts.removed,
+            "rejected": len(parsed.rejects),
+            "duplicates": parsed.duplicates,
+        },
+        rejects_by_reason=parsed.rejects_by_reason,
+        rejected_rows=sample.rejected,
+        rows=sample.rows,
+        detected=detected,
+        gates=gates,
+    )

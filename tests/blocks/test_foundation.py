@@ -17,13 +17,13 @@ from conftest import PG_ADMIN_URL
 
 from blocks.sftp import SftpServer
 from contact_center.exceptions import (
-    DownloadInterrupted,
     HostKeyError,
     InvalidParameter,
     SourceUnavailable,
 )
 from contact_center.parsing.locations import parse_location, pick_newest, render_path
-from flows.common.transfer import Download, after_import, deliver, fetch, resolve_source
+from flows.common.arrival import FetchedFile, IncomingFile
+from flows.common.transfer import after_import, deliver, fetch, resolve_source
 
 
 def test_parse_location_kinds() -> None:
@@ -232,61 +232,90 @@ def test_download_is_read_while_it_arrives_over_sftp(sshd, sftp_block: str, tmp_
     (sshd.home / folder).mkdir()
     payload = os.urandom(3 << 20)  # several wake-ups, and paramiko's 32 KiB blocks
     (sshd.home / folder / "big.bin").write_bytes(payload)
-    download = Download()
+    incoming = IncomingFile()
     with ThreadPoolExecutor(1) as pool:
         future = pool.submit(
             fetch,
             parse_location(f"sftp://{sftp_block}/{folder}/big.bin"),
             tmp_path,
-            download=download,
+            incoming=incoming,
         )
-        with download.open() as stream:
+        incoming.follow(future)
+        with incoming.open() as stream:
             read = stream.read()
         fetched = future.result()
     assert read == payload
-    assert download.fetched == fetched and fetched.sha256 == hashlib.sha256(payload).hexdigest()
+    assert incoming.whole() == fetched and fetched.sha256 == hashlib.sha256(payload).hexdigest()
     assert fetched.path.read_bytes() == payload
 
 
-def test_download_reader_sees_a_restart_or_a_failure(tmp_path: Path) -> None:
-    location = parse_location(str(tmp_path / "list.csv"))
-    part = tmp_path / "list.part"
-    download = Download()
+def _attempt(incoming: IncomingFile, part: Path, data: bytes, upto: int) -> None:
+    """One fetch attempt that writes ``data[:upto]`` of a file of ``len(data)`` bytes."""
+    location = parse_location(str(part.with_name("list.csv")))
     with part.open("wb", buffering=0) as out:
-        download.started(part, location, 1000)
-        out.write(b"x" * 1000)
-        download.wrote(1000)
-        stream = download.open()
-        assert stream.read(1000) == b"x" * 1000
-        download.started(part, location, 1000)  # a retry starts over
-        with pytest.raises(DownloadInterrupted, match="started over"):
-            stream.read(10)
-        stream.close()
-        again = download.open()
-        download.failed()
-        with pytest.raises(DownloadInterrupted):
-            again.read(10)
-        again.close()
+        incoming.started(part, location, len(data))
+        writer = incoming.writer(out)
+        for start in range(0, upto, 300):
+            writer.write(data[start : min(start + 300, upto)])
+
+
+def test_a_retry_of_the_same_file_goes_on_where_the_reader_was(tmp_path: Path) -> None:
+    data = os.urandom(3000)
+    part = tmp_path / "list.part"
+    incoming = IncomingFile()
+    _attempt(incoming, part, data, 1000)
+    stream = incoming.open()
+    assert stream.read(900) == data[:900]
+    incoming.failed(OSError("connection reset"))
+    with ThreadPoolExecutor(1) as pool:
+        rest = pool.submit(stream.read)  # waits for the retry to repeat the first bytes
+        _attempt(incoming, part, data, 3000)
+        location = parse_location(str(tmp_path / "list.csv"))
+        sha = hashlib.sha256(data).hexdigest()
+        incoming.finished(FetchedFile(part, "list.csv", location, 3000, sha, temporary=True))
+        assert rest.result(timeout=10) == data[900:]
+    stream.close()
+
+
+def test_a_retry_that_brings_other_bytes_fails_the_reader(tmp_path: Path) -> None:
+    data = os.urandom(3000)
+    part = tmp_path / "list.part"
+    incoming = IncomingFile()
+    _attempt(incoming, part, data, 1000)
+    stream = incoming.open()
+    assert stream.read(500) == data[:500]
+    incoming.failed(OSError("connection reset"))
+    _attempt(incoming, part, b"X" + data[1:], 1500)  # the file changed at the source
+    with pytest.raises(SourceUnavailable, match="changed between download attempts"):
+        stream.read()
+    stream.close()
 
 
 def test_download_waits_for_more_and_ends_with_the_file(tmp_path: Path) -> None:
     source = tmp_path / "list.csv"
     source.write_bytes(b"a,b\n1,2\n")
-    download = Download()
+    incoming = IncomingFile()
     # A reader that comes first waits for the start, then reads to the end.
     with ThreadPoolExecutor(1) as pool:
-        reading = pool.submit(lambda: download.open().read())
-        fetched = fetch(parse_location(str(source)), tmp_path / "work", download=download)
+        reading = pool.submit(lambda: incoming.open().read())
+        fetched = fetch(parse_location(str(source)), tmp_path / "work", incoming=incoming)
         assert reading.result(timeout=10) == b"a,b\n1,2\n"
-    assert download.fetched == fetched
+    assert incoming.fetched == fetched
 
 
-def test_download_that_fails_before_starting_stops_its_reader(tmp_path: Path) -> None:
-    download = Download()
+def test_download_that_fails_for_good_fails_its_reader_with_the_fetch_error(
+    tmp_path: Path,
+) -> None:
+    incoming = IncomingFile()
+    with ThreadPoolExecutor(1) as pool:
+        future = pool.submit(
+            fetch, parse_location(str(tmp_path / "missing.csv")), tmp_path, incoming=incoming
+        )
+        incoming.follow(future)
+        with pytest.raises(SourceUnavailable, match="does not exist"):
+            future.result()
     with pytest.raises(SourceUnavailable, match="does not exist"):
-        fetch(parse_location(str(tmp_path / "missing.csv")), tmp_path, download=download)
-    with pytest.raises(DownloadInterrupted, match="before it started"):
-        download.open()
+        incoming.open()
 
 
 def test_sftp_get_reads_window_after_window(

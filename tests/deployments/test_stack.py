@@ -19,6 +19,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -48,6 +49,11 @@ FLOW_NAMES = {
     "flows/results_export.py:export_campaign_results": "export-campaign-results",
     "flows/report_execution.py:run_report": "run-report",
 }
+#: The deployments that react to events (docs/events.md), not tasks of the task log.
+EVENT_FLOW_NAMES = {
+    "flows/file_sensor.py:watch_drop_folders": "watch-drop-folders",
+    "flows/failure_alert.py:send_failure_alert": "send-failure-alert",
+}
 DEMO_TABLES = (
     "campaigns", "calling_lists", "campaign_lists", "campaign_exclusion_lists", "list_records",
     "list_imports", "exclusion_lists", "exclusions", "call_attempts",
@@ -68,7 +74,8 @@ def prefect_yaml() -> dict[str, Any]:
 def yaml_deployments() -> dict[str, dict[str, Any]]:
     """``flow/deployment`` -> its entry in prefect.yaml."""
     return {
-        f"{FLOW_NAMES[d['entrypoint']]}/{d['name']}": d for d in prefect_yaml()["deployments"]
+        f"{(FLOW_NAMES | EVENT_FLOW_NAMES)[d['entrypoint']]}/{d['name']}": d
+        for d in prefect_yaml()["deployments"]
     }
 
 
@@ -99,15 +106,20 @@ def test_prefect_yaml_deploys_the_demo_contact_centre() -> None:
     for name, deployment in deployments.items():
         assert deployment["description"] and deployment["tags"], name
         assert deployment["work_pool"]["name"] == "cctasks" and deployment["pull"] == pull
-        assert deployment["concurrency_limit"] == {"limit": 1, "collision_strategy": "ENQUEUE"}
-        for schedule in deployment["schedules"]:
+        # The sensor drops a look that finds the previous one still going.
+        strategy = "CANCEL_NEW" if name.startswith("watch-drop-folders/") else "ENQUEUE"
+        assert deployment["concurrency_limit"] == {"limit": 1, "collision_strategy": strategy}
+        for schedule in deployment.get("schedules", []):
+            assert schedule["slug"], name
+            if "interval" in schedule:
+                continue
             ZoneInfo(schedule["timezone"])  # an IANA zone
-            assert len(schedule["cron"].split()) == 5 and schedule["slug"], name
+            assert len(schedule["cron"].split()) == 5, name
         strings = list(_strings(deployment))
         # No machine's path is committed: local paths hang off the deploy-time home.
         assert not [s for s in strings if s.startswith("/") or "/work/" in s], name
         assert all(s.startswith("{{ $CCTASKS_HOME }}/") for s in strings if "drop/" in s), name
-        params = deployment["parameters"]
+        params = deployment.get("parameters", {})
         objects = {
             "list_name": list_names, "campaign": campaigns, "exclusion_list": {DNC_LIST},
         }
@@ -273,11 +285,12 @@ def _user_env(home: Path, port: int) -> dict[str, str]:
     return env
 
 
-def start_stack(home: Path, *args: str) -> RunningStack:
+def start_stack(home: Path, *args: str, extra_env: dict[str, str] | None = None) -> RunningStack:
     """``cctasks up`` on a free port; returns once it printed that it is up."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "CCTASKS_"))}
     env.update(CCTASKS_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false", DO_NOT_TRACK="1")
+    env.update(extra_env or {})
     home.mkdir(parents=True, exist_ok=True)
     output = home.parent / f"up-{uuid.uuid4().hex[:6]}.txt"
     began = time.monotonic()
@@ -398,7 +411,7 @@ def check_deployments(stack: RunningStack, state: dict[str, Any]) -> None:
     for name, spec in expected.items():
         deployment = state["deployments"][name]
         params = json.loads(
-            json.dumps(spec["parameters"]).replace("{{ $CCTASKS_HOME }}", str(stack.home))
+            json.dumps(spec.get("parameters", {})).replace("{{ $CCTASKS_HOME }}", str(stack.home))
         )
         assert deployment.parameters == params, name
         assert deployment.work_pool_name == "cctasks" and set(deployment.tags) == set(spec["tags"])
@@ -408,12 +421,15 @@ def check_deployments(stack: RunningStack, state: dict[str, Any]) -> None:
         assert deployment.global_concurrency_limit is not None
         assert deployment.global_concurrency_limit.limit == 1
         got = sorted(
-            (s.slug, s.schedule.cron, s.schedule.timezone, s.parameters, s.active)
+            (s.slug, str(getattr(s.schedule, "cron", getattr(s.schedule, "interval", ""))),
+             getattr(s.schedule, "timezone", None) if hasattr(s.schedule, "cron") else None,
+             s.parameters, s.active)
             for s in deployment.schedules
         )
         want = sorted(
-            (s["slug"], s["cron"], s["timezone"], s.get("parameters", {}), True)
-            for s in spec["schedules"]
+            (s["slug"], s["cron"] if "cron" in s else str(timedelta(seconds=s["interval"])),
+             s.get("timezone"), s.get("parameters", {}), True)
+            for s in spec.get("schedules", [])
         )
         assert got == want, name
 

@@ -27,7 +27,7 @@ from prefect.client.schemas.objects import State
 from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
 import flows.calling_list_import as list_flow
-import flows.common.transfer as transfer
+import flows.common.arrival as arrival
 from blocks.sftp import SftpServer
 from contact_center.outcome import Outcome
 from contact_center.settings import OUTCOME_ARTIFACT_KEY
@@ -277,21 +277,22 @@ def test_download_that_fails_midway_is_loaded_once_from_the_retry(
     sshd: Any, sftp_block: str, engine: sa.Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     write_csv(sshd.home / "flaky" / "leads.csv", _many_rows(3000))
-    real_write = transfer._HashingWriter.write
+    real_write = arrival.HashingWriter.write
     failures: list[int] = []
 
     def flaky_write(self: Any, data: bytes) -> int:
-        if not failures and self._written > 100_000:
-            failures.append(self._written)
+        if not failures and self.written > 100_000:
+            failures.append(self.written)
             raise OSError("connection reset (injected)")
         return real_write(self, data)
 
-    monkeypatch.setattr(transfer._HashingWriter, "write", flaky_write)
+    monkeypatch.setattr(arrival.HashingWriter, "write", flaky_write)
     state = run(source=f"sftp://{sftp_block}/flaky/leads.csv")
     assert failures and state.is_completed()
     assert state.result().loaded == 3000 and len(records(engine)) == 3000
     runs = task_runs(state)
-    assert runs["fetch_list_file"] == 2 and runs["check_list_file"] == 1
+    # The reader went on where it was once the retry had repeated the first bytes.
+    assert runs == {"fetch_list_file": 2, "parse_list": 1, "load_list": 1}
     with engine.connect() as conn:
         assert conn.scalars(sa.select(ListImport.status)).all() == ["completed"]
 
@@ -307,10 +308,9 @@ def test_encoding_guessed_from_the_head_is_read_again_when_wrong(
     assert state.is_completed() and state.result().loaded == 3001
     assert records(engine)["Z9"]["first_name"] == "O’Brien"
     assert recorded_outcome(state).extra["encoding"] == "cp1252"
-    # Read while it arrived (a guess: UTF-8), then again in order once fetched.
-    assert task_run_names(state) == Counter(
-        fetch_list_file=1, parse_list=2, load_list=2, check_list_file=1
-    )
+    # Read while it arrived (a guess: UTF-8, from the head); the rows after the
+    # guess failed were read in the whole file's encoding, in the same load.
+    assert task_run_names(state) == Counter(fetch_list_file=1, parse_list=1, load_list=1)
 
 
 # --- gates and failures --------------------------------------------------------------------
@@ -386,8 +386,12 @@ def test_parameters_are_checked_before_anything(
 ) -> None:
     write_csv(sshd.home / "params" / "leads.csv", GOOD)
     state = run(source=f"sftp://{sftp_block}/params/leads.csv", update_policy="merge")
-    assert state.is_failed() and "update_policy 'merge' is not one of" in (state.message or "")
-    assert recorded_outcome(state).status == "failed"
+    # Prefect refuses the value by the parameter's type, before the flow's body runs.
+    assert state.is_failed()
+    assert "update_policy: Input should be 'append', 'update' or 'replace'" in (
+        state.message or ""
+    )
+    assert artifacts(state, OUTCOME_ARTIFACT_KEY) == []
     assert task_runs(state) == {}  # nothing was fetched
     state = run(source=f"sftp://{sftp_block}/params/leads.csv", scrub_exclusions=["no-such-dnc"])
     assert state.is_failed() and "'no-such-dnc'" in (state.message or "")

@@ -23,6 +23,7 @@ from prefect.client.schemas.filters import (
     ArtifactFilterKey,
 )
 from prefect.client.schemas.objects import State
+from prefect.exceptions import ParameterTypeError
 from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 from test_campaigns import add_records
 from typer.testing import CliRunner
@@ -185,22 +186,29 @@ def test_skip_date_completes_as_skipped_and_changes_nothing(
 
 
 @pytest.mark.parametrize(
-    "parameters, match",
+    "parameters, error, match",
     [
-        ({"step": "pause"}, "step must be 'start' or 'stop', not 'pause'"),
-        ({"step": "start", "source": "cron"}, "source must be one of schedule, manual, api"),
-        ({"step": "start", "skip_dates": ["31/12/2026"]}, "'31/12/2026' is not an ISO date"),
-        ({"step": "start", "holidays": "Narnia"}, "unknown country 'NARNIA'"),
-        ({"step": "start", "notify_url": "ftp://dialler"}, "notify_url must be an http"),
-        ({"step": "start", "notify_token_block": "tok"}, "notify_url is not"),
+        ({"step": "pause"}, ParameterTypeError, "step: Input should be 'start' or 'stop'"),
+        ({"step": "start", "source": "cron"}, ParameterTypeError,
+         "source: Input should be 'schedule', 'manual' or 'api'"),
+        ({"step": "start", "skip_dates": ["31/12/2026"]}, InvalidParameter,
+         "'31/12/2026' is not an ISO date"),
+        ({"step": "start", "holidays": "Narnia"}, InvalidParameter, "unknown country 'NARNIA'"),
+        ({"step": "start", "notify_url": "ftp://dialler"}, InvalidParameter,
+         "notify_url must be an http"),
+        ({"step": "start", "notify_token_block": "tok"}, InvalidParameter, "notify_url is not"),
     ],
-)
+)  # fmt: skip
 def test_invalid_parameters_fail_before_anything_changes(
-    engine: sa.Engine, campaign: str, parameters: dict[str, Any], match: str
+    engine: sa.Engine,
+    campaign: str,
+    parameters: dict[str, Any],
+    error: type[Exception],
+    match: str,
 ) -> None:
     final = run(campaign=campaign, **parameters)
     assert final.is_failed()
-    with pytest.raises(InvalidParameter, match=match):
+    with pytest.raises(error, match=match):
         final.result()
     with engine.connect() as conn:
         assert get_campaign(conn, campaign).state == "stopped"

@@ -14,6 +14,7 @@ import pytest
 import sqlalchemy as sa
 import yaml
 from prefect.client.orchestration import get_client
+from prefect.exceptions import ParameterTypeError
 from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 from test_exclusions import refusing_key
 
@@ -272,22 +273,22 @@ def test_list_import_scrubs_with_the_imported_exclusions(engine: sa.Engine, drop
 
 
 @pytest.mark.parametrize(
-    "params, match",
+    "params, error, match",
     [
-        ({"source": None}, "source is required"),
-        ({"step": "purge"}, "step 'purge' is not one of import, reset"),
-        ({"update_policy": "append"}, "update_policy 'append'"),
-        ({"expires_after_days": 0}, "expires_after_days must be a whole number >= 1"),
-        ({"min_rows": -1}, "min_rows must be"),
-        ({"match_field": "email"}, "match_field 'email' is not a record field"),
-        ({"after_import": "move"}, "after_import 'move'"),
-        ({"format": "json"}, "format 'json'"),
-        ({"encoding": "klingon"}, "unknown encoding"),
+        ({"source": None}, InvalidParameter, "source is required"),
+        ({"step": "purge"}, ParameterTypeError, "step: Input should be 'import' or 'reset'"),
+        ({"update_policy": "append"}, ParameterTypeError, "update_policy: Input should be 'add'"),
+        ({"expires_after_days": 0}, ParameterTypeError, "expires_after_days: Input should be"),
+        ({"min_rows": -1}, ParameterTypeError, "min_rows: Input should be greater than or equal"),
+        ({"match_field": "email"}, ParameterTypeError, "match_field: Input should be 'account'"),
+        ({"after_import": "move"}, ParameterTypeError, "after_import: String should match"),
+        ({"format": "json"}, ParameterTypeError, "format: Input should be 'auto'"),
+        ({"encoding": "klingon"}, InvalidParameter, "encoding 'klingon' is not known"),
     ],
 )
-def test_invalid_parameters(params: dict[str, Any], match: str) -> None:
+def test_invalid_parameters(params: dict[str, Any], error: type[Exception], match: str) -> None:
     kwargs: dict[str, Any] = {"exclusion_list": "dnc", "source": "dnc.csv", **params}
-    with pytest.raises(InvalidParameter, match=match):
+    with pytest.raises(error, match=match):
         import_exclusions(**kwargs)
 
 

@@ -337,7 +337,7 @@ def test_refused_login_names_the_reply_not_the_password(
 def test_a_stalled_smtp_server_times_out_each_try(
     engine: sa.Engine, smtp: SmtpServer, fast_retries: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("flows.report_execution.EMAIL_TIMEOUT_SECONDS", 2.0)
+    monkeypatch.setattr("flows.common.mail.EMAIL_TIMEOUT_SECONDS", 2.0)
     smtp.mailbox.stall_login = True
     block = save_email_block(smtp)
     state = emailed_list_status(block)
@@ -466,8 +466,13 @@ def test_a_failed_validation_generates_and_sends_nothing(
     engine: sa.Engine, smtp: SmtpServer, tmp_path: Path
 ) -> None:
     block = save_email_block(smtp)
+    # Refused by the parameter's type: the flow's body never runs.
     state = emailed_list_status(block, formats=["pdf", "docx"], destination=str(tmp_path / "out"))
-    assert state.is_failed() and "format 'docx' is not one of" in state.message
+    assert state.is_failed() and "Input should be 'csv', 'xlsx', 'html' or 'pdf'" in state.message
+    assert not (tmp_path / "out").exists() and smtp.mailbox.data_calls == 0
+    # Refused by the check a type cannot express, at the start of the body.
+    state = emailed_list_status(block, period="fortnight", destination=str(tmp_path / "out"))
+    assert state.is_failed() and "period 'fortnight' is not one of" in state.message
     assert not (tmp_path / "out").exists() and smtp.mailbox.data_calls == 0
     outcome = outcome_of(state.state_details.flow_run_id)
     assert outcome.status == "failed" and "generated" not in outcome.extra

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from conftest import free_port
+from prefect.exceptions import ParameterTypeError
 from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 from test_results import RECORDS, add_attempts, read_csv, seed_list
 
@@ -476,7 +477,6 @@ def test_setup_errors_are_not_retried(
 @pytest.mark.parametrize(
     "params, match",
     [
-        ({"format": "xlsx"}, "format 'xlsx' is not one of simple, detailed"),
         ({"since": "yesterday"}, "must be 'last' or a window"),
         ({"since": "2999-01-01T00:00/2999-01-02T00:00"}, "ends in the future"),
         ({"first_since": "soon"}, "first_since 'soon' is not an ISO 8601 time"),
@@ -492,4 +492,11 @@ def test_invalid_parameters_fail_before_anything(
     arguments = {"campaign": CAMPAIGN, "destination": str(tmp_path / "out"), **params}
     with pytest.raises(InvalidParameter, match=match):
         export_campaign_results(**arguments)
+    assert exports(engine) == [] and not (tmp_path / "out").exists()
+
+
+def test_a_bad_format_is_refused_by_its_type(engine: sa.Engine, tmp_path: Path) -> None:
+    seed_list(engine, RECORDS)
+    with pytest.raises(ParameterTypeError, match="format: Input should be 'simple' or 'detailed'"):
+        export_campaign_results(CAMPAIGN, str(tmp_path / "out"), format="xlsx")  # type: ignore[arg-type]
     assert exports(engine) == [] and not (tmp_path / "out").exists()

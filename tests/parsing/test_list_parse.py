@@ -309,7 +309,7 @@ def test_the_trim_check_never_misses_a_value_to_trim() -> None:
 
 
 def test_json_escaping_equals_json_dumps_on_every_kind_of_character() -> None:
-    from contact_center.parsing.lists import _json_escaped
+    from contact_center.parsing.json_text import json_escaped as _json_escaped
 
     rng = random.Random(7)
     alphabet = [chr(c) for c in range(0x80)] + ["é", "€", "漢", "🙂", "\u2028", "\x7f"]

@@ -7,6 +7,7 @@ these tests pin the load's own rules: policies, counts, gates, scrub, all or not
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from typing import Any
 import pandas as pd
 import pytest
 import sqlalchemy as sa
+from prefect.exceptions import ParameterTypeError
 
 from contact_center.exceptions import (
     DatabaseError,
@@ -45,6 +47,7 @@ from contact_center.storage.models import (
     ListImport,
     ListRecord,
 )
+from flows.calling_list_import import import_calling_list
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -406,29 +409,43 @@ def test_key_field_must_match_the_list_unless_replacing(engine: sa.Engine) -> No
     [
         ({"list_name": ""}, "list_name"),
         ({"source": "ftp://x/y.csv"}, "unsupported scheme"),
-        ({"update_policy": "merge"}, "update_policy 'merge' is not one of append, update, replace"),
-        ({"key_field": "email"}, "key_field 'email' is not a record field"),
-        ({"mapping": {"Mobile": "mobile"}}, "field 'mobile', which is not a list field"),
         ({"mapping": {"A": "phone1", "B": "phone1"}}, "more than one column to the field 'phone1'"),
-        ({"mapping": ["account"]}, "must map file columns to list fields"),
-        ({"format": "json"}, "format 'json'"),
-        ({"delimiter": ";;"}, "one character or one of comma"),
         ({"encoding": "klingon"}, "encoding 'klingon' is not known"),
-        ({"widths": [3, 0]}, "positive integers"),
+        ({"widths": [3, 4], "columns": ["a"]}, "widths has 2 entries but columns has 1"),
         ({"default_country": "XX"}, "default_country 'XX'"),
-        ({"expires_after_days": 0}, "expires_after_days"),
-        ({"min_rows": -1}, "min_rows"),
-        ({"max_reject_ratio": 5}, "between 0 and 1"),
-        ({"scrub_exclusions": "dnc"}, "list of exclusion-list names"),
-        ({"after_import": "move"}, "not one of keep, delete, archive"),
-        ({"after_import": "archive:../x"}, "without '..'"),
-        ({"force": "yes"}, "force"),
+        ({"scrub_exclusions": ["dnc\x00"]}, "scrub_exclusions"),
     ],
 )
 def test_parameters_are_checked_up_front(params: dict[str, Any], match: str) -> None:
+    """What the flow's parameter types cannot express (tests/flows/test_typed_parameters.py
+    has what they do)."""
     values = {"list_name": "L", "source": "drop/x.csv", **params}
     with pytest.raises(InvalidParameter, match=match):
         ImportOptions.from_parameters(**values)
+
+
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        ({"update_policy": "merge"}, "update_policy: Input should be 'append', 'update' or"),
+        ({"key_field": "email"}, "key_field: Input should be 'account'"),
+        ({"mapping": {"Mobile": "mobile"}}, "mapping.Mobile: Input should be 'account'"),
+        ({"mapping": ["account"]}, "mapping: Input should be a valid dictionary"),
+        ({"format": "json"}, "format: Input should be 'auto', 'csv', 'xlsx' or 'fixed'"),
+        ({"delimiter": ";;"}, "delimiter: Input should be ',', ';'"),
+        ({"widths": [3, 0]}, "widths.1: Input should be greater than 0"),
+        ({"expires_after_days": 0}, "expires_after_days: Input should be greater than or equal"),
+        ({"min_rows": -1}, "min_rows: Input should be greater than or equal to 0"),
+        ({"max_reject_ratio": 5}, "max_reject_ratio: Input should be less than or equal to 1"),
+        ({"scrub_exclusions": "dnc"}, "scrub_exclusions: Input should be a valid list"),
+        ({"after_import": "move"}, "after_import: String should match pattern"),
+        ({"force": "yes"}, "force: Input should be a valid boolean"),
+    ],
+)
+def test_parameter_types_refuse_bad_values(params: dict[str, Any], match: str) -> None:
+    values = {"list_name": "L", "source": "drop/x.csv", **params}
+    with pytest.raises(ParameterTypeError, match=re.escape(match)):
+        import_calling_list.validate_parameters(values)
 
 
 def test_parameter_defaults() -> None:

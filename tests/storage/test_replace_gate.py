@@ -10,15 +10,16 @@ from typing import Any, cast
 import pytest
 import sqlalchemy as sa
 from prefect.client.schemas.objects import State
+from prefect.exceptions import ParameterTypeError
 from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 from test_calling_list_import import MAPPING, recorded_outcome, write_csv
 from test_list_load import chunk, keys, load, records
 
-from contact_center.exceptions import InvalidParameter, QualityGateFailed
+from contact_center.exceptions import QualityGateFailed
 from contact_center.storage.list_load import ImportOptions
 from contact_center.storage.models import Exclusion, ExclusionImport, ExclusionList, ListImport
 from flows.calling_list_import import import_calling_list
-from flows.exclusion_import import import_exclusions, validate_request
+from flows.exclusion_import import import_exclusions
 
 GATE = (
     r"quality gate max_removed_ratio: file '{file}' would remove 990 of the 1000 {unit} of "
@@ -66,34 +67,15 @@ def test_the_gate_parameter_is_checked_up_front() -> None:
     base = {"list_name": "L", "source": "x.csv", "update_policy": "replace"}
     assert ImportOptions.from_parameters(**base).max_removed_ratio == 0.5
     assert ImportOptions.from_parameters(**base, max_removed_ratio=0).max_removed_ratio == 0.0
+    # The flows' types refuse a bad ratio or force before a run starts.
     for bad in (1.5, -0.1, "half", True):
-        with pytest.raises(InvalidParameter, match="max_removed_ratio .* between 0 and 1"):
-            ImportOptions.from_parameters(**base, max_removed_ratio=bad)
-    with pytest.raises(InvalidParameter, match="max_removed_ratio"):
-        validate_request(**_exclusion_parameters(max_removed_ratio=2))
-    with pytest.raises(InvalidParameter, match="force 'yes' must be true or false"):
-        validate_request(**_exclusion_parameters(force="yes"))
-
-
-def _exclusion_parameters(**overrides: Any) -> dict[str, Any]:
-    values: dict[str, Any] = {
-        "exclusion_list": "dnc",
-        "step": "import",
-        "source": "dnc.csv",
-        "key_column": "account",
-        "update_policy": "replace",
-        "expires_after_days": 90,
-        "expiry_column": None,
-        "case_sensitive": True,
-        "match_field": "account",
-        "min_rows": 1,
-        "format": "auto",
-        "encoding": None,
-        "delimiter": None,
-        "sheet": None,
-        "after_import": "keep",
-    }
-    return {**values, **overrides}
+        with pytest.raises(ParameterTypeError, match="max_removed_ratio: Input should be"):
+            import_calling_list.validate_parameters({**base, "max_removed_ratio": bad})
+    exclusion = {"exclusion_list": "dnc", "source": "dnc.csv", "update_policy": "replace"}
+    with pytest.raises(ParameterTypeError, match="max_removed_ratio: Input should be less"):
+        import_exclusions.validate_parameters({**exclusion, "max_removed_ratio": 2})
+    with pytest.raises(ParameterTypeError, match="force: Input should be a valid boolean"):
+        import_exclusions.validate_parameters({**exclusion, "force": "yes"})
 
 
 def _rows(count: int) -> list[list[str]]:

@@ -32,6 +32,7 @@ from prefect.states import Cancelled, Crashed, Pending, Running
 from contact_center.exceptions import InvalidFile
 from contact_center.outcome import Outcome
 from flows.common.outcome import RunProgress, recording_outcome
+from runlog.publish import publishes_task_log
 
 # Flow runs that wait in the middle of their load step, by name, until released.
 GATES: dict[str, threading.Event] = {}
@@ -54,6 +55,7 @@ def _work(outcome: Outcome, nbytes: int, gate: str | None) -> None:
     progress.finish()
 
 
+@publishes_task_log
 @flow(
     name="import-calling-list",
     flow_run_name="{list_name} · import",
@@ -73,6 +75,7 @@ def import_calling_list(
     return outcome
 
 
+@publishes_task_log
 @flow(name="import-exclusions", flow_run_name="{exclusion_list} · {step}")
 def import_exclusions(exclusion_list: str, step: str = "import", nbytes: int = 0) -> Outcome:
     """Imports nothing."""
@@ -81,6 +84,7 @@ def import_exclusions(exclusion_list: str, step: str = "import", nbytes: int = 0
     return outcome
 
 
+@publishes_task_log
 @flow(name="campaign-trigger", flow_run_name="{campaign} · {step}")
 def campaign_trigger(campaign: str, step: str) -> Outcome:
     """Triggers nothing."""
@@ -89,6 +93,7 @@ def campaign_trigger(campaign: str, step: str) -> Outcome:
     return outcome
 
 
+@publishes_task_log
 @flow(name="export-campaign-results", flow_run_name="{campaign} · export")
 def export_campaign_results(campaign: str, nbytes: int = 0, delay: float = 0.0) -> Outcome:
     """Exports nothing, slowly if asked."""
@@ -98,6 +103,7 @@ def export_campaign_results(campaign: str, nbytes: int = 0, delay: float = 0.0) 
     return outcome
 
 
+@publishes_task_log
 @flow(name="run-report", flow_run_name="{report} · generate")
 def run_report(report: str, nbytes: int = 0, error: str | None = None) -> Outcome:
     """Generates nothing; fails with ``error`` if given."""
