@@ -142,13 +142,19 @@ class Lines:
     def __init__(self, stream: IO[str]) -> None:
         self.seen: list[tuple[float, str]] = []
         self._changed = threading.Condition()
-        threading.Thread(target=self._read, args=(stream,), daemon=True).start()
+        self._reader = threading.Thread(target=self._read, args=(stream,), daemon=True)
+        self._reader.start()
 
     def _read(self, stream: IO[str]) -> None:
-        for line in stream:
-            with self._changed:
-                self.seen.append((time.monotonic(), line.rstrip("\n")))
-                self._changed.notify_all()
+        with stream:  # closed at the end of the stream: no unclosed-file warning
+            for line in stream:
+                with self._changed:
+                    self.seen.append((time.monotonic(), line.rstrip("\n")))
+                    self._changed.notify_all()
+
+    def finish(self, timeout: float = 10) -> None:
+        """Waits for the end of the stream (after the process has exited)."""
+        self._reader.join(timeout)
 
     def wait_for(self, pattern: str, after: float, timeout: float) -> float:
         """When a line matching ``pattern`` arrived after ``after``."""
@@ -223,8 +229,8 @@ def test_watch_says_within_10_s_that_the_server_stopped_answering(
         stderr=subprocess.PIPE,
         text=True,
     )
+    out, err = Lines(watcher.stdout), Lines(watcher.stderr)  # type: ignore[arg-type]
     try:
-        out, err = Lines(watcher.stdout), Lines(watcher.stderr)  # type: ignore[arg-type]
         out.wait_for(r"Scheduled  attempt 0", 0, 90)
 
         os.killpg(server.pid, signal.SIGSTOP)  # alive, but it stops answering
@@ -247,5 +253,8 @@ def test_watch_says_within_10_s_that_the_server_stopped_answering(
     finally:
         if watcher.poll() is None:
             watcher.kill()
+            watcher.wait(30)
+        out.finish()
+        err.finish()
     assert re.search(rf"error: run \S+ has not ended after {timeout}(\.0)? s", err.text())
     assert "Traceback" not in err.text()
