@@ -54,8 +54,6 @@ from contact_center.settings import DATABASE_LOADS_LIMIT, FETCH_RETRIES, FETCH_R
 from contact_center.storage.list_load import (
     ImportOptions,
     LoadResult,
-    imported_file_names,
-    last_import_sha256,
 )
 from contact_center.storage.models import utcnow
 from flows.common import (
@@ -65,24 +63,22 @@ from flows.common import (
     after_import,
     check_before_io,
     contact_center_engine,
-    fetch,
     final_state,
     recording_outcome,
-    resolve_source,
 )
-from flows.common.preview import mark_dry_run, record_preview
 from flows.common.rejects import RejectsFile
 from flows.common.retries import retry_transfer
 from flows.common.slots import object_slot, resource_slot
 from flows.common.workdir import run_folder, sweep_leftover_work
 from flows.list_steps import (
     ListFile,
+    fetch_into,
     fill_outcome,
     list_decryptor,
-    list_preview,
     load_arriving_list,
-    load_summary,
+    log_load,
     open_list_file,
+    record_dry_run,
     settle_download,
 )
 from runlog.publish import publishes_task_log
@@ -95,9 +91,6 @@ __all__ = [
     "parse_list",
     "tidy_list_source",
 ]
-
-_NEWLINE_SCAN_BYTES = 1 << 20
-
 
 # --- the steps -------------------------------------------------------------------------
 
@@ -123,25 +116,7 @@ def fetch_list_file(
             download fell short (retried).
         HostKeyError: the server's host key is unknown or changed (not retried).
     """
-    try:
-        with progress.attempt("fetch"):
-            exclude = imported_file_names(engine, options.list_name)
-            location = resolve_source(options.source, when=when, exclude=exclude)
-            get_run_logger().info("fetching %s", location.text)
-            fetched = fetch(
-                location,
-                workdir,
-                lambda done, total: progress.update("fetch", done, total),
-                incoming=incoming,
-            )
-    except BaseException as exc:
-        incoming.failed(exc)  # its readers wait for a retry, or fail with this
-        raise
-    progress.update("fetch", fetched.size, fetched.size, force=True)
-    get_run_logger().info(
-        "fetched %s: %s bytes, sha256 %s", fetched.name, fetched.size, fetched.sha256
-    )
-    return fetched
+    return fetch_into(options, engine, when, workdir, progress, incoming)
 
 
 @task(cache_policy=NO_CACHE)
@@ -207,18 +182,7 @@ def load_list(
         result = load_arriving_list(
             options, engine, incoming, list_file, rejects.add, on_chunk, flow_run_id, sample
         )
-    name, list_name = list_file.table.name, options.list_name
-    if result.skipped:
-        get_run_logger().info(
-            "%s has the checksum of the last import into %r; skipped (force: true re-imports it)",
-            name,
-            list_name,
-        )
-    else:
-        policy = options.update_policy
-        how = "dry run (rolled back) of " if result.dry_run else ""
-        summary = load_summary(result)
-        get_run_logger().info("%s%s into %r (%s): %s", how, name, list_name, policy, summary)
+    log_load(options, list_file, result)
     return result
 
 
@@ -363,14 +327,8 @@ def import_calling_list(
                 else:
                     rejects.commit()
                 if sample is not None:
-                    last = last_import_sha256(engine, options.list_name)
-                    preview = list_preview(
-                        options, incoming.whole(), list_file, result, sample, last
-                    )
-                    preview.detected["encrypted"] = bool(outcome.extra["encrypted"])
-                    record_preview(preview)
-                    mark_dry_run(outcome, preview)
-                    outcome.extra["import_id"] = None  # it was rolled back
+                    fetched = incoming.whole()
+                    record_dry_run(outcome, options, engine, fetched, list_file, result, sample)
                 elif options.after_import != "keep":
                     outcome.extra["after_import"] = tidy_list_source(
                         incoming.whole(), options.after_import

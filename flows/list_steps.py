@@ -15,10 +15,12 @@ import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, cast
 
 import pandas as pd
+from prefect import get_run_logger
 from prefect.futures import PrefectFuture
 from sqlalchemy.engine import Engine
 
@@ -33,20 +35,25 @@ from contact_center.storage.list_load import (
     ImportOptions,
     LoadResult,
     SourceFile,
+    imported_file_names,
     last_import_sha256,
     load_list_records,
 )
-from flows.common import FetchedFile, IncomingFile
+from flows.common import FetchedFile, IncomingFile, RunProgress, fetch, resolve_source
 from flows.common.decrypt import decrypting
+from flows.common.preview import mark_dry_run, record_preview
 
 __all__ = [
     "ListFile",
+    "fetch_into",
     "fill_outcome",
     "list_decryptor",
     "list_preview",
     "load_arriving_list",
     "load_summary",
+    "log_load",
     "open_list_file",
+    "record_dry_run",
     "settle_download",
 ]
 
@@ -99,6 +106,42 @@ def list_decryptor(options: ImportOptions, incoming: IncomingFile) -> Iterator[D
     fetched = incoming.whole()
     with decrypting(fetched.path, fetched.name, options.decrypt_with) as decryptor:
         yield decryptor
+
+
+def fetch_into(
+    options: ImportOptions,
+    engine: Engine,
+    when: datetime,
+    workdir: Path,
+    progress: RunProgress,
+    incoming: IncomingFile,
+) -> FetchedFile:
+    """Resolve the source and fetch it through ``incoming`` (its readers follow it).
+
+    Raises:
+        SourceUnavailable: nothing matches, the server cannot be reached, or the
+            download fell short.
+        HostKeyError: the server's host key is unknown or changed.
+    """
+    try:
+        with progress.attempt("fetch"):
+            exclude = imported_file_names(engine, options.list_name)
+            location = resolve_source(options.source, when=when, exclude=exclude)
+            get_run_logger().info("fetching %s", location.text)
+            fetched = fetch(
+                location,
+                workdir,
+                lambda done, total: progress.update("fetch", done, total),
+                incoming=incoming,
+            )
+    except BaseException as exc:
+        incoming.failed(exc)  # its readers wait for a retry, or fail with this
+        raise
+    progress.update("fetch", fetched.size, fetched.size, force=True)
+    get_run_logger().info(
+        "fetched %s: %s bytes, sha256 %s", fetched.name, fetched.size, fetched.sha256
+    )
+    return fetched
 
 
 def open_list_file(
@@ -205,6 +248,22 @@ def load_arriving_list(
         chunks.close()  # type: ignore[attr-defined]
 
 
+def log_load(options: ImportOptions, list_file: ListFile, result: LoadResult) -> None:
+    """Log what a load did: its counts, its skip, or its dry run."""
+    name, list_name = list_file.table.name, options.list_name
+    if result.skipped:
+        get_run_logger().info(
+            "%s has the checksum of the last import into %r; skipped (force: true re-imports it)",
+            name,
+            list_name,
+        )
+    else:
+        policy = options.update_policy
+        how = "dry run (rolled back) of " if result.dry_run else ""
+        summary = load_summary(result)
+        get_run_logger().info("%s%s into %r (%s): %s", how, name, list_name, policy, summary)
+
+
 def load_summary(result: LoadResult) -> str:
     """The counts of a load, in one line."""
     return (
@@ -267,6 +326,24 @@ def list_preview(
             "the file is the same as the last import: a real run skips it unless force: true"
         )
     return preview
+
+
+def record_dry_run(
+    outcome: Outcome,
+    options: ImportOptions,
+    engine: Engine,
+    fetched: FetchedFile,
+    list_file: ListFile,
+    result: LoadResult,
+    sample: PreviewSample,
+) -> None:
+    """Record a dry run's preview as artifacts, and make its outcome say it was one."""
+    last = last_import_sha256(engine, options.list_name)
+    preview = list_preview(options, fetched, list_file, result, sample, last)
+    preview.detected["encrypted"] = bool(outcome.extra.get("encrypted"))
+    record_preview(preview)
+    mark_dry_run(outcome, preview)
+    outcome.extra["import_id"] = None  # it was rolled back
 
 
 def _source_file(fetched: FetchedFile) -> SourceFile:
