@@ -92,8 +92,13 @@ def child_main(flow: Callable[..., Any], params: dict[str, Any]) -> None:
     )
 
 
-def run_flow(module: str, params: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
+def run_flow(
+    module: str, params: dict[str, Any], env: dict[str, str], cwd: Path | None = None
+) -> dict[str, Any]:
     """Run ``python -m <module> --child <params>``; return its figures.
+
+    ``cwd``: the tree to run (``python -m`` imports from it first), for an A/B of two
+    trees; this one by default.
 
     The figures gain ``in_flow``: the run's own start-to-end time on the server
     (what the task log shows as Duration), or None. The wall time adds the client's
@@ -107,6 +112,7 @@ def run_flow(module: str, params: dict[str, Any], env: dict[str, str]) -> dict[s
     proc = subprocess.run(
         [sys.executable, "-m", module, "--child", json.dumps(params)],
         env=env,
+        cwd=cwd,
         capture_output=True,
         text=True,
         check=False,

@@ -2,6 +2,9 @@
 
 Run: ``.venv/bin/python -m bench.list_import [--rows 1000000] [--small 100000] [--runs 3]``
 
+With ``--dry-run [--base TREE]`` it measures only the dry run and the encrypted
+import against the import (and the import of another tree), see :mod:`bench.dry_run`.
+
 It starts its own sshd (the tests' :mod:`tests.support.sshd_server`), a throwaway PostgreSQL
 database and a temporary Prefect server, generates a list file (typical columns,
 mixed phone formats, about 5% bad rows: blank keys, repeated keys, no valid phone)
@@ -361,6 +364,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--small", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--dry-run", action="store_true", help="Only the dry run and the encrypted import."
+    )
+    parser.add_argument("--base", type=Path, help="With --dry-run: the tree to A/B against.")
     args = parser.parse_args(argv)
     if args.child:
         from flows.calling_list_import import import_calling_list
@@ -434,6 +441,23 @@ def _flow_params(rows: int, list_name: str) -> dict[str, Any]:
 def _run_all(args: argparse.Namespace, tmp: Path, sshd: Any, pg: sa.URL) -> dict[str, Any]:
     env = _setup(args, tmp, sshd, pg)
     pg_url = env["CCTASKS_DATABASE_URL"]
+    if args.dry_run:
+        from bench import dry_run
+
+        dry_run.encrypt_for_bench(
+            sshd.home / f"leads_{args.rows}.csv", sshd.home / f"leads_{args.rows}.csv.pgp"
+        )
+        _report(f"\ndry run and encrypted import of {args.rows:,} rows ({args.runs} runs):")
+        times = dry_run.measure(
+            args.rows,
+            args.runs,
+            env,
+            _flow_params,
+            lambda name: _drop_list(pg_url, name),
+            args.base,
+            _report,
+        )
+        return {"dry_run": times}
     work = tmp / "work"
     work.mkdir()
     refs = References(sshd, pg, work)
@@ -490,6 +514,11 @@ def measure_sqlite(
 
 
 def _print_results(args: argparse.Namespace, results: dict[str, Any]) -> None:
+    if "dry_run" in results:
+        from bench import dry_run
+
+        dry_run.print_results(results["dry_run"], args.rows, _report)
+        return
     full, part, upd, lite = results["full"], results["part"], results["update"], results["sqlite"]
     med = statistics.median
     o, u = full["outcome"], upd["outcome"]

@@ -5,6 +5,7 @@ Commands:
     cctasks scheduled          the Scheduled and In-Progress Tasks view
     cctasks log                the Task Log
     cctasks run TASK           request an immediate run of a deployment
+    cctasks preview TASK       dry-run an import and show what it would do
     cctasks pause|resume TASK  hold a task's schedules, or let them run again
     cctasks campaign start|stop NAME
     cctasks campaign hours NAME  show or set a campaign's calling hours
@@ -82,6 +83,10 @@ app.command("scheduled")(scheduled_command)
 app.command("run")(run_command)
 app.command("pause")(pause_command)
 app.command("resume")(resume_command)
+
+from cli.preview import preview_command  # noqa: E402
+
+app.command("preview")(preview_command)
 
 # --- the embedded stack: up (deployments) -------------------------------------------
 

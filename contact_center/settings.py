@@ -15,6 +15,8 @@ from pathlib import Path
 DEFAULT_DATABASE_BLOCK = "contact-center"
 WORK_POOL_NAME = "cctasks"
 OUTCOME_ARTIFACT_KEY = "cctasks-outcome"
+#: The key of the artifact a dry run records its preview under.
+PREVIEW_ARTIFACT_KEY = "cctasks-preview"
 TASK_LOG_ARTIFACT_KEY = "task-log"
 
 # The fetch step's retries: 3 tries in all, with backoff.

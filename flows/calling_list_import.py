@@ -12,6 +12,10 @@ validate -> fetch -> parse -> load -> tidy, with the fetch overlapping the rest:
    import again (same SHA-256, unless ``force``) is rolled back as ``skipped``.
 4. ``tidy_list_source`` keeps, deletes or archives the source.
 
+A dry run (``dry_run``) does it all, then rolls the load back and records a preview
+instead (:mod:`flows.common.preview`). An OpenPGP-encrypted file is read once its
+download has finished, decrypted as it is read (``decrypt_with``).
+
 The outcome is recorded as an artifact of the run, also when it fails.
 """
 
@@ -30,6 +34,7 @@ from sqlalchemy.engine import Engine
 
 from contact_center.outcome import Outcome
 from contact_center.parsing.gates import DEFAULT_MAX_REMOVED_RATIO
+from contact_center.parsing.openpgp import Decryptor
 from contact_center.parsing.parameters import (
     AfterImport,
     Days,
@@ -44,11 +49,11 @@ from contact_center.parsing.parameters import (
     Width,
 )
 from contact_center.parsing.record_zones import ZoneSource
+from contact_center.preview import PreviewSample
 from contact_center.settings import DATABASE_LOADS_LIMIT, FETCH_RETRIES, FETCH_RETRY_DELAYS
 from contact_center.storage.list_load import (
     ImportOptions,
     LoadResult,
-    imported_file_names,
 )
 from contact_center.storage.models import utcnow
 from flows.common import (
@@ -58,10 +63,8 @@ from flows.common import (
     after_import,
     check_before_io,
     contact_center_engine,
-    fetch,
     final_state,
     recording_outcome,
-    resolve_source,
 )
 from flows.common.rejects import RejectsFile
 from flows.common.retries import retry_transfer
@@ -69,10 +72,13 @@ from flows.common.slots import object_slot, resource_slot
 from flows.common.workdir import run_folder, sweep_leftover_work
 from flows.list_steps import (
     ListFile,
+    fetch_into,
     fill_outcome,
+    list_decryptor,
     load_arriving_list,
-    load_summary,
+    log_load,
     open_list_file,
+    record_dry_run,
     settle_download,
 )
 from runlog.publish import publishes_task_log
@@ -85,9 +91,6 @@ __all__ = [
     "parse_list",
     "tidy_list_source",
 ]
-
-_NEWLINE_SCAN_BYTES = 1 << 20
-
 
 # --- the steps -------------------------------------------------------------------------
 
@@ -113,29 +116,13 @@ def fetch_list_file(
             download fell short (retried).
         HostKeyError: the server's host key is unknown or changed (not retried).
     """
-    try:
-        with progress.attempt("fetch"):
-            exclude = imported_file_names(engine, options.list_name)
-            location = resolve_source(options.source, when=when, exclude=exclude)
-            get_run_logger().info("fetching %s", location.text)
-            fetched = fetch(
-                location,
-                workdir,
-                lambda done, total: progress.update("fetch", done, total),
-                incoming=incoming,
-            )
-    except BaseException as exc:
-        incoming.failed(exc)  # its readers wait for a retry, or fail with this
-        raise
-    progress.update("fetch", fetched.size, fetched.size, force=True)
-    get_run_logger().info(
-        "fetched %s: %s bytes, sha256 %s", fetched.name, fetched.size, fetched.sha256
-    )
-    return fetched
+    return fetch_into(options, engine, when, workdir, progress, incoming)
 
 
 @task(cache_policy=NO_CACHE)
-def parse_list(options: ImportOptions, incoming: IncomingFile) -> ListFile:
+def parse_list(
+    options: ImportOptions, incoming: IncomingFile, decryptor: Decryptor | None = None
+) -> ListFile:
     """Open the file and check the mapping against its header.
 
     Only the file's head is read here (all of it for an XLSX workbook, or when the
@@ -146,7 +133,7 @@ def parse_list(options: ImportOptions, incoming: IncomingFile) -> ListFile:
         InvalidFile: the file cannot be read or is of the wrong shape, or a mapped
             column (or the key) is missing; the message names the file and column.
     """
-    list_file = open_list_file(options, incoming)
+    list_file = open_list_file(options, incoming, decryptor)
     table = list_file.table
     get_run_logger().info(
         "%s: %s, encoding %s%s, delimiter %r, %s columns; mapped %s",
@@ -170,11 +157,13 @@ def load_list(
     rejects: RejectsFile,
     progress: RunProgress,
     flow_run_id: str | None,
+    sample: PreviewSample | None = None,
 ) -> LoadResult:
     """Parse the rows and load them with the update policy, in one transaction.
 
     The list's last import again (same SHA-256, known once the file has all
-    arrived; unless ``force``) is rolled back and recorded as ``skipped``.
+    arrived; unless ``force``) is rolled back and recorded as ``skipped``. A dry
+    run is rolled back too; ``sample`` keeps its first rows for the preview.
 
     Raises:
         InvalidFile: a row cannot be parsed (names file, row and column).
@@ -191,18 +180,9 @@ def load_list(
 
     with resource_slot(DATABASE_LOADS_LIMIT):
         result = load_arriving_list(
-            options, engine, incoming, list_file, rejects.add, on_chunk, flow_run_id
+            options, engine, incoming, list_file, rejects.add, on_chunk, flow_run_id, sample
         )
-    name, list_name = list_file.table.name, options.list_name
-    if result.skipped:
-        get_run_logger().info(
-            "%s has the checksum of the last import into %r; skipped (force: true re-imports it)",
-            name,
-            list_name,
-        )
-    else:
-        policy = options.update_policy
-        get_run_logger().info("%s into %r (%s): %s", name, list_name, policy, load_summary(result))
+    log_load(options, list_file, result)
     return result
 
 
@@ -241,6 +221,8 @@ def import_calling_list(
     force: StrictBool = False,
     timezone_precedence: list[ZoneSource] | None = None,
     default_timezone: Text | None = None,
+    dry_run: StrictBool = False,
+    decrypt_with: Text | None = None,
 ) -> Outcome:
     """Import a list file into the calling list ``list_name``.
 
@@ -274,6 +256,11 @@ def import_calling_list(
         timezone_precedence: where a record's time zone comes from, first decides
             (default ``[column, zip, phone, state]``; see docs/calling-list-import.md).
         default_timezone: the IANA zone of records no source decides (default: none).
+        dry_run: run the whole import, then roll it back: nothing changes (no
+            records, no import history, no checksum, the source is not tidied); the
+            run records a preview (counts, rejects, sample rows, gates) instead.
+        decrypt_with: the Secret block holding the OpenPGP private key (and its
+            passphrase) of an encrypted file (``.pgp``, ``.gpg``, ``.asc``).
 
     Returns:
         The outcome, also recorded as an artifact of the run.
@@ -301,6 +288,8 @@ def import_calling_list(
             force=force,
             timezone_precedence=timezone_precedence,
             default_timezone=default_timezone,
+            dry_run=dry_run,
+            decrypt_with=decrypt_with,
         )
         check_before_io(options.source, after_import=options.after_import)
         sweep_leftover_work()
@@ -323,16 +312,24 @@ def import_calling_list(
             rejects = RejectsFile.for_run(list_name, run_id, workdir)
             try:
                 incoming.location()  # the first bytes, or the fetch's error
-                list_file = parse_list(options, incoming)
-                outcome.extra.update(list_file.describe(), update_policy=options.update_policy)
-                result = load_list(options, engine, incoming, list_file, rejects, progress, run_id)
+                sample = PreviewSample() if options.dry_run else None
+                with list_decryptor(options, incoming) as decryptor:
+                    list_file = parse_list(options, incoming, decryptor)
+                    outcome.extra.update(list_file.describe(), update_policy=options.update_policy)
+                    outcome.extra["encrypted"] = decryptor is not None
+                    result = load_list(
+                        options, engine, incoming, list_file, rejects, progress, run_id, sample
+                    )
                 outcome.extra.update(list_file.describe())  # a guessed encoding may have changed
                 fill_outcome(outcome, result, incoming.whole())
-                if result.skipped:
-                    rejects.discard()
+                if result.skipped or sample is not None:
+                    rejects.discard()  # a dry run leaves no rejects file either
                 else:
                     rejects.commit()
-                if options.after_import != "keep":
+                if sample is not None:
+                    fetched = incoming.whole()
+                    record_dry_run(outcome, options, engine, fetched, list_file, result, sample)
+                elif options.after_import != "keep":
                     outcome.extra["after_import"] = tidy_list_source(
                         incoming.whole(), options.after_import
                     )

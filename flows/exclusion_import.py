@@ -13,6 +13,10 @@
    update policy in ONE transaction, with the ``exclusion_imports`` row; then the
    source is kept, deleted or archived (``after_import``).
 
+A dry run (``dry_run``) does it all, then rolls the load back and records a preview
+(:mod:`flows.common.preview`). An OpenPGP-encrypted file is decrypted as it is read
+(``decrypt_with``).
+
 ``step: reset`` empties the list (the daily reset, on its own schedule).
 
 Expiry: ``expires_after_days`` from the import time (default 90), or the dates of
@@ -38,6 +42,7 @@ from contact_center.parsing.gates import DEFAULT_MAX_REMOVED_RATIO, RemovalGate
 from contact_center.parsing.headers import match_column
 from contact_center.parsing.locations import parse_location
 from contact_center.parsing.names import check_name
+from contact_center.parsing.openpgp import Decryptor, read_encrypted_table
 from contact_center.parsing.parameters import (
     AfterImport,
     Days,
@@ -53,6 +58,7 @@ from contact_center.parsing.parameters import (
     check_encoding,
     choices,
 )
+from contact_center.parsing.table_reader import TableReader
 from contact_center.settings import (
     DATABASE_LOADS_LIMIT,
     DEFAULT_EXCLUSION_EXPIRY_DAYS,
@@ -83,6 +89,8 @@ from flows.common import (
     recording_outcome,
     resolve_source,
 )
+from flows.common.decrypt import decrypting
+from flows.common.preview import exclusion_preview, mark_dry_run, record_preview
 from flows.common.rejects import RejectsFile
 from flows.common.retries import retry_transfer
 from flows.common.slots import object_slot, resource_slot
@@ -126,6 +134,8 @@ class ExclusionRequest:
     after_import: str = "keep"
     max_removed_ratio: float = DEFAULT_MAX_REMOVED_RATIO
     force: bool = False
+    dry_run: bool = False
+    decrypt_with: str | None = None
 
     @property
     def removal(self) -> RemovalGate:
@@ -146,11 +156,15 @@ def validate_request(**parameters: Any) -> ExclusionRequest:
         if source is None:
             raise InvalidParameter("source is required for step 'import'")
         parse_location(source)
+    elif request.dry_run:
+        raise InvalidParameter(f"dry_run is for step 'import', not {request.step!r}")
+    decrypt_with = request.decrypt_with
     return replace(
         request,
         exclusion_list=name,
         source=source,
         encoding=check_encoding(request.encoding),
+        decrypt_with=None if decrypt_with is None else check_name("decrypt_with", decrypt_with),
     )
 
 
@@ -189,21 +203,37 @@ def fetch_exclusion_file(
 
 
 @task(cache_policy=NO_CACHE)
-def parse_exclusions(request: ExclusionRequest, fetched: FetchedFile, now: datetime) -> ParsedKeys:
+def parse_exclusions(
+    request: ExclusionRequest,
+    fetched: FetchedFile,
+    now: datetime,
+    decryptor: Decryptor | None = None,
+    detected: dict[str, Any] | None = None,
+) -> ParsedKeys:
     """Read the file's keys: trimmed, folded if case-insensitive, blanks rejected, repeats counted.
+
+    Args:
+        decryptor: for an OpenPGP-encrypted file, what decrypts it as it is read.
+        detected: filled with the file's format, encoding and delimiter, when given.
 
     Raises:
         InvalidFile: the file cannot be read, is of the wrong shape, or lacks the key
             (or expiry) column; the message names the file and column.
     """
-    reader = read_table(
-        fetched.path,
-        name=fetched.name,
-        format=request.format,
-        delimiter=request.delimiter,
-        encoding=request.encoding,
-        sheet=request.sheet,
+    shape: dict[str, Any] = {
+        "format": request.format,
+        "delimiter": request.delimiter,
+        "encoding": request.encoding,
+        "sheet": request.sheet,
+    }
+    reader: TableReader = (
+        read_encrypted_table(decryptor, fetched.path, name=fetched.name, **shape)
+        if decryptor is not None
+        else read_table(fetched.path, name=fetched.name, **shape)
     )
+    if detected is not None:
+        detected.update(format=reader.format, encoding=reader.encoding)
+        detected.update(delimiter=reader.delimiter, encrypted=decryptor is not None)
     key_column = match_column(reader.header, request.key_column, file=fetched.name)
     expiry_column = (
         match_column(reader.header, request.expiry_column, file=fetched.name)
@@ -243,8 +273,13 @@ def load_exclusions(
     *,
     started_at: datetime,
     flow_run_id: str | None,
+    gates: dict[str, str | None] | None = None,
 ) -> LoadCounts:
     """Apply the keys with the update policy, in one transaction with its import row.
+
+    Args:
+        gates: (a dry run) the gates' verdicts go here instead of failing the load,
+            which is then rolled back: nothing changes.
 
     Raises:
         QualityGateFailed: fewer distinct valid keys than ``min_rows``, or a ``replace``
@@ -252,16 +287,27 @@ def load_exclusions(
         InvalidParameter: an ``add`` whose match_field/case_sensitive differ from the list's.
         DatabaseError: the database refused; nothing changed.
     """
-    if len(parsed.keys) < request.min_rows:
-        raise QualityGateFailed(
-            f"file {fetched.name!r} has {len(parsed.keys)} valid keys, fewer than min_rows="
-            f"{request.min_rows}; exclusion list {request.exclusion_list!r} is unchanged"
-        )
+
+    def gate(name: str, failure: str | None) -> None:
+        if gates is None and failure is not None:
+            raise QualityGateFailed(failure)
+        if gates is not None:
+            gates[name] = failure
+
+    few = len(parsed.keys) < request.min_rows
+    gate(
+        "min_rows",
+        f"file {fetched.name!r} has {len(parsed.keys)} valid keys, fewer than min_rows="
+        f"{request.min_rows}; exclusion list {request.exclusion_list!r} is unchanged"
+        if few
+        else None,
+    )
     engine = contact_center_engine()
     with (
         resource_slot(DATABASE_LOADS_LIMIT),
         mapped_database_errors(f"loading exclusion list {request.exclusion_list!r}"),
-        engine.begin() as conn,
+        engine.connect() as conn,
+        conn.begin() as transaction,
     ):
         info = ensure_exclusion_list(
             conn,
@@ -274,12 +320,15 @@ def load_exclusions(
             conn, info.id, parsed.keys, update_policy=request.update_policy, now=started_at
         )
         # The list had the keys removed plus the file's keys already in it (renewed).
-        request.removal.check(
-            removed=counts.removed,
-            current=counts.removed + counts.renewed,
-            file=fetched.name,
-            target=f"exclusion list {request.exclusion_list!r}",
-            unit="keys",
+        gate(
+            "max_removed_ratio",
+            request.removal.verdict(
+                removed=counts.removed,
+                current=counts.removed + counts.renewed,
+                file=fetched.name,
+                target=f"exclusion list {request.exclusion_list!r}",
+                unit="keys",
+            ),
         )
         record = ImportRecord(
             step="import",
@@ -294,6 +343,8 @@ def load_exclusions(
             flow_run_id=flow_run_id,
         )
         record_exclusion_import(conn, info.id, record, counts, finished_at=utcnow())
+        if gates is not None:
+            transaction.rollback()  # a dry run: the counts are real, the changes undone
     return counts
 
 
@@ -351,8 +402,11 @@ def _run_import(request: ExclusionRequest, outcome: Outcome, started_at: datetim
         outcome.files = [fetched.location.text]
         outcome.sha256 = fetched.sha256
         rejects = RejectsFile.for_run(request.exclusion_list, runtime_flow_run.id, workdir)
+        detected: dict[str, Any] = {}
+        gates: dict[str, str | None] | None = {} if request.dry_run else None
         try:
-            parsed = parse_exclusions(request, fetched, started_at)
+            with decrypting(fetched.path, fetched.name, request.decrypt_with) as decryptor:
+                parsed = parse_exclusions(request, fetched, started_at, decryptor, detected)
             progress.update("parse", 1, 1, force=True)
             outcome.rows_read = parsed.rows_read
             outcome.rejected = len(parsed.rejects)
@@ -368,17 +422,29 @@ def _run_import(request: ExclusionRequest, outcome: Outcome, started_at: datetim
                 fetched,
                 started_at=started_at,
                 flow_run_id=runtime_flow_run.id,
+                gates=gates,
             )
-            rejects.commit()
+            if gates is None:
+                rejects.commit()
+            else:
+                rejects.discard()  # a dry run leaves no rejects file
         finally:
             fetched.cleanup()
             rejects.report(outcome)
     outcome.loaded, outcome.updated, outcome.removed = counts.added, counts.renewed, counts.removed
-    outcome.extra["after_import"] = tidy_source(fetched, request.after_import)
+    outcome.extra.update(detected)
     outcome.message = (
         f"{counts.added} added, {counts.renewed} renewed, {counts.removed} removed, "
         f"{outcome.rejected} rejected, {parsed.duplicates} duplicates"
     )
+    if gates is not None:
+        preview = exclusion_preview(
+            request.exclusion_list, fetched.name, parsed, counts, detected, gates
+        )
+        record_preview(preview)
+        mark_dry_run(outcome, preview)
+    else:
+        outcome.extra["after_import"] = tidy_source(fetched, request.after_import)
     progress.finish()
 
 
@@ -402,6 +468,8 @@ def import_exclusions(
     after_import: AfterImport = "keep",
     max_removed_ratio: Ratio = DEFAULT_MAX_REMOVED_RATIO,
     force: StrictBool = False,
+    dry_run: StrictBool = False,
+    decrypt_with: Text | None = None,
 ) -> Outcome:
     """Import a Do-Not-Call list of keys, or reset (empty) it.
 
@@ -428,6 +496,10 @@ def import_exclusions(
         after_import: ``keep`` (default), ``delete`` or ``archive:<folder>``.
         max_removed_ratio: a ``replace`` removing more than this share of the keys fails.
         force: ``replace`` even beyond ``max_removed_ratio``.
+        dry_run: import, then roll back: nothing changes (no keys, no import row,
+            the source is not tidied); the run records a preview instead.
+        decrypt_with: the Secret block holding the OpenPGP private key (and its
+            passphrase) of an encrypted file (``.pgp``, ``.gpg``, ``.asc``).
 
     Returns:
         The run's outcome (also recorded as an artifact): rows_read (keys read),

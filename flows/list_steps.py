@@ -13,39 +13,54 @@ import io
 import posixpath
 import shutil
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, cast
 
 import pandas as pd
+from prefect import get_run_logger
 from prefect.futures import PrefectFuture
 from sqlalchemy.engine import Engine
 
 from contact_center.outcome import Outcome
 from contact_center.parsing.files import read_arriving_table
 from contact_center.parsing.lists import RecordParser, validate_mapping
+from contact_center.parsing.openpgp import Decryptor, is_openpgp, read_encrypted_table
 from contact_center.parsing.table_reader import TableReader
+from contact_center.preview import Preview, PreviewSample
 from contact_center.settings import LIST_CHUNK_ROWS
 from contact_center.storage.bulk import prefetch
 from contact_center.storage.list_load import (
     ImportOptions,
     LoadResult,
     SourceFile,
+    imported_file_names,
     last_import_sha256,
     load_list_records,
 )
-from flows.common import FetchedFile, IncomingFile
+from flows.common import FetchedFile, IncomingFile, RunProgress, fetch, resolve_source
+from flows.common.decrypt import decrypting
+from flows.common.preview import mark_dry_run, record_preview
 
 __all__ = [
     "ListFile",
+    "fetch_into",
     "fill_outcome",
+    "list_decryptor",
+    "list_preview",
     "load_arriving_list",
     "load_summary",
+    "log_load",
     "open_list_file",
+    "record_dry_run",
     "settle_download",
 ]
 
 _NEWLINE_SCAN_BYTES = 1 << 20
+# Enough of a file's start to tell an OpenPGP message (armour or a packet header).
+_OPENPGP_HEAD_BYTES = 64
 
 
 @dataclass
@@ -71,8 +86,73 @@ class ListFile:
         }
 
 
-def open_list_file(options: ImportOptions, incoming: IncomingFile) -> ListFile:
+@contextmanager
+def list_decryptor(options: ImportOptions, incoming: IncomingFile) -> Iterator[Decryptor | None]:
+    """A decryptor for an OpenPGP-encrypted file (by its name or first bytes), else None.
+
+    gpg reads a whole file, so an encrypted file is read once its download has
+    finished (like a workbook); the plain text is then streamed, never written.
+
+    Raises:
+        InvalidParameter: the file is encrypted and ``decrypt_with`` names no block.
+        ObjectNotFound: the ``decrypt_with`` block does not exist.
+        SourceUnavailable: the fetch failed for good.
+    """
+    name = posixpath.basename(incoming.location().path)
+    with io.BufferedReader(cast(io.RawIOBase, incoming.open())) as handle:
+        head = handle.read(min(_OPENPGP_HEAD_BYTES, incoming.size))
+    if not is_openpgp(name, head):
+        yield None
+        return
+    fetched = incoming.whole()
+    with decrypting(fetched.path, fetched.name, options.decrypt_with) as decryptor:
+        yield decryptor
+
+
+def fetch_into(
+    options: ImportOptions,
+    engine: Engine,
+    when: datetime,
+    workdir: Path,
+    progress: RunProgress,
+    incoming: IncomingFile,
+) -> FetchedFile:
+    """Resolve the source and fetch it through ``incoming`` (its readers follow it).
+
+    Raises:
+        SourceUnavailable: nothing matches, the server cannot be reached, or the
+            download fell short.
+        HostKeyError: the server's host key is unknown or changed.
+    """
+    try:
+        with progress.attempt("fetch"):
+            exclude = imported_file_names(engine, options.list_name)
+            location = resolve_source(options.source, when=when, exclude=exclude)
+            get_run_logger().info("fetching %s", location.text)
+            fetched = fetch(
+                location,
+                workdir,
+                lambda done, total: progress.update("fetch", done, total),
+                incoming=incoming,
+            )
+    except BaseException as exc:
+        incoming.failed(exc)  # its readers wait for a retry, or fail with this
+        raise
+    progress.update("fetch", fetched.size, fetched.size, force=True)
+    get_run_logger().info(
+        "fetched %s: %s bytes, sha256 %s", fetched.name, fetched.size, fetched.sha256
+    )
+    return fetched
+
+
+def open_list_file(
+    options: ImportOptions, incoming: IncomingFile, decryptor: Decryptor | None = None
+) -> ListFile:
     """Open the file from its head and check the mapping against its header.
+
+    Args:
+        decryptor: for an encrypted file (see :func:`list_decryptor`), what decrypts
+            it as it is read.
 
     Raises:
         InvalidFile: the file cannot be read or is of the wrong shape, or a mapped
@@ -81,22 +161,31 @@ def open_list_file(options: ImportOptions, incoming: IncomingFile) -> ListFile:
     """
     name = posixpath.basename(incoming.location().path)
     assert incoming.path is not None
-    table = read_arriving_table(
-        incoming.path,
-        name=name,
-        format=options.format,
-        delimiter=options.delimiter,
-        encoding=options.encoding,
-        sheet=options.sheet,
-        widths=options.widths,
-        columns=options.columns,
-        chunk_rows=LIST_CHUNK_ROWS,
-        opener=incoming.open,
-        size=incoming.size,
-        complete=lambda: incoming.whole().path,
-    )
+    shape: dict[str, Any] = {
+        "format": options.format,
+        "delimiter": options.delimiter,
+        "encoding": options.encoding,
+        "sheet": options.sheet,
+        "widths": options.widths,
+        "columns": options.columns,
+        "chunk_rows": LIST_CHUNK_ROWS,
+    }
+    if decryptor is not None:
+        table = read_encrypted_table(decryptor, incoming.whole().path, name=name, **shape)
+        # Its lines cannot be counted without decrypting it once more.
+        estimate = None
+    else:
+        table = read_arriving_table(
+            incoming.path,
+            name=name,
+            opener=incoming.open,
+            size=incoming.size,
+            complete=lambda: incoming.whole().path,
+            **shape,
+        )
+        estimate = _estimate_rows(incoming, table.format)
     mapping = validate_mapping(options.mapping, table.header, options.key_field, file=name)
-    return ListFile(table, mapping, _estimate_rows(incoming, table.format))
+    return ListFile(table, mapping, estimate)
 
 
 def load_arriving_list(
@@ -107,11 +196,16 @@ def load_arriving_list(
     on_rejects: Callable[[pd.DataFrame], None],
     on_chunk: Callable[[int], None],
     flow_run_id: str | None,
+    sample: PreviewSample | None = None,
 ) -> LoadResult:
     """Parse the rows and load them, in one transaction (see :func:`load_list_records`).
 
     Once the file has all arrived, its checksum is known: the list's last import
-    again (unless ``force``) stops the reading there and is rolled back as a skip.
+    again (unless ``force``, or a dry run, which loads it and says so) stops the
+    reading there and is rolled back as a skip.
+
+    Args:
+        sample: (a dry run) keeps the first valid and rejected rows for the preview.
     """
     parser = RecordParser(
         list_file.mapping,
@@ -120,7 +214,8 @@ def load_arriving_list(
         list_file.table.name,
         zones=options.zone_assigner(),
     )
-    last = None if options.force else last_import_sha256(engine, options.list_name)
+    skip_same = not (options.force or options.dry_run)
+    last = last_import_sha256(engine, options.list_name) if skip_same else None
 
     def parsed_chunks() -> Iterator[Any]:
         for chunk in list_file.table:
@@ -129,6 +224,8 @@ def load_arriving_list(
     def recorded(chunks: Iterator[Any]) -> Iterator[Any]:
         for parsed in chunks:
             on_rejects(parsed.rejects)
+            if sample is not None:
+                sample.add(parsed.valid, parsed.rejects)
             yield parsed
             fetched = incoming.fetched
             if last is not None and fetched is not None and fetched.sha256 == last:
@@ -150,6 +247,22 @@ def load_arriving_list(
         )
     finally:
         chunks.close()  # type: ignore[attr-defined]
+
+
+def log_load(options: ImportOptions, list_file: ListFile, result: LoadResult) -> None:
+    """Log what a load did: its counts, its skip, or its dry run."""
+    name, list_name = list_file.table.name, options.list_name
+    if result.skipped:
+        get_run_logger().info(
+            "%s has the checksum of the last import into %r; skipped (force: true re-imports it)",
+            name,
+            list_name,
+        )
+    else:
+        policy = options.update_policy
+        how = "dry run (rolled back) of " if result.dry_run else ""
+        summary = load_summary(result)
+        get_run_logger().info("%s%s into %r (%s): %s", how, name, list_name, policy, summary)
 
 
 def load_summary(result: LoadResult) -> str:
@@ -184,6 +297,54 @@ def fill_outcome(outcome: Outcome, result: LoadResult, fetched: FetchedFile) -> 
         import_id=result.import_id,
     )
     outcome.message = load_summary(result)
+
+
+def list_preview(
+    options: ImportOptions,
+    fetched: FetchedFile,
+    list_file: ListFile,
+    result: LoadResult,
+    sample: PreviewSample,
+    last_sha256: str | None,
+) -> Preview:
+    """What a dry run of the list import would have done (see :mod:`contact_center.preview`)."""
+    mapped = set(list_file.mapping)
+    counted = ("rows_read", "loaded", "updated", "unchanged", "removed", "rejected")
+    preview = Preview(
+        object_name=options.list_name,
+        file=fetched.name,
+        counts={k: getattr(result, k) for k in counted}
+        | {"excluded": result.excluded, "invalid_phones": result.invalid_phones},
+        rejects_by_reason=result.rejects_by_reason,
+        rejected_rows=sample.rejected,
+        rows=sample.rows,
+        custom_fields=[c for c in list_file.table.header if c not in mapped],
+        detected=list_file.describe(),
+        gates=result.gates,
+    )
+    if last_sha256 == fetched.sha256:
+        preview.notes.append(
+            "the file is the same as the last import: a real run skips it unless force: true"
+        )
+    return preview
+
+
+def record_dry_run(
+    outcome: Outcome,
+    options: ImportOptions,
+    engine: Engine,
+    fetched: FetchedFile,
+    list_file: ListFile,
+    result: LoadResult,
+    sample: PreviewSample,
+) -> None:
+    """Record a dry run's preview as artifacts, and make its outcome say it was one."""
+    last = last_import_sha256(engine, options.list_name)
+    preview = list_preview(options, fetched, list_file, result, sample, last)
+    preview.detected["encrypted"] = bool(outcome.extra.get("encrypted"))
+    record_preview(preview)
+    mark_dry_run(outcome, preview)
+    outcome.extra["import_id"] = None  # it was rolled back
 
 
 def _source_file(fetched: FetchedFile) -> SourceFile:

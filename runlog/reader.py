@@ -332,6 +332,8 @@ class History:
         ftype = flow_type(flow_name)
         object_name = as_text(params.get(ftype.object_param)) if ftype else ""
         step = as_text(params.get("step")) or (ftype.default_step if ftype else "")
+        if params.get("dry_run") is True:
+            step = f"{step} (dry run)"  # an import that changed nothing
         task_name = deployment.name if deployment else name
         label = ftype.label if ftype else flow_name
         return clean(flow_name), clean(label), clean(object_name), clean(task_name), clean(step)

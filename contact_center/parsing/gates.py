@@ -49,13 +49,27 @@ class RemovalGate:
             QualityGateFailed: more than ``max_ratio`` of ``current`` would go, without
                 ``force``.
         """
+        failure = self.verdict(
+            removed=removed, current=current, file=file, target=target, unit=unit
+        )
+        if failure is not None:
+            raise QualityGateFailed(failure)
+
+    def verdict(
+        self, *, removed: int, current: int, file: str | None, target: str, unit: str = "records"
+    ) -> str | None:
+        """Why a ``replace`` fails this gate, or None when it passes (see :meth:`check`).
+
+        A dry run reports the verdict instead of failing on it.
+        """
         if self.force or current == 0:
-            return
+            return None
         ratio = removed / current
-        if ratio > self.max_ratio:
-            source = f"file {file!r}" if file else "the file"
-            raise QualityGateFailed(
-                f"quality gate max_removed_ratio: {source} would remove {removed} of the "
-                f"{current} {unit} of {target} ({ratio:.1%} > {self.max_ratio:.1%}); "
-                f"{target} was not changed (force: true replaces it anyway)"
-            )
+        if ratio <= self.max_ratio:
+            return None
+        source = f"file {file!r}" if file else "the file"
+        return (
+            f"quality gate max_removed_ratio: {source} would remove {removed} of the "
+            f"{current} {unit} of {target} ({ratio:.1%} > {self.max_ratio:.1%}); "
+            f"{target} was not changed (force: true replaces it anyway)"
+        )

@@ -139,6 +139,8 @@ class ImportOptions:
     force: bool = False
     timezone_precedence: tuple[str, ...] = ZONE_SOURCES
     default_timezone: str | None = None
+    dry_run: bool = False
+    decrypt_with: str | None = None
 
     @classmethod
     def from_parameters(cls, **params: Any) -> ImportOptions:
@@ -159,6 +161,7 @@ class ImportOptions:
         check_widths_and_columns(widths, columns)
         min_rows = params.get("min_rows")
         scrub = [check_name("scrub_exclusions", s) for s in params.get("scrub_exclusions") or []]
+        decrypt_with = params.get("decrypt_with")
         return cls(
             list_name=list_name,
             source=source,
@@ -181,6 +184,8 @@ class ImportOptions:
             force=params.get("force", False),
             timezone_precedence=check_zone_precedence(params.get("timezone_precedence")),
             default_timezone=check_default_timezone(params.get("default_timezone")),
+            dry_run=params.get("dry_run", False),
+            decrypt_with=None if decrypt_with is None else check_name("decrypt_with", decrypt_with),
         )
 
     def zone_assigner(self) -> ZoneAssigner:
@@ -219,6 +224,8 @@ class LoadResult:
         rejects_by_reason: reason -> count.
         excluded: valid rows not loaded because their key is in a scrubbed list.
         invalid_phones: phone values dropped from rows that kept another phone.
+        gates: (a dry run) gate -> None when it passes, else why it fails.
+        dry_run: whether the load was rolled back (a dry run).
         skipped: the file was the list's last import again: nothing changed, and
             ``import_id`` is the ``skipped`` row that says so.
     """
@@ -235,6 +242,8 @@ class LoadResult:
     rejects_by_reason: dict[str, int] = field(default_factory=dict)
     excluded: int = 0
     invalid_phones: int = 0
+    gates: dict[str, str | None] = field(default_factory=dict)
+    dry_run: bool = False
     skipped: bool = False
 
 
@@ -353,7 +362,9 @@ def load_list_records(
             ``skipped`` (None: never skip).
 
     Returns:
-        The committed counts, or a result with ``skipped`` set.
+        The committed counts, or a result with ``skipped`` set; for
+        ``options.dry_run``, the counts of a load that was then rolled back (nothing
+        changed), with each gate's verdict instead of a :class:`QualityGateFailed`.
 
     Raises:
         ObjectNotFound: a ``scrub_exclusions`` list does not exist.
@@ -378,9 +389,12 @@ def load_list_records(
         run.database_time = database_time
         run.final_source, run.last_sha256 = final_source, last_sha256
         result = run.execute(chunks, on_chunk)
-        if result.skipped:
+        result.dry_run = options.dry_run
+        if result.skipped or result.dry_run:
+            # Both were done in full, so the counts are the real ones; now undo it all
+            # (records, the list_imports row, a list the run created).
             transaction.rollback()
-    if result.skipped:
+    if result.skipped and not result.dry_run:
         result.import_id = record_skipped_import(
             engine,
             options.list_name,
@@ -590,6 +604,8 @@ class _ListLoad:
             return
         self._check_gates(self.valid_rows)
         self._finish_counts(loaded=self.valid_rows)
+        if self.options.update_policy == "replace":
+            self._gate("max_removed_ratio", None)  # an empty list loses nothing
 
     def _columns(self, *first: str) -> list[str]:
         """The columns to send: the key, the fields the file fills, the custom fields.
@@ -655,27 +671,50 @@ class _ListLoad:
 
     # -- after the last chunk ------------------------------------------------------------
 
+    def _gate(self, name: str, failure: str | None) -> None:
+        """Record one quality gate's verdict; a failure fails the load, except a dry run's.
+
+        Args:
+            name: the gate's parameter, e.g. ``min_rows``.
+            failure: why the file fails the gate, or None when it passes.
+
+        Raises:
+            QualityGateFailed: ``failure`` is set and this is not a dry run.
+        """
+        self.result.gates[name] = failure
+        if failure is not None and not self.options.dry_run:
+            raise QualityGateFailed(failure)
+
     def _check_gates(self, to_load: int) -> None:
+        self._gate("min_rows", self._min_rows_failure(to_load))
+        self._gate("max_reject_ratio", self._reject_ratio_failure())
+
+    def _min_rows_failure(self, to_load: int) -> str | None:
         opts = self.options
-        name = self.source.name
-        if to_load < opts.min_rows:
-            raise QualityGateFailed(
-                f"quality gate min_rows: file {name!r} has {to_load} row(s) to load "
-                f"({self.rows_read} read, {sum(self.rejects.values())} rejected, "
-                f"{self.result.excluded} excluded), fewer than min_rows={opts.min_rows}; "
-                f"calling list {opts.list_name!r} was not changed"
-            )
+        if to_load >= opts.min_rows:
+            return None
+        return (
+            f"quality gate min_rows: file {self.source.name!r} has {to_load} row(s) to load "
+            f"({self.rows_read} read, {sum(self.rejects.values())} rejected, "
+            f"{self.result.excluded} excluded), fewer than min_rows={opts.min_rows}; "
+            f"calling list {opts.list_name!r} was not changed"
+        )
+
+    def _reject_ratio_failure(self) -> str | None:
+        opts = self.options
         rejected = sum(self.rejects.values())
-        if opts.max_reject_ratio is not None and self.rows_read:
-            ratio = rejected / self.rows_read
-            if ratio > opts.max_reject_ratio:
-                reasons = ", ".join(f"{k} {v}" for k, v in self.rejects.most_common())
-                raise QualityGateFailed(
-                    f"quality gate max_reject_ratio: file {name!r} has {rejected} of "
-                    f"{self.rows_read} rows rejected ({ratio:.1%} > "
-                    f"{opts.max_reject_ratio:.1%}; {reasons}); "
-                    f"calling list {opts.list_name!r} was not changed"
-                )
+        if opts.max_reject_ratio is None or not self.rows_read:
+            return None
+        ratio = rejected / self.rows_read
+        if ratio <= opts.max_reject_ratio:
+            return None
+        reasons = ", ".join(f"{k} {v}" for k, v in self.rejects.most_common())
+        return (
+            f"quality gate max_reject_ratio: file {self.source.name!r} has {rejected} of "
+            f"{self.rows_read} rows rejected ({ratio:.1%} > "
+            f"{opts.max_reject_ratio:.1%}; {reasons}); "
+            f"calling list {opts.list_name!r} was not changed"
+        )
 
     def _finish_counts(self, *, loaded: int, updated: int = 0, removed: int = 0) -> None:
         r = self.result
@@ -713,11 +752,15 @@ class _ListLoad:
             # had the records removed plus those the file kept (updated or unchanged):
             # no count query on the way.
             r = self.result
-            RemovalGate(self.options.max_removed_ratio, self.options.force).check(
-                removed=r.removed,
-                current=r.removed + r.updated + r.unchanged,
-                file=self.source.name,
-                target=f"calling list {self.options.list_name!r}",
+            gate = RemovalGate(self.options.max_removed_ratio, self.options.force)
+            self._gate(
+                "max_removed_ratio",
+                gate.verdict(
+                    removed=r.removed,
+                    current=r.removed + r.updated + r.unchanged,
+                    file=self.source.name,
+                    target=f"calling list {self.options.list_name!r}",
+                ),
             )
 
     def _merge(self, stg: sa.Table) -> tuple[int, int]:

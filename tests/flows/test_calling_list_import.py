@@ -28,6 +28,7 @@ from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settin
 
 import flows.calling_list_import as list_flow
 import flows.common.arrival as arrival
+import flows.list_steps as list_steps
 from blocks.sftp import SftpServer
 from contact_center.outcome import Outcome
 from contact_center.settings import OUTCOME_ARTIFACT_KEY
@@ -347,7 +348,7 @@ def test_database_failure_midway_leaves_no_trace(
 ) -> None:
     rows = [[f"K{i:04d}", "N", f"212736{i:04d}", "", "", ""] for i in range(300)]
     write_csv(sshd.home / "midway" / "leads.csv", rows)
-    monkeypatch.setattr(list_flow, "LIST_CHUNK_ROWS", 100)
+    monkeypatch.setattr(list_steps, "LIST_CHUNK_ROWS", 100)  # read by open_list_file
     calls: list[int] = []
     real_add = BulkWriter.add
 

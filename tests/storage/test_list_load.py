@@ -521,7 +521,7 @@ def test_a_killed_process_leaves_the_list_unchanged(
             time.sleep(0.1)
     finally:
         child.kill()
-        child.wait(timeout=30)
+        child.communicate(timeout=30)  # also closes its pipes (no ResourceWarning)
     assert child.returncode == -signal.SIGKILL
     assert records(engine) == before
     with engine.connect() as conn:
