@@ -40,6 +40,7 @@ from types import FrameType
 from typing import IO, TYPE_CHECKING, Any
 
 import httpx
+from pydantic import SecretStr
 from rich.console import Console
 
 from contact_center.exceptions import CCTasksError, InvalidParameter
@@ -86,6 +87,8 @@ LEASE_STORAGE = "prefect.server.concurrency.lease_storage.filesystem"
 _REPLACED_VARIABLES = (
     "PREFECT_API_URL",
     "PREFECT_API_KEY",
+    "PREFECT_API_AUTH_STRING",
+    "PREFECT_SERVER_API_AUTH_STRING",
     "PREFECT_UI_API_URL",
     "PREFECT_UI_URL",
     "PREFECT_HOME",
@@ -131,6 +134,9 @@ class StackOptions:
         history_days: days a finished run stays in Prefect's history
             (``CCTASKS_HISTORY_DAYS``, default 90).
         scale: the ``--scale`` profile (:mod:`deployments.scale`), else one server.
+        api_auth: ``user:password`` that turns on Prefect's API basic auth
+            (``CCTASKS_API_AUTH`` or ``CCTASKS_API_AUTH_FILE``), else none.
+        api_auth_file: the file it was read from, for the env file.
     """
 
     home: Path
@@ -143,6 +149,8 @@ class StackOptions:
     heartbeat_seconds: int = DEFAULT_HEARTBEAT_SECONDS
     history_days: int = DEFAULT_HISTORY_DAYS
     scale: ScaleOptions | None = None
+    api_auth: SecretStr | None = None
+    api_auth_file: Path | None = None
 
     @classmethod
     def create(
@@ -189,6 +197,8 @@ class StackOptions:
             heartbeat_seconds=settings.heartbeat_seconds,
             history_days=settings.history_days,
             scale=scale,
+            api_auth=settings.api_auth,
+            api_auth_file=_auth_file(settings.api_auth),
         )
 
     @property
@@ -222,6 +232,13 @@ class StackOptions:
     def contact_center_url(self) -> str:
         """The contact-centre database: ``--database-url``, else the settings' URL."""
         return self.database_url or get_settings().database_url
+
+
+def _auth_file(api_auth: SecretStr | None) -> Path | None:
+    file = os.environ.get("CCTASKS_API_AUTH_FILE")
+    if api_auth is None or os.environ.get("CCTASKS_API_AUTH") or not file:
+        return None
+    return Path(file).expanduser().absolute()
 
 
 def stack_environment(options: StackOptions, base: dict[str, str] | None = None) -> dict[str, str]:
@@ -259,6 +276,12 @@ def stack_environment(options: StackOptions, base: dict[str, str] | None = None)
     env.setdefault(
         "PREFECT_SERVER_SERVICES_DB_VACUUM_RETENTION_PERIOD", str(options.history_days * 86400)
     )
+    if options.api_auth is not None:
+        # The servers ask for it, every client (CLI, workers, flow runs) sends it; only
+        # through the environment, never on a command line that `ps` shows.
+        secret = options.api_auth.get_secret_value()
+        env["PREFECT_SERVER_API_AUTH_STRING"] = secret
+        env["PREFECT_API_AUTH_STRING"] = secret
     if options.database_url:
         env["CCTASKS_DATABASE_URL"] = options.database_url
     if options.prefect_database_url:
@@ -347,6 +370,7 @@ class Stack:
     def prefect_settings(self) -> Iterator[None]:
         """Point this process's Prefect client at the stack's server."""
         from prefect.settings import (
+            PREFECT_API_AUTH_STRING,
             PREFECT_API_URL,
             PREFECT_HOME,
             PREFECT_SERVER_ANALYTICS_ENABLED,
@@ -358,6 +382,8 @@ class Stack:
             PREFECT_HOME: self.options.prefect_home,
             PREFECT_SERVER_ANALYTICS_ENABLED: False,
         }
+        if self.options.api_auth is not None:
+            updates[PREFECT_API_AUTH_STRING] = self.options.api_auth.get_secret_value()
         with temporary_settings(updates=updates):
             yield
 
@@ -510,8 +536,14 @@ class Stack:
             f"export CCTASKS_HOME={shlex.quote(str(self.options.home))}",
             "export PREFECT_SERVER_ANALYTICS_ENABLED=false DO_NOT_TRACK=1",
             f'export PATH={shlex.quote(venv_bin)}:"$PATH"',
-            "",
         ]
+        # The secret itself never goes into this file: only where cctasks reads it from.
+        auth_file = self.options.api_auth_file
+        if auth_file is not None:
+            lines.append(f"export CCTASKS_API_AUTH_FILE={shlex.quote(str(auth_file))}")
+        elif self.options.api_auth is not None:
+            lines.append("# The API asks for basic auth: export CCTASKS_API_AUTH here too.")
+        lines.append("")
         path.write_text("\n".join(lines))
         return path
 
