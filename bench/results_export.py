@@ -127,7 +127,7 @@ def export_sql(url: str, format: str, start: datetime, end: datetime, plain: boo
 
     from contact_center.storage.campaigns import get_campaign
     from contact_center.storage.db import create_db_engine
-    from contact_center.storage.results import custom_keys, export_query
+    from contact_center.storage.results_query import custom_keys, export_query
 
     engine = create_db_engine(url)
     with engine.connect() as conn:

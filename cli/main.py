@@ -7,6 +7,7 @@ Commands:
     cctasks run TASK           request an immediate run of a deployment
     cctasks pause|resume TASK  hold a task's schedules, or let them run again
     cctasks campaign start|stop NAME
+    cctasks campaign hours NAME  show or set a campaign's calling hours
     cctasks db upgrade         migrate the contact-centre database
 """
 
@@ -165,10 +166,11 @@ def up(
     raise typer.Exit(run_stack(options))
 
 
-# --- manual campaign control: campaign start|stop -----------------------------------
+# --- manual campaign control: campaign start|stop|hours -----------------------------
 
 campaign_app = typer.Typer(
-    help="Start or stop an outbound campaign by hand (recorded with source 'manual').",
+    help="Start or stop an outbound campaign by hand (recorded with source 'manual'); "
+    "show or set its calling hours.",
     no_args_is_help=True,
 )
 app.add_typer(campaign_app, name="campaign")
@@ -225,6 +227,11 @@ def campaign_stop(
 ) -> None:
     """Stop a campaign now; its schedules stay as they are."""
     _campaign_step(name, "stop", False, notify_url, notify_token_block)
+
+
+from cli.hours import hours_command  # noqa: E402
+
+campaign_app.command("hours")(hours_command)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -33,20 +33,15 @@ from contact_center.outcome import Outcome
 from contact_center.parsing.names import check_name
 from contact_center.parsing.parameters import CampaignStep, StrictBool, TriggerSource
 from contact_center.settings import NETWORK_RETRIES, NETWORK_RETRY_DELAYS
-from contact_center.storage.campaigns import (
-    CampaignInfo,
-    ListReadiness,
+from contact_center.storage.campaign_rules import (
     StepResult,
-    apply_campaign_step,
-    check_start,
-    get_campaign,
-    mark_notified,
     notification_payload,
     parse_holiday_region,
     parse_skip_dates,
-    record_skip,
     skip_reason,
 )
+from contact_center.storage.campaign_steps import apply_campaign_step, mark_notified, record_skip
+from contact_center.storage.campaigns import CampaignInfo, ListReadiness, check_start, get_campaign
 from contact_center.storage.db import mapped_database_errors
 from flows.common import RunProgress, contact_center_engine, final_state, recording_outcome
 from flows.common.slots import object_slot

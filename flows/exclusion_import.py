@@ -33,8 +33,9 @@ from prefect.runtime import flow_run as runtime_flow_run
 
 from contact_center.exceptions import InvalidParameter, ObjectNotFound, QualityGateFailed
 from contact_center.outcome import Outcome
-from contact_center.parsing.files import match_column, read_table
+from contact_center.parsing.files import read_table
 from contact_center.parsing.gates import DEFAULT_MAX_REMOVED_RATIO, RemovalGate
+from contact_center.parsing.headers import match_column
 from contact_center.parsing.locations import parse_location
 from contact_center.parsing.names import check_name
 from contact_center.parsing.parameters import (

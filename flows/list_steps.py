@@ -22,8 +22,9 @@ from prefect.futures import PrefectFuture
 from sqlalchemy.engine import Engine
 
 from contact_center.outcome import Outcome
-from contact_center.parsing.files import TableReader, read_arriving_table
+from contact_center.parsing.files import read_arriving_table
 from contact_center.parsing.lists import RecordParser, validate_mapping
+from contact_center.parsing.table_reader import TableReader
 from contact_center.settings import LIST_CHUNK_ROWS
 from contact_center.storage.bulk import prefetch
 from contact_center.storage.list_load import (

@@ -7,58 +7,42 @@ XLSX, HTML and PDF, and distributed by email (prefect-email's
 or ``sftp://<block>/<folder>``). Every parameter is checked, and the email and
 SFTP blocks are loaded, before anything is generated.
 
-This module also registers the ``task-log`` report, whose rows come from
-Prefect's run history through the views package (``runlog``).
+Its parameters are checked in :mod:`flows.report_request`; importing
+:mod:`flows.report_task_log` registers the ``task-log`` report.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import getaddresses, parseaddr
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
-from prefect.exceptions import ObjectNotFound as PrefectObjectNotFound
 from prefect_email import EmailServerCredentials
 
-from contact_center.exceptions import DeliveryFailed, InvalidParameter, ObjectNotFound
+import flows.report_task_log  # noqa: F401  (imported to register the task-log report)
+from contact_center.exceptions import DeliveryFailed
 from contact_center.outcome import Outcome
-from contact_center.parsing.locations import Location, parse_location
-from contact_center.parsing.names import check_name
+from contact_center.parsing.locations import Location
 from contact_center.parsing.parameters import ReportFormat
 from contact_center.reports import (
-    RUN_COLUMNS,
-    Period,
     RenderedFile,
     ReportData,
-    ReportDefinition,
     ReportQuery,
     build_report,
     compose_report_email,
-    get_report,
-    register_report,
     render,
-    resolve_period,
-    task_log_definition,
-    validate_address,
-    validate_addresses,
-    validate_formats,
 )
 from contact_center.settings import (
     DEFAULT_EMAIL_BLOCK,
-    DEFAULT_REPORT_TIME_ZONE,
     NETWORK_RETRIES,
     NETWORK_RETRY_DELAYS,
 )
 from flows.common import (
     RunProgress,
-    check_before_io,
     contact_center_engine,
     deliver,
     final_state,
@@ -67,169 +51,17 @@ from flows.common import (
 from flows.common.mail import send_email, server_name
 from flows.common.retries import retry_transfer
 from flows.common.workdir import run_workdir, sweep_leftover_work
+from flows.report_request import ReportRequest, prepare_request
 from runlog.publish import publishes_task_log
 
 __all__ = [
-    "ReportRequest",
     "deliver_report",
     "email_report",
-    "prepare_request",
     "query_report",
     "render_report",
     "run_report",
     "send_email",
 ]
-
-# --- the task-log report: Prefect's run history through the views package ----------
-
-
-#: The most runs one task-log report lists; the run's log warns when it is reached.
-TASK_LOG_REPORT_MAX_RUNS = 10_000
-
-
-def task_log_runs(period: Period, request: ReportQuery) -> pd.DataFrame:
-    """The finished runs that started in ``period``, as rows of :data:`RUN_COLUMNS`.
-
-    Read through the views package (``runlog.task_log``); the report's ``types``
-    option is its filter (Type labels or flow names). ``failed_only`` is applied by
-    the report itself.
-    """
-    import runlog
-
-    types = request.options.get("types")
-    rows = runlog.task_log(
-        sort="start_time",
-        descending=False,
-        types=[types] if isinstance(types, str) else types,
-        since=period.start_utc,
-        until=period.end_utc,
-        limit=TASK_LOG_REPORT_MAX_RUNS,
-    )
-    records = [
-        {
-            "start_time": row.start_time,
-            "end_time": row.end_time,
-            "type": row.type,
-            "object_name": row.object_name,
-            "task_name": row.task_name,
-            "step": row.step,
-            "attempts": row.attempts,
-            "duration_seconds": row.duration.total_seconds() if row.duration else None,
-            "size_kb": row.size_kb,
-            "result": row.result,
-            "error": row.error,
-        }
-        for row in rows
-        # ``until`` is inclusive there; a period's end is not part of it.
-        if row.start_time is None or row.start_time < period.end_utc
-    ]
-    if len(rows) >= TASK_LOG_REPORT_MAX_RUNS:
-        get_run_logger().warning(
-            "the task-log report lists only the first %d runs of %s",
-            TASK_LOG_REPORT_MAX_RUNS,
-            period.description,
-        )
-    return pd.DataFrame(records, columns=list(RUN_COLUMNS))
-
-
-TASK_LOG = register_report(task_log_definition(task_log_runs), replace=True)
-
-
-# --- the request, checked up front ----------------------------------------------------
-
-
-@dataclass
-class ReportRequest:
-    """A run's parameters, checked and resolved before anything is generated.
-
-    Attributes:
-        definition: the report of the catalogue.
-        period: the resolved period.
-        formats: the formats to render, in order.
-        recipients: the email recipients (may be empty).
-        destination: where to deliver the files, or None.
-        options: the report's own options.
-        email: the email server block, when there are recipients.
-        sender: the From address, when there are recipients.
-        subject: the email subject (None for the default).
-        now: the time the run reports as of (its scheduled start).
-    """
-
-    definition: ReportDefinition
-    period: Period
-    formats: list[str]
-    recipients: list[str]
-    destination: Location | None
-    options: dict[str, Any]
-    email: EmailServerCredentials | None = None
-    sender: str | None = None
-    subject: str | None = None
-    now: datetime = field(default_factory=lambda: datetime.now(UTC))
-
-
-def _load_email_block(name: str) -> EmailServerCredentials:
-    try:
-        return EmailServerCredentials.load(name)
-    except (ValueError, PrefectObjectNotFound):
-        raise ObjectNotFound(
-            f"no Email Server Credentials block named {name!r}; save one "
-            "(see docs/report-execution.md, 'The email block')"
-        ) from None
-
-
-def prepare_request(
-    *,
-    report: str,
-    period: str,
-    formats: Sequence[str] | str | None,
-    email_to: Sequence[str] | str | None,
-    email_block: str,
-    email_subject: str | None,
-    email_from: str | None,
-    destination: str | None,
-    time_zone: str | None,
-    options: dict[str, Any] | None,
-    now: datetime,
-) -> ReportRequest:
-    """Check every parameter and load the blocks a run needs.
-
-    Raises:
-        ObjectNotFound: an unknown report (the message lists the available ones), or
-            a missing email or SFTP block.
-        InvalidParameter: an unknown format, a bad address, period, zone or option,
-            or nowhere to deliver.
-    """
-    definition = get_report(check_name("report", report))
-    chosen_formats = validate_formats(formats if isinstance(formats, str) else list(formats or []))
-    recipients = validate_addresses(email_to)
-    if email_subject is not None and any(c in email_subject for c in "\r\n"):
-        raise InvalidParameter("email_subject must be a single line")
-    location = parse_location(destination) if destination else None
-    if not recipients and location is None:
-        raise InvalidParameter("give email_to, destination or both: the report must go somewhere")
-    resolved = resolve_period(period, time_zone or DEFAULT_REPORT_TIME_ZONE, now)
-    checked_options = definition.check_options(options)
-    request = ReportRequest(
-        definition=definition,
-        period=resolved,
-        formats=chosen_formats,
-        recipients=recipients,
-        destination=location,
-        options=checked_options,
-        subject=email_subject,
-        now=now,
-    )
-    if location is not None:
-        check_before_io(destination=location)  # loads an SFTP destination's block
-    if recipients:
-        request.email = _load_email_block(email_block)
-        sender = email_from or request.email.username
-        if not sender:
-            raise InvalidParameter(
-                f"email_from is needed: the email block {email_block!r} has no username"
-            )
-        request.sender = validate_address(sender, "email_from")
-    return request
 
 
 # --- the steps ------------------------------------------------------------------------

@@ -21,41 +21,28 @@ so every result lands in exactly one delivered file. See ``docs/results-export.m
 
 from __future__ import annotations
 
-import gzip as gzip_lib
 import shutil
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
-from typing import IO, Any
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
-from prefect.client.schemas.objects import State, TaskRun
 from prefect.runtime import flow_run as runtime_flow_run
 
-from contact_center.exceptions import DeliveryFailed, HostKeyError, InvalidParameter
+from contact_center.exceptions import DeliveryFailed
 from contact_center.outcome import Outcome
-from contact_center.parsing.locations import has_glob, parse_location, render_path
-from contact_center.parsing.names import check_name
+from contact_center.parsing.locations import render_path
 from contact_center.parsing.parameters import ExportFormat, StrictBool
 from contact_center.settings import NETWORK_RETRIES, NETWORK_RETRY_DELAYS
 from contact_center.storage.db import mapped_database_errors, safe_url
-from contact_center.storage.export_naming import delivered_by_another
-from contact_center.storage.results import (
-    DEFAULT_FILE_NAME,
-    ExportPlan,
-    Since,
-    complete_export,
+from contact_center.storage.export_naming import DEFAULT_FILE_NAME, delivered_by_another
+from contact_center.storage.results import ExportPlan, complete_export, plan_export
+from contact_center.storage.results_query import (
     count_rows,
     custom_keys,
     export_query,
     header,
-    parse_since,
-    parse_time,
-    plan_export,
-    render_file_name,
     write_export,
 )
 from flows.common import (
@@ -66,125 +53,25 @@ from flows.common import (
     final_state,
     recording_outcome,
 )
+from flows.common.retries import retry_delivery
 from flows.common.workdir import make_run_folder, sweep_leftover_work
+from flows.results_export_request import (
+    ExportRequest,
+    RenderedExport,
+    export_file_name,
+    export_output,
+    export_run_time,
+    validate_request,
+)
 from runlog.publish import publishes_task_log
 
 __all__ = [
-    "EXPORT_GZIP_LEVEL",
-    "ExportRequest",
-    "RenderedExport",
     "deliver_export",
     "export_campaign_results",
     "record_export",
     "render_export",
     "select_results",
-    "validate_request",
 ]
-
-#: zlib level of ``gzip: true`` exports: 6 is gzip's own default size/speed balance.
-EXPORT_GZIP_LEVEL = 6
-
-
-@dataclass(frozen=True)
-class ExportRequest:
-    """The flow's parameters, validated.
-
-    Attributes:
-        campaign: the campaign's name.
-        destination: the destination folder as written (a location string).
-        format: ``simple`` or ``detailed``.
-        since: the parsed ``since``.
-        first_since: the start of the very first ``since: last`` export, if given.
-        file_name: the file-name template.
-        gzip: compress the file (``.gz`` is appended to its name).
-        skip_empty: an empty window writes no file (else a header-only file).
-        neutralise_formulas: prefix cells that a spreadsheet would run with ``'``.
-    """
-
-    campaign: str
-    destination: str
-    format: str
-    since: Since
-    first_since: datetime | None
-    file_name: str
-    gzip: bool
-    skip_empty: bool
-    neutralise_formulas: bool
-
-
-@dataclass(frozen=True)
-class RenderedExport:
-    """The local file of an export.
-
-    Attributes:
-        path: the file, or ``None`` when an empty window was skipped.
-        rows: data rows written (the header excluded).
-        size: the file's size in bytes.
-    """
-
-    path: Path | None
-    rows: int
-    size: int
-
-
-def validate_request(
-    *,
-    campaign: str,
-    destination: str,
-    format: str,
-    since: str,
-    first_since: str | None,
-    file_name: str,
-    gzip: bool,
-    skip_empty: bool,
-    neutralise_formulas: bool,
-    now: datetime,
-) -> ExportRequest:
-    """The flow's parameters after the checks that their types cannot express.
-
-    Args:
-        now: the current time; an explicit window must have ended by then.
-
-    Raises:
-        InvalidParameter: a parameter is not valid; the message names it.
-    """
-    campaign = check_name("campaign", campaign)
-    location = parse_location(destination)
-    if has_glob(location.path):
-        raise InvalidParameter(f"destination {destination!r} is a folder; it cannot hold a glob")
-    render_path(location.path, now)  # a bad date template fails here, not after the query
-    parsed = parse_since(since)
-    if parsed.mode == "window" and parsed.end is not None and parsed.end > now:
-        raise InvalidParameter(
-            f"since {since!r} ends in the future; results not written yet would be missing"
-        )
-    start = parse_time(first_since, "first_since") if first_since else None
-    render_file_name(
-        file_name, campaign=campaign, start=now, end=now, format=format, export_id=0, gzip=gzip
-    )
-    return ExportRequest(
-        campaign=campaign,
-        destination=destination.strip(),
-        format=format,
-        since=parsed,
-        first_since=start,
-        file_name=file_name,
-        gzip=gzip,
-        skip_empty=skip_empty,
-        neutralise_formulas=neutralise_formulas,
-    )
-
-
-def _file_name(request: ExportRequest, start: datetime, end: datetime, export_id: int) -> str:
-    return render_file_name(
-        request.file_name,
-        campaign=request.campaign,
-        start=start,
-        end=end,
-        format=request.format,
-        export_id=export_id,
-        gzip=request.gzip,
-    )
 
 
 @task(cache_policy=NO_CACHE)
@@ -207,10 +94,10 @@ def select_results(
             run_time=run_time,
             first_since=request.first_since,
             format=request.format,
-            file_name=lambda start, end, export_id: _file_name(request, start, end, export_id),
+            file_name=partial(export_file_name, request),
             flow_run_id=flow_run_id,
         )
-        name = _file_name(request, window.start, window.end, window.export_id or 0)
+        name = export_file_name(request, window.start, window.end, window.export_id or 0)
         keys: list[str] = []
         rows = 0
         replace = False
@@ -252,24 +139,6 @@ def select_results(
     )
 
 
-@contextmanager
-def _output(path: Path, gzip: bool, inner_name: str) -> Iterator[IO[bytes]]:
-    """The local file to render into, gzip-compressed when asked."""
-    with path.open("wb", buffering=1 << 20) as raw:
-        if not gzip:
-            yield raw
-            return
-        # mtime=0: the same window compresses to the same bytes on a rerun.
-        with gzip_lib.GzipFile(
-            filename=inner_name,
-            mode="wb",
-            fileobj=raw,
-            compresslevel=EXPORT_GZIP_LEVEL,
-            mtime=0,
-        ) as packed:
-            yield packed  # type: ignore[misc]
-
-
 @task(cache_policy=NO_CACHE)
 def render_export(
     plan: ExportPlan, request: ExportRequest, workdir: Path, progress: RunProgress
@@ -301,7 +170,7 @@ def render_export(
         with (
             mapped_database_errors(reading),
             engine.connect() as conn,
-            _output(path, request.gzip, plan.file_name.removesuffix(".gz")) as target,
+            export_output(path, request.gzip, plan.file_name.removesuffix(".gz")) as target,
         ):
             rows = write_export(
                 conn,
@@ -319,26 +188,10 @@ def render_export(
     return RenderedExport(path, rows, path.stat().st_size)
 
 
-def _retry_delivery(task: Any, task_run: TaskRun, state: State) -> bool:
-    """Retry a delivery that failed on the way (network, server), not a setup error.
-
-    A missing block, a bad name or a host key that is unknown or has changed will
-    not fix itself in 10 seconds; the run fails at once with the reason.
-    """
-    try:
-        state.result()
-    except DeliveryFailed as exc:
-        # A taken file name (FileExistsError) will not free itself either.
-        return not isinstance(exc.__cause__, HostKeyError | FileExistsError)
-    except Exception:
-        return False
-    return False
-
-
 @task(
     retries=NETWORK_RETRIES,
     retry_delay_seconds=[float(s) for s in NETWORK_RETRY_DELAYS],
-    retry_condition_fn=_retry_delivery,
+    retry_condition_fn=retry_delivery,
     cache_policy=NO_CACHE,
 )
 def deliver_export(
@@ -391,19 +244,6 @@ def record_export(
         )
 
 
-def _run_time() -> datetime:
-    """The end of a ``since: last`` window: the run's scheduled time, never the future.
-
-    A retry of the same flow run keeps its scheduled time, so it computes the same
-    window and file name.
-    """
-    scheduled = runtime_flow_run.scheduled_start_time
-    value = datetime.fromtimestamp(scheduled.timestamp(), UTC).replace(
-        microsecond=scheduled.microsecond
-    )
-    return min(value, datetime.now(UTC))
-
-
 @publishes_task_log
 @flow(name="export-campaign-results", flow_run_name="{campaign} · export")
 def export_campaign_results(
@@ -441,7 +281,7 @@ def export_campaign_results(
         The run's outcome (also recorded as an artifact).
     """
     with recording_outcome(Outcome(object_name=campaign, step="export")) as outcome:
-        run_time = _run_time()
+        run_time = export_run_time()
         request = validate_request(
             campaign=campaign,
             destination=destination,

@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from contact_center.parsing.files import string_bytes
+from contact_center.parsing.arrow_text import string_bytes
 
 __all__ = ["json_escaped", "json_objects"]
 

@@ -1,7 +1,7 @@
 """The read limits, checked on each chunk of a file as it streams.
 
 Pure: no I/O, no Prefect. :class:`ReadGuard` checks the chunks that a
-:class:`~contact_center.parsing.files.TableReader` yields, before they go further: the rows
+:class:`~contact_center.parsing.table_reader.TableReader` yields, before they go further: the rows
 so far, the longest value and the time taken. :func:`limit_exceeded` makes the one
 error that every read limit gives (the readers use it for the limits they check
 themselves: a workbook's size, a header's width, a row longer than a read block).

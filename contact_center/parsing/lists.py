@@ -1,6 +1,6 @@
 """Calling-list rows: the mapping of file columns to fields, and the row rules.
 
-Pure: a :class:`~contact_center.parsing.files.Chunk` goes in, a :class:`ParsedChunk` of
+Pure: a :class:`~contact_center.parsing.table_reader.Chunk` goes in, a :class:`ParsedChunk` of
 valid rows and rejects comes out; no Prefect and no I/O. The load (and the
 exclusion scrub, done in SQL at load time) is :mod:`contact_center.storage.list_load`.
 
@@ -30,7 +30,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from contact_center.exceptions import InvalidFile, InvalidParameter, quoted_columns
-from contact_center.parsing.files import Chunk, match_column, normalise_header, string_bytes
+from contact_center.parsing.arrow_text import string_bytes
+from contact_center.parsing.headers import match_column, normalise_header
 from contact_center.parsing.json_text import json_objects
 from contact_center.parsing.phones import check_default_country, normalise_phone_array
 from contact_center.parsing.record_fields import (
@@ -40,6 +41,7 @@ from contact_center.parsing.record_fields import (
     RECORD_FIELDS,
 )
 from contact_center.parsing.record_zones import ZoneAssigner, invalid_zone_mask
+from contact_center.parsing.table_reader import Chunk
 from contact_center.settings import DEFAULT_COUNTRY
 
 __all__ = [

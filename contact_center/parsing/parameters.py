@@ -62,7 +62,7 @@ ExportFormat = Literal["simple", "detailed"]
 ReportFormat = Literal["csv", "xlsx", "html", "pdf"]
 #: The formats the file reader opens (``auto`` detects one of the others).
 FileFormat = Literal["auto", "csv", "xlsx", "fixed"]
-#: Exactly the delimiters the file reader accepts (``contact_center.parsing.files``), by
+#: Exactly the delimiters the file reader accepts (``contact_center.parsing.detection``), by
 #: character or by name.
 Delimiter = Literal[",", ";", "\t", "|", "comma", "semicolon", "tab", "\\t", "pipe"]
 #: The typed fields of a list record (``contact_center.parsing.record_fields.RECORD_FIELDS``).

@@ -45,7 +45,7 @@ import pyarrow.compute as pc
 from pyarrow import feather
 
 from contact_center.exceptions import InvalidParameter
-from contact_center.parsing.files import string_bytes
+from contact_center.parsing.arrow_text import string_bytes
 from contact_center.settings import get_settings
 
 __all__ = [

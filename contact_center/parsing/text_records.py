@@ -27,7 +27,7 @@ from contact_center.parsing.limits import limit_exceeded
 from contact_center.settings import ReadLimits
 
 if TYPE_CHECKING:
-    from contact_center.parsing.files import TableReader
+    from contact_center.parsing.table_reader import TableReader
 
 __all__ = [
     "MIN_BLOCK_BYTES",

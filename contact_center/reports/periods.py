@@ -25,7 +25,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from contact_center.exceptions import InvalidParameter
-from contact_center.storage.campaigns import validate_time_zone
+from contact_center.storage.campaign_rules import validate_time_zone
 
 __all__ = ["NAMED_PERIODS", "Period", "day_starts", "local_midnight", "resolve_period"]
 

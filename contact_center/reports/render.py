@@ -38,7 +38,7 @@ from openpyxl.utils import get_column_letter
 from contact_center.exceptions import InvalidParameter
 from contact_center.reports.catalogue import ReportData
 from contact_center.settings import REPORT_FORMATS
-from contact_center.storage.results import neutralise
+from contact_center.storage.results_format import neutralise
 
 __all__ = [
     "MEDIA_TYPES",

@@ -34,6 +34,7 @@ __all__ = [
     "DEFAULT_WINDOW",
     "UNKNOWN_TIMEZONE_RULES",
     "CallingHours",
+    "calling_days_text",
     "parse_calling_days",
     "parse_window",
 ]
@@ -67,18 +68,36 @@ def parse_window(text: str) -> tuple[time, time]:
 
 
 def parse_calling_days(text: str) -> frozenset[int]:
-    """``"mon,tue,wed"`` as weekday numbers (Monday is 0).
+    """``"mon,tue,wed"`` or ``"mon-fri"`` (or both: ``"mon-wed,sat"``) as weekday numbers.
+
+    Monday is 0. A range runs forward through the week, so ``"fri-mon"`` is Friday
+    to Monday.
 
     Raises:
         InvalidParameter: an unknown day name, or none at all.
     """
-    names = [n.strip().lower()[:3] for n in str(text).split(",") if n.strip()]
-    unknown = [n for n in names if n not in DAY_NAMES]
-    if unknown or not names:
+    days: set[int] = set()
+    for part in (p.strip() for p in str(text).split(",")):
+        if not part:
+            continue
+        first, dash, last = part.partition("-")
+        names = [n.strip().lower()[:3] for n in (first, last if dash else first)]
+        if any(n not in DAY_NAMES for n in names):
+            days.clear()
+            break
+        start, end = (DAY_NAMES.index(n) for n in names)
+        days.update((start + i) % 7 for i in range((end - start) % 7 + 1))
+    if not days:
         raise InvalidParameter(
-            f"calling_days {text!r} must list days of the week, e.g. {DEFAULT_CALLING_DAYS!r}"
+            f"calling_days {text!r} must list days of the week, e.g. {DEFAULT_CALLING_DAYS!r} "
+            "or 'mon-fri'"
         )
-    return frozenset(DAY_NAMES.index(n) for n in names)
+    return frozenset(days)
+
+
+def calling_days_text(days: frozenset[int]) -> str:
+    """Weekday numbers as stored and shown: ``"mon,tue,wed,thu,fri"``."""
+    return ",".join(DAY_NAMES[d] for d in sorted(days))
 
 
 @dataclass(frozen=True)
@@ -108,6 +127,18 @@ class CallingHours:
                 f"unknown_timezone {self.unknown_timezone!r} is not one of "
                 + ", ".join(UNKNOWN_TIMEZONE_RULES)
             )
+
+    @property
+    def window_text(self) -> str:
+        """The window as written in ``calling_window``: ``"08:00-21:00"``."""
+        return f"{self.start:%H:%M}-{self.end:%H:%M}"
+
+    @property
+    def holidays_text(self) -> str | None:
+        """The holiday region as written in ``calling_holidays`` (``US-NY``), or ``None``."""
+        if self.holiday_region is None:
+            return None
+        return "-".join(p for p in self.holiday_region if p)
 
     def open_for(self, zones: str | None, at: datetime) -> bool:
         """Whether a record whose stored ``timezone`` is ``zones`` may be called at ``at``.

@@ -17,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
-from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.engine import URL, Connection, Engine, make_url
 
 from contact_center.exceptions import DatabaseError
 
@@ -27,6 +27,7 @@ __all__ = [
     "mapped_database_errors",
     "safe_url",
     "sqlite_timestamp",
+    "transaction",
     "upgrade",
 ]
 
@@ -146,3 +147,20 @@ def mapped_database_errors(what: str) -> Iterator[None]:
         raise DatabaseError(f"{what} failed: {type(exc.orig).__name__}: {exc.orig}") from exc
     except sa.exc.SQLAlchemyError as exc:
         raise DatabaseError(f"{what} failed: {exc}") from exc
+
+
+@contextmanager
+def transaction(bind: Connection | Engine) -> Iterator[Connection]:
+    """A connection in a transaction: a new one for an engine, the caller's otherwise.
+
+    With a connection already in a transaction, the caller commits; otherwise the
+    block's work is committed at its end, or rolled back if it raises.
+    """
+    if isinstance(bind, Engine):
+        with bind.begin() as conn:
+            yield conn
+    elif bind.in_transaction():
+        yield bind
+    else:
+        with bind.begin():
+            yield bind

@@ -202,7 +202,8 @@ def set_calling_hours(
         InvalidParameter: a value that is not valid; the message names it.
         ObjectNotFound: no campaign of that name.
     """
-    from contact_center.storage.campaigns import parse_holiday_region, transaction
+    from contact_center.storage.campaign_rules import parse_holiday_region
+    from contact_center.storage.db import transaction
 
     parse_window(window)
     parse_calling_days(days)
@@ -224,7 +225,7 @@ def set_calling_hours(
 
 
 def _calling_hours(conn: Connection, campaign_id: int) -> CallingHours:
-    from contact_center.storage.campaigns import parse_holiday_region
+    from contact_center.storage.campaign_rules import parse_holiday_region
 
     row = conn.execute(
         sa.select(

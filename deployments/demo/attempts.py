@@ -20,10 +20,10 @@ from sqlalchemy.engine import Connection, Engine
 from contact_center.exceptions import CampaignStateError, InvalidParameter
 from contact_center.parsing.record_fields import PHONE_FIELDS
 from contact_center.storage.bulk import bulk_insert, is_postgresql
-from contact_center.storage.campaigns import get_campaign, transaction
-from contact_center.storage.db import sqlite_timestamp
+from contact_center.storage.campaigns import get_campaign
+from contact_center.storage.db import sqlite_timestamp, transaction
 from contact_center.storage.models import CallingList, CampaignList, ListRecord
-from contact_center.storage.results import ATTEMPT_FIELDS
+from contact_center.storage.results_format import ATTEMPT_FIELDS
 
 __all__ = ["GENERATE_BATCH_ROWS", "generate_call_attempts"]
 

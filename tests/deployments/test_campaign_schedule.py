@@ -32,18 +32,11 @@ from prefect.client.schemas.sorting import FlowRunSort
 from prefect.deployments.runner import RunnerDeployment
 from prefect.flow_engine import run_flow
 from prefect.schedules import Cron
-from prefect.settings import (
-    PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
-    temporary_settings,
-)
+from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 from test_campaigns import add_records
 
-from contact_center.storage.campaigns import (
-    campaign_events,
-    ensure_campaign,
-    get_campaign,
-    link_list,
-)
+from contact_center.storage.campaign_steps import campaign_events
+from contact_center.storage.campaigns import ensure_campaign, get_campaign, link_list
 from flows.campaign_trigger import campaign_trigger
 from runlog import scheduled, task_log
 

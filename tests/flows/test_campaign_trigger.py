@@ -37,12 +37,8 @@ from contact_center.exceptions import (
 )
 from contact_center.outcome import Outcome
 from contact_center.settings import NETWORK_RETRIES, NETWORK_RETRY_DELAYS, OUTCOME_ARTIFACT_KEY
-from contact_center.storage.campaigns import (
-    campaign_events,
-    ensure_campaign,
-    get_campaign,
-    link_list,
-)
+from contact_center.storage.campaign_steps import campaign_events
+from contact_center.storage.campaigns import ensure_campaign, get_campaign, link_list
 from flows.campaign_trigger import campaign_trigger, notify_dialler
 
 NY = "America/New_York"

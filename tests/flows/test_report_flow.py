@@ -35,7 +35,8 @@ from test_report_queries import PERIOD, seed
 from contact_center.exceptions import InvalidParameter, ObjectNotFound
 from contact_center.outcome import Outcome
 from contact_center.settings import OUTCOME_ARTIFACT_KEY
-from flows.report_execution import email_report, prepare_request, run_report
+from flows.report_execution import email_report, run_report
+from flows.report_request import prepare_request
 
 # The SSL server is TLS from the first byte, which aiosmtpd cannot see, so it warns.
 pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS:UserWarning")

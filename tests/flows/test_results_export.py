@@ -28,7 +28,7 @@ from contact_center.exceptions import (
     SourceUnavailable,
 )
 from contact_center.storage.models import ExportWatermark, ResultsExport
-from contact_center.storage.results import DETAILED_COLUMNS, SIMPLE_COLUMNS
+from contact_center.storage.results_format import DETAILED_COLUMNS, SIMPLE_COLUMNS
 from flows.results_export import export_campaign_results
 
 CAMPAIGN = "Spring Sale"

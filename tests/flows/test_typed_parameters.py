@@ -28,7 +28,7 @@ from typer.testing import CliRunner
 
 from cli.main import app
 from contact_center.exceptions import InvalidParameter
-from contact_center.parsing.files import DELIMITER_NAMES, DELIMITERS, FORMATS
+from contact_center.parsing.detection import DELIMITER_NAMES, DELIMITERS, FORMATS
 from contact_center.parsing.parameters import Delimiter, FileFormat, RecordField, choices
 from contact_center.storage.models import RECORD_FIELDS
 from deployments.bootstrap import deploy_all, ensure_work_pool

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from contact_center.exceptions import InvalidFile
-from contact_center.parsing.files import detect_encoding, read_arriving_table, read_table
+from contact_center.parsing.detection import detect_encoding
+from contact_center.parsing.files import read_arriving_table, read_table
 
 TEXT = "Account;Name;City\r\nA1;José Muñoz;Curaçao\r\nA2;Ὀδυσσεύς;Zürich 😀\r\n"
 ROWS = [

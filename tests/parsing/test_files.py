@@ -12,7 +12,10 @@ import pytest
 from openpyxl import Workbook
 
 from contact_center.exceptions import InvalidFile, InvalidParameter
-from contact_center.parsing.files import Chunk, detect_encoding, match_column, read_table
+from contact_center.parsing.detection import detect_encoding
+from contact_center.parsing.files import read_table
+from contact_center.parsing.headers import match_column
+from contact_center.parsing.table_reader import Chunk
 
 
 def rows_of(chunks: list[Chunk]) -> list[dict[str, str]]:

@@ -13,7 +13,7 @@ import pytest
 from support.phone_samples import mixed_phones
 
 from contact_center.exceptions import InvalidFile, InvalidParameter
-from contact_center.parsing.files import Chunk, read_table
+from contact_center.parsing.files import read_table
 from contact_center.parsing.lists import (
     VALID_COLUMNS,
     ParsedChunk,
@@ -21,6 +21,7 @@ from contact_center.parsing.lists import (
     validate_mapping,
 )
 from contact_center.parsing.phones import normalise_phone
+from contact_center.parsing.table_reader import Chunk
 
 
 def frame(rows: list[list[str]], header: list[str]) -> pd.DataFrame:

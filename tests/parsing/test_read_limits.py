@@ -27,7 +27,8 @@ from contact_center.exceptions import (
     LimitExceeded,
     quoted_columns,
 )
-from contact_center.parsing.files import match_column, read_table
+from contact_center.parsing.files import read_table
+from contact_center.parsing.headers import match_column
 from contact_center.parsing.lists import validate_mapping
 from contact_center.settings import ReadLimits, get_settings
 

@@ -16,10 +16,15 @@ import pytest
 from phonenumbers import timezone as phone_timezone
 
 from contact_center.exceptions import InvalidParameter
-from contact_center.parsing.files import Chunk
 from contact_center.parsing.lists import RecordParser
 from contact_center.parsing.record_zones import ZoneAssigner, check_zone_precedence
-from contact_center.storage.calling_hours import CallingHours, parse_calling_days, parse_window
+from contact_center.parsing.table_reader import Chunk
+from contact_center.storage.calling_hours import (
+    CallingHours,
+    calling_days_text,
+    parse_calling_days,
+    parse_window,
+)
 from contact_center.storage.list_load import ImportOptions
 
 #: Every field this file fills, so that each test row can leave any of them blank.
@@ -207,6 +212,12 @@ def test_calling_hours_settings_are_checked() -> None:
         datetime(1, 1, 1, 20).time(),
     )
     assert parse_calling_days("Mon, tue,SAT") == frozenset({0, 1, 5})
+    assert parse_calling_days("mon-fri") == frozenset(range(5))
+    assert parse_calling_days("Monday-Wednesday,sun") == frozenset({0, 1, 2, 6})
+    assert parse_calling_days("fri-mon") == frozenset({4, 5, 6, 0})  # through the weekend
+    assert calling_days_text(parse_calling_days("sat,mon-tue")) == "mon,tue,sat"
+    with pytest.raises(InvalidParameter, match="calling_days 'mon-funday'"):
+        parse_calling_days("mon-funday")
     with pytest.raises(InvalidParameter, match="must start before it ends"):
         parse_window("21:00-08:00")
     with pytest.raises(InvalidParameter, match="calling_window '8 to 9'"):

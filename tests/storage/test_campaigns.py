@@ -9,25 +9,29 @@ import pytest
 import sqlalchemy as sa
 
 from contact_center.exceptions import CampaignStateError, InvalidParameter, ObjectNotFound
-from contact_center.storage.campaigns import (
+from contact_center.storage.campaign_rules import (
     RESULT_ALREADY_RUNNING,
     RESULT_ALREADY_STOPPED,
     RESULT_STARTED,
     RESULT_STOPPED,
+    notification_payload,
+    parse_holiday_region,
+    parse_skip_dates,
+    skip_reason,
+)
+from contact_center.storage.campaign_steps import (
     apply_campaign_step,
     campaign_events,
+    mark_notified,
+    record_skip,
+)
+from contact_center.storage.campaigns import (
     check_start,
     ensure_campaign,
     get_campaign,
     link_exclusion_list,
     link_list,
-    mark_notified,
-    notification_payload,
-    parse_holiday_region,
-    parse_skip_dates,
-    record_skip,
     set_list_enabled,
-    skip_reason,
 )
 from contact_center.storage.models import CallingList, Exclusion, ExclusionList, ListRecord
 

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 
 from contact_center.exceptions import CampaignStateError, InvalidParameter, ObjectNotFound
 from contact_center.storage.campaigns import ensure_campaign, get_campaign, link_list
+from contact_center.storage.export_naming import DEFAULT_FILE_NAME, render_file_name
 from contact_center.storage.models import (
     CallAttempt,
     CallingList,
@@ -23,22 +24,21 @@ from contact_center.storage.models import (
     ListRecord,
     ResultsExport,
 )
-from contact_center.storage.results import (
-    DEFAULT_FILE_NAME,
+from contact_center.storage.results import complete_export, plan_export
+from contact_center.storage.results_format import (
     DETAILED_COLUMNS,
     SIMPLE_COLUMNS,
     Since,
-    complete_export,
-    count_rows,
     custom_columns,
-    custom_keys,
-    export_query,
-    header,
     neutralise,
     parse_since,
     parse_time,
-    plan_export,
-    render_file_name,
+)
+from contact_center.storage.results_query import (
+    count_rows,
+    custom_keys,
+    export_query,
+    header,
     write_export,
 )
 from deployments.demo.attempts import generate_call_attempts

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from contact_center.parsing.files import string_bytes
+from contact_center.parsing.arrow_text import string_bytes
 
 _DIGITS = 10
 _END = 10  # the symbol after a number's last digit: every state stays where it is

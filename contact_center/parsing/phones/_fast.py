@@ -30,7 +30,7 @@ import pyarrow.compute as pc
 from phonenumbers import COUNTRY_CODE_TO_REGION_CODE
 
 from contact_center.exceptions import InvalidParameter
-from contact_center.parsing.files import string_bytes
+from contact_center.parsing.arrow_text import string_bytes
 from contact_center.parsing.phones._match import (
     _SMALL_ARRAY,
     _compiled,

@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from phonenumbers import COUNTRY_CODE_TO_REGION_CODE, PhoneMetadata
 
-from contact_center.parsing.files import string_bytes
+from contact_center.parsing.arrow_text import string_bytes
 from contact_center.parsing.phones._automata import _Automaton, _automaton
 from contact_center.parsing.phones._match import (
     _compiled,

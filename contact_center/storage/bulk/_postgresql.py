@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 from psycopg import sql
 from psycopg.copy import QueuedLibpqWriter
 
-from contact_center.parsing.files import string_bytes
+from contact_center.parsing.arrow_text import string_bytes
 from contact_center.settings import COPY_BLOCK_BYTES
 
 # Pieces (psycopg cuts writes into 128 KiB) that may wait for the COPY writer thread.

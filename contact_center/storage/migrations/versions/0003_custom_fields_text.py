@@ -3,7 +3,7 @@
 ``json`` parses every document it stores to check it. The list parser writes each
 document itself, so the check finds nothing, and it was a tenth of a 1M-row list
 COPY. ``text`` stores the same characters unchecked; SQL that looks inside a
-document casts it to ``json`` (``contact_center.storage.results``). SQLite stores JSON as
+document casts it to ``json`` (``contact_center.storage.results_query``). SQLite stores JSON as
 text already, so there it changes nothing.
 
 Revision ID: 0003
