@@ -142,7 +142,8 @@ def up(
     Ctrl-C stops everything; a second run reuses the state under .cctasks/.
     """
     from contact_center.exceptions import CCTasksError
-    from deployments.stack import StackOptions, run_stack
+    from deployments.stack import run_stack
+    from deployments.stack_options import StackOptions
 
     try:
         scale_options = None

@@ -1,6 +1,6 @@
 """Runs that a stack's worker left in progress, ended as what they are: Crashed, or Cancelled.
 
-A run that the local worker (:data:`deployments.stack.WORKER_NAME`) started, that the
+A run that the local worker (:data:`deployments.stack_options.WORKER_NAME`) started, that the
 server still shows as Pending, Running or Cancelling, and whose process is gone, will
 never report its end: the stack it ran in stopped or died first. ``cctasks up`` ends
 such runs itself, twice:

@@ -45,9 +45,9 @@ from deployments.stack import (
     WORKER_START_TIMEOUT,
     Stack,
     StackError,
-    StackOptions,
     check_port_free,
 )
+from deployments.stack_options import StackOptions
 
 __all__ = [
     "DEFAULT_POSTGRES_URL",

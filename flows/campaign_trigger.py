@@ -19,71 +19,39 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 from prefect import flow, get_run_logger, task
-from prefect.blocks.system import Secret
 from prefect.cache_policies import NO_CACHE
-from prefect.exceptions import ObjectNotFound as PrefectObjectNotFound
 from prefect.runtime import flow_run as runtime_flow_run
 
-from contact_center.exceptions import DeliveryFailed, InvalidParameter, ObjectNotFound
+from contact_center.exceptions import DeliveryFailed
 from contact_center.outcome import Outcome
-from contact_center.parsing.names import check_name
 from contact_center.parsing.parameters import CampaignStep, StrictBool, TriggerSource
 from contact_center.settings import NETWORK_RETRIES, NETWORK_RETRY_DELAYS
 from contact_center.storage.campaign_rules import (
     StepResult,
     notification_payload,
-    parse_holiday_region,
-    parse_skip_dates,
     skip_reason,
 )
 from contact_center.storage.campaign_steps import apply_campaign_step, mark_notified, record_skip
 from contact_center.storage.campaigns import CampaignInfo, ListReadiness, check_start, get_campaign
 from contact_center.storage.db import mapped_database_errors
+from flows.campaign_request import TriggerRequest, display_url, load_token, validate_request
 from flows.common import RunProgress, contact_center_engine, final_state, recording_outcome
 from flows.common.slots import object_slot
 from runlog.publish import publishes_task_log
 
 __all__ = [
     "CampaignCheck",
-    "TriggerRequest",
     "apply_step",
     "campaign_trigger",
     "check_campaign",
     "notify_dialler",
     "record_notification",
-    "validate_request",
 ]
 
 NOTIFY_TIMEOUT_SECONDS = 10.0
-
-
-@dataclass(frozen=True)
-class TriggerRequest:
-    """The flow's parameters, validated.
-
-    Attributes:
-        campaign: the campaign's name.
-        step: ``start`` or ``stop``.
-        source: ``schedule``, ``manual`` or ``api``.
-        allow_empty: start even with nothing to dial.
-        skip_dates: dates (in the campaign's time zone) on which the run changes nothing.
-        holiday_region: ``(country, subdivision)`` whose public holidays are skipped.
-        notify_url: the dialler's webhook, if any.
-        notify_token_block: the name of a ``Secret`` block with the webhook's bearer token.
-    """
-
-    campaign: str
-    step: str
-    source: str
-    allow_empty: bool
-    skip_dates: frozenset[Any]
-    holiday_region: tuple[str, str | None] | None
-    notify_url: str | None
-    notify_token_block: str | None
 
 
 @dataclass(frozen=True)
@@ -99,69 +67,6 @@ class CampaignCheck:
     campaign: CampaignInfo
     skip: str | None
     lists: list[ListReadiness]
-
-
-def display_url(url: str) -> str:
-    """``url`` without user info or query, for messages and logs (they may hold secrets)."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return f"{parts.scheme}://{host}{parts.path}"
-
-
-def _validate_notify_url(url: str | None) -> str | None:
-    if url is None or not url.strip():
-        return None
-    parts = urlsplit(url.strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InvalidParameter(
-            f"notify_url must be an http:// or https:// URL, not {display_url(url)!r}"
-        )
-    return url.strip()
-
-
-def validate_request(
-    *,
-    campaign: str,
-    step: str,
-    source: str,
-    allow_empty: bool,
-    skip_dates: list[str] | None,
-    holidays: str | None,
-    notify_url: str | None,
-    notify_token_block: str | None,
-) -> TriggerRequest:
-    """The flow's parameters after the checks that their types cannot express.
-
-    Raises:
-        InvalidParameter: a parameter is not valid; the message names it.
-    """
-    check_name("campaign", campaign)
-    url = _validate_notify_url(notify_url)
-    if notify_token_block and url is None:
-        raise InvalidParameter("notify_token_block is set but notify_url is not")
-    return TriggerRequest(
-        campaign=campaign,
-        step=step,
-        source=source,
-        allow_empty=allow_empty,
-        skip_dates=parse_skip_dates(skip_dates),
-        holiday_region=parse_holiday_region(holidays),
-        notify_url=url,
-        notify_token_block=notify_token_block or None,
-    )
-
-
-def _load_token(block_name: str) -> str:
-    """The bearer token held by the ``Secret`` block ``block_name`` (never logged)."""
-    try:
-        value = Secret.load(block_name).get()  # type: ignore[union-attr]
-    except (ValueError, PrefectObjectNotFound) as exc:
-        raise ObjectNotFound(f"no Secret block named {block_name!r} (notify_token_block)") from exc
-    if not isinstance(value, str) or not value:
-        raise InvalidParameter(f"the Secret block {block_name!r} must hold a non-empty string")
-    return value
 
 
 @task
@@ -241,7 +146,7 @@ def notify_dialler(
         DeliveryFailed: no answer, or an answer other than 2xx; names the URL (without
             user info or query) and the status.
     """
-    headers = {"Authorization": f"Bearer {_load_token(token_block)}"} if token_block else {}
+    headers = {"Authorization": f"Bearer {load_token(token_block)}"} if token_block else {}
     shown = display_url(url)
     with progress.attempt("notify"):
         try:
@@ -318,7 +223,7 @@ def campaign_trigger(
             notify_token_block=notify_token_block,
         )
         if request.notify_token_block:
-            _load_token(request.notify_token_block)  # a missing block fails before any change
+            load_token(request.notify_token_block)  # a missing block fails before any change
         progress = RunProgress(
             {"check": 1, "apply": 1, "notify": 1 if request.notify_url else 0},
             description=f"{campaign} · {step}",

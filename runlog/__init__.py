@@ -8,7 +8,8 @@ Public API::
     frame = to_frame(rows)
 """
 
-from runlog.history import DEFAULT_SORT_WINDOW, prefect_client, task_log, to_frame
+from runlog.client import prefect_client
+from runlog.history import DEFAULT_SORT_WINDOW, task_log, to_frame
 from runlog.mapping import FLOW_TYPES, LOG_COLUMNS, SCHEDULED_COLUMNS, FlowType
 from runlog.pausing import pause_task, resume_task
 from runlog.planned import scheduled

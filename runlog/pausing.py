@@ -18,7 +18,7 @@ from uuid import UUID
 
 from prefect.exceptions import ObjectNotFound as PrefectObjectNotFound
 
-from runlog.history import PAGE_SIZE, prefect_client
+from runlog.client import PAGE_SIZE, prefect_client
 from runlog.runs import resolve_deployment
 from runlog.text import clean
 

@@ -38,8 +38,9 @@ from prefect.client.schemas.responses import DeploymentResponse
 from prefect.client.schemas.schedules import CronSchedule, IntervalSchedule, RRuleSchedule
 from prefect.client.schemas.sorting import FlowRunSort
 
-from runlog.history import PAGE_SIZE, _Branch, _History, _plain, _Query, prefect_client
+from runlog.client import PAGE_SIZE, prefect_client
 from runlog.mapping import FLOW_TYPES, scheduled_state_of
+from runlog.reader import Branch, History, Query, plain_utc
 from runlog.rows import ScheduledRow
 from runlog.text import clean
 from runlog.triggered import trigger_rows
@@ -141,7 +142,7 @@ def _tries_note(tries: Tries) -> str:
 
 
 def _row(
-    history: _History, run: FlowRun, progress: float | None, step: Tries | None
+    history: History, run: FlowRun, progress: float | None, step: Tries | None
 ) -> ScheduledRow:
     """The row of a run that has not ended."""
     flow_name, label, object_name, task_name, step_name = history._describe(run)
@@ -154,7 +155,7 @@ def _row(
     started = state_type in ("RUNNING", "PAUSED", "CANCELLING")
     start = (run.start_time or run.expected_start_time) if started else run.expected_start_time
     return ScheduledRow(
-        start_time=_plain(start),
+        start_time=plain_utc(start),
         object_name=object_name,
         task_name=task_name,
         attempts=max(own.number, step.number if step else 0),
@@ -169,7 +170,7 @@ def _row(
     )
 
 
-def _waiting_note(run: FlowRun, history: _History, runs: list[FlowRun]) -> str:
+def _waiting_note(run: FlowRun, history: History, runs: list[FlowRun]) -> str:
     """What a run held back by its deployment's concurrency limit waits for."""
     deployment = history.deployments.get(run.deployment_id) if run.deployment_id else None
     if deployment is None:
@@ -219,7 +220,7 @@ def _task_deployments(
             return found
 
 
-def paused_rows(history: _History, flow_names: list[str] | None) -> list[ScheduledRow]:
+def paused_rows(history: History, flow_names: list[str] | None) -> list[ScheduledRow]:
     """A row per schedule of each paused task, and per switched-off schedule."""
     deployments = _task_deployments(history.client, flow_names)
     history.deployments.update({d.id: d for d in deployments})
@@ -280,16 +281,16 @@ def scheduled(
     """
     now = now or datetime.now(UTC)
     flow_names = None if include_all else list(FLOW_TYPES)
-    query = _Query(
+    query = Query(
         flow_names=flow_names,
         state_types=list(IN_FLIGHT_STATES),
         expected_before=now + horizon,
     )
     with prefect_client() as client:
-        history = _History(client)
+        history = History(client)
         history.load_our_flows()
         runs: list[FlowRun] = []
-        for page in history.pages(query, _Branch(), FlowRunSort.START_TIME_ASC):
+        for page in history.pages(query, Branch(), FlowRunSort.START_TIME_ASC):
             runs.extend(page)
             if len(runs) >= MAX_SCHEDULED_ROWS:
                 break
@@ -307,7 +308,7 @@ def scheduled(
 
 
 def _rows(
-    history: _History,
+    history: History,
     runs: list[FlowRun],
     progress: dict[UUID, float],
     steps: dict[UUID, Tries],

@@ -19,7 +19,8 @@ from prefect.client.schemas.objects import FlowRun, State
 from prefect.logging.loggers import flow_run_logger
 
 from contact_center.settings import TASK_LOG_ARTIFACT_KEY
-from runlog.history import prefect_client, task_log
+from runlog.client import prefect_client
+from runlog.history import task_log
 from runlog.mapping import LOG_COLUMNS, format_duration, format_size_kb
 from runlog.rows import TaskLogRow
 

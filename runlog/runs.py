@@ -25,9 +25,10 @@ from prefect.utilities.urls import url_for
 
 from contact_center.exceptions import InvalidParameter, ObjectNotFound
 from contact_center.outcome import Outcome
-from runlog.history import _History, prefect_client
+from runlog.client import prefect_client
 from runlog.mapping import SKIPPED, error_of, redact
 from runlog.planned import Tries, flow_tries, step_tries
+from runlog.reader import History
 from runlog.text import clean
 
 __all__ = [
@@ -126,7 +127,7 @@ def resolve_deployment(client: SyncPrefectClient, task: str) -> tuple[Deployment
         ObjectNotFound: no such deployment; the message lists the known ones.
         InvalidParameter: the name is ambiguous; the message lists the candidates.
     """
-    history = _History(client)
+    history = History(client)
     history.load_our_flows()
     found = history.find_deployments(task, None)
     history.learn_flow_ids([d.flow_id for d in found])
@@ -281,7 +282,7 @@ def follow_run(
         temporary_settings(updates={PREFECT_CLIENT_MAX_RETRIES: 0}),
         prefect_client(timeout=WATCH_REQUEST_TIMEOUT) as client,
     ):
-        history = _History(client)
+        history = History(client)
         while True:
             try:
                 status = _read_status(client, history, run_id)
@@ -316,7 +317,7 @@ _UNKNOWN = RunStatus(
 )
 
 
-def _read_status(client: SyncPrefectClient, history: _History, run_id: UUID) -> RunStatus:
+def _read_status(client: SyncPrefectClient, history: History, run_id: UUID) -> RunStatus:
     run = client.read_flow_run(run_id)
     progress, step = None, None
     if run.start_time:
@@ -328,6 +329,6 @@ def _read_status(client: SyncPrefectClient, history: _History, run_id: UUID) -> 
 def final_outcome(run_id: UUID) -> Outcome | None:
     """The outcome a run recorded last (its counts), or None if it recorded none."""
     with prefect_client(timeout=WATCH_REQUEST_TIMEOUT) as client:
-        facts = _History(client).outcome_facts([run_id])
+        facts = History(client).outcome_facts([run_id])
     found = facts.get(run_id)
     return found.outcome if found else None

@@ -16,8 +16,8 @@ from prefect.client.schemas.filters import FlowFilter, FlowFilterName
 from prefect.events.actions import RunDeployment
 from prefect.exceptions import ObjectNotFound as PrefectObjectNotFound
 
-from runlog.history import _History
 from runlog.origins import describe_trigger
+from runlog.reader import History
 from runlog.rows import ScheduledRow
 
 __all__ = ["SENSOR_FLOW", "trigger_rows"]
@@ -46,7 +46,7 @@ def _spec(value: Any) -> Any:
     return value.model_dump() if hasattr(value, "model_dump") else value
 
 
-def trigger_rows(history: _History, flow_names: list[str] | None) -> list[ScheduledRow]:
+def trigger_rows(history: History, flow_names: list[str] | None) -> list[ScheduledRow]:
     """A row per enabled automation that runs a deployment of ``flow_names`` (all: None)."""
     client = history.client
     automations = [a for a in client.read_automations() if a.enabled]

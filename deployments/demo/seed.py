@@ -81,8 +81,12 @@ class RunReport:
 
     @property
     def ok(self) -> bool:
-        """Whether the run completed, or had completed before."""
-        return self.state in ("Completed", "done before")
+        """Whether the run completed, or had completed before.
+
+        A skipped import counts: the file sensor may have imported the demo file a
+        moment before (same checksum), so the list is loaded either way.
+        """
+        return self.state in ("Completed", "Skipped", "done before")
 
 
 #: The first start fills the lists: the DNC list first, so that the list imports scrub it.

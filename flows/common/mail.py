@@ -64,6 +64,25 @@ def _connect_timeout(seconds: float) -> Iterator[None]:
             socket.setdefaulttimeout(previous)
 
 
+def _opened_server(credentials: EmailServerCredentials) -> smtplib.SMTP:
+    """``get_server()``, closing the connection it leaves open when the login fails.
+
+    prefect-email opens the socket, then logs in; a refused login raises with the
+    connection still open in its frame, and it would stay open until collected.
+    """
+    try:
+        server: smtplib.SMTP = credentials.get_server()
+        return server
+    except BaseException as exc:
+        tb = exc.__traceback__
+        while tb is not None:
+            left_open = tb.tb_frame.f_locals.get("server")
+            if isinstance(left_open, smtplib.SMTP):
+                left_open.close()
+            tb = tb.tb_next
+        raise
+
+
 def send_email(credentials: EmailServerCredentials, message: EmailMessage) -> dict[str, str]:
     """Send ``message`` through the block's SMTP server (SSL or STARTTLS, and login).
 
@@ -78,7 +97,7 @@ def send_email(credentials: EmailServerCredentials, message: EmailMessage) -> di
     where = server_name(credentials)
     try:
         with _connect_timeout(EMAIL_TIMEOUT_SECONDS):
-            server = credentials.get_server()
+            server = _opened_server(credentials)
         with server:
             refused = server.send_message(message)
     except smtplib.SMTPRecipientsRefused as exc:

@@ -14,7 +14,7 @@ from prefect.settings import Settings
 
 from contact_center.exceptions import InvalidParameter
 from deployments.scale import ScaleOptions, database_urls, haproxy_config, redis_environment
-from deployments.stack import StackOptions, stack_environment
+from deployments.stack_options import StackOptions, stack_environment
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -36,7 +36,8 @@ from deployments.bootstrap import database_block
 from deployments.demo import CAMPAIGNS, DNC_LIST, FIRST_RUNS, LATER_RUNS, LISTS
 from deployments.demo.files import write_demo_files
 from deployments.processes import Service, stop_services
-from deployments.stack import StackError, StackOptions, check_port_free, stack_environment
+from deployments.stack import StackError, check_port_free
+from deployments.stack_options import StackOptions, stack_environment
 
 PROJECT = Path(__file__).resolve().parents[2]
 CCTASKS = str(Path(sys.executable).parent / "cctasks")

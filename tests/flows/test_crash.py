@@ -64,7 +64,8 @@ from deployments.automations import (
 from deployments.bootstrap import HEARTBEAT_VARIABLE, ensure_work_pool, pool_job_template
 from deployments.demo.files import list_folder
 from deployments.leftovers import end_leftover_runs, free_stale_slots
-from deployments.stack import WORKER_NAME, Stack, StackOptions, stack_environment
+from deployments.stack import Stack
+from deployments.stack_options import WORKER_NAME, StackOptions, stack_environment
 
 PROJECT = Path(__file__).resolve().parents[2]
 SPRING = "import-calling-list/spring-leads-import"

@@ -313,7 +313,10 @@ def test_smtp_error_is_retried_then_fails_with_the_reply_and_no_password(
     assert outcome.status == "failed" and "554 5.7.1" in (outcome.message or "")
     # Generated, but nothing counts as sent.
     assert outcome.bytes == 0 and outcome.files == []
-    assert outcome.extra["generated"] == ["list-status_2026-03-07_2026-03-08.csv"]
+    assert outcome.extra["generated"] == [
+        "list-status_2026-03-07_2026-03-08_list-status.csv",
+        "list-status_2026-03-07_2026-03-08_calling-hours.csv",
+    ]
     assert outcome.extra["delivered"] == []
     assert PASSWORD not in json.dumps(outcome.to_dict())
 
@@ -379,16 +382,18 @@ def test_report_delivered_to_the_real_sshd(engine: sa.Engine, sshd: Any, sftp_bl
     assert state.is_completed(), state.message
     folder = sshd.home / "reports" / "daily"
     names = sorted(p.name for p in folder.iterdir())
+    # Two tables (the lists and their calling hours): one CSV file per table.
     assert names == [
-        "list-status_2026-03-07_2026-03-08.csv",
         "list-status_2026-03-07_2026-03-08.xlsx",
+        "list-status_2026-03-07_2026-03-08_calling-hours.csv",
+        "list-status_2026-03-07_2026-03-08_list-status.csv",
     ]
-    lines = (folder / names[0]).read_text().splitlines()
+    lines = (folder / names[2]).read_text().splitlines()
     assert lines[0].startswith("Calling list,Campaigns,Records,Dialable,Excluded,Expired")
     assert "Leads A,Spring Sale,6,3,1,2,2,1,6" in lines
     outcome = state.result()
     assert outcome.bytes == sum((folder / n).stat().st_size for n in names)
-    assert outcome.files == [f"sftp://{sftp_block}/reports/daily/{n}" for n in names]
+    assert sorted(outcome.files) == [f"sftp://{sftp_block}/reports/daily/{n}" for n in names]
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
@@ -517,7 +522,8 @@ def test_task_log_report_lists_the_runs_of_the_period(engine: sa.Engine, tmp_pat
     assert len(rows) == 2, rows
     assert ",Report execution,list-status,list-status · generate,generate,1," in rows[0]
     assert rows[0].split(",")[-2:] == ["completed", ""]
-    assert ",failed," in rows[1] and "odt" in rows[1]
+    # Refused by the typed parameter: the row names the parameter and what it accepts.
+    assert ",failed," in rows[1] and "formats" in rows[1] and "'pdf'" in rows[1]
     (by_type,) = list(folder.glob("*_by-type.csv"))
     assert by_type.read_text().splitlines()[1].startswith("Report execution,2,1,1,")
     (page,) = list(folder.glob("*.html"))
