@@ -49,6 +49,26 @@ def fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
+@app.callback()
+def main(ctx: typer.Context) -> None:
+    """Send the API's basic-auth ``user:password`` (``CCTASKS_API_AUTH`` or
+    ``CCTASKS_API_AUTH_FILE``) with every call of this command to Prefect."""
+    from prefect.settings import PREFECT_API_AUTH_STRING, temporary_settings
+
+    from contact_center.exceptions import CCTasksError
+    from contact_center.settings import get_settings
+
+    try:
+        auth = get_settings().api_auth
+    except CCTasksError as exc:
+        raise fail(str(exc)) from None
+    if auth is not None:
+        # Prefect read its settings when it was imported: override them for this command.
+        ctx.with_resource(
+            temporary_settings(updates={PREFECT_API_AUTH_STRING: auth.get_secret_value()})
+        )
+
+
 @db_app.command("upgrade")
 def db_upgrade(
     database_url: str | None = typer.Option(

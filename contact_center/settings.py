@@ -11,6 +11,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from pydantic import SecretStr
+
 # Names of things that users write into prefect.yaml or save as blocks.
 DEFAULT_DATABASE_BLOCK = "contact-center"
 WORK_POOL_NAME = "cctasks"
@@ -157,6 +159,8 @@ class Settings:
         heartbeat_seconds: ``CCTASKS_HEARTBEAT_SECONDS``: seconds between two heartbeats
             of a flow run started by the cctasks work pool.
         history_days: ``CCTASKS_HISTORY_DAYS``: days a finished run stays in the history.
+        api_auth: ``user:password`` for Prefect's API basic auth, from ``CCTASKS_API_AUTH``
+            or the file named by ``CCTASKS_API_AUTH_FILE``; ``None``: no auth.
     """
 
     home: Path
@@ -167,6 +171,7 @@ class Settings:
     read_limits: ReadLimits = ReadLimits()
     heartbeat_seconds: int = DEFAULT_HEARTBEAT_SECONDS
     history_days: int = DEFAULT_HISTORY_DAYS
+    api_auth: SecretStr | None = None
 
     @property
     def default_sqlite_url(self) -> str:
@@ -208,12 +213,34 @@ def _history_days(text: str | None) -> int:
     return int(text)
 
 
+def _api_auth(text: str | None, file: str | None) -> SecretStr | None:
+    """The API's ``user:password``; an error names the variable, never the value."""
+    from contact_center.exceptions import InvalidParameter  # it imports this module
+
+    source = "CCTASKS_API_AUTH"
+    if not text and file:
+        source = f"the file CCTASKS_API_AUTH_FILE={file}"
+        try:
+            text = Path(file).expanduser().read_text().strip()
+        except OSError as exc:
+            raise InvalidParameter(f"{source} cannot be read: {exc.strerror}") from None
+    if not text:
+        return None
+    user, colon, password = text.partition(":")
+    if not (user and colon and password) or any(c.isspace() for c in text):
+        raise InvalidParameter(
+            f"{source} must hold user:password (no spaces), as Prefect's basic auth expects"
+        )
+    return SecretStr(text)
+
+
 def get_settings() -> Settings:
     """Read the settings from the environment now.
 
     Raises:
         InvalidParameter: ``CCTASKS_HEARTBEAT_SECONDS`` is not a number of seconds that
-            Prefect accepts (30 or more), or ``CCTASKS_HISTORY_DAYS`` not a number of days.
+            Prefect accepts (30 or more), ``CCTASKS_HISTORY_DAYS`` not a number of days,
+            or ``CCTASKS_API_AUTH`` (or its file) not ``user:password``.
     """
     home = Path(os.environ.get("CCTASKS_HOME", ".cctasks")).expanduser().absolute()
     env_url = os.environ.get("CCTASKS_DATABASE_URL") or None
@@ -230,4 +257,7 @@ def get_settings() -> Settings:
         read_limits=get_read_limits(),
         heartbeat_seconds=_heartbeat_seconds(os.environ.get("CCTASKS_HEARTBEAT_SECONDS")),
         history_days=_history_days(os.environ.get("CCTASKS_HISTORY_DAYS")),
+        api_auth=_api_auth(
+            os.environ.get("CCTASKS_API_AUTH"), os.environ.get("CCTASKS_API_AUTH_FILE")
+        ),
     )

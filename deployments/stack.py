@@ -154,6 +154,7 @@ class Stack:
     def prefect_settings(self) -> Iterator[None]:
         """Point this process's Prefect client at the stack's server."""
         from prefect.settings import (
+            PREFECT_API_AUTH_STRING,
             PREFECT_API_URL,
             PREFECT_HOME,
             PREFECT_SERVER_ANALYTICS_ENABLED,
@@ -165,6 +166,8 @@ class Stack:
             PREFECT_HOME: self.options.prefect_home,
             PREFECT_SERVER_ANALYTICS_ENABLED: False,
         }
+        if self.options.api_auth is not None:
+            updates[PREFECT_API_AUTH_STRING] = self.options.api_auth.get_secret_value()
         with temporary_settings(updates=updates):
             yield
 
@@ -317,8 +320,14 @@ class Stack:
             f"export CCTASKS_HOME={shlex.quote(str(self.options.home))}",
             "export PREFECT_SERVER_ANALYTICS_ENABLED=false DO_NOT_TRACK=1",
             f'export PATH={shlex.quote(venv_bin)}:"$PATH"',
-            "",
         ]
+        # The secret itself never goes into this file: only where cctasks reads it from.
+        auth_file = self.options.api_auth_file
+        if auth_file is not None:
+            lines.append(f"export CCTASKS_API_AUTH_FILE={shlex.quote(str(auth_file))}")
+        elif self.options.api_auth is not None:
+            lines.append("# The API asks for basic auth: export CCTASKS_API_AUTH here too.")
+        lines.append("")
         path.write_text("\n".join(lines))
         return path
 

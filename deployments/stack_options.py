@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pydantic import SecretStr
+
 from contact_center.exceptions import InvalidParameter
 from contact_center.settings import DEFAULT_HEARTBEAT_SECONDS, DEFAULT_HISTORY_DAYS, get_settings
 from contact_center.storage.db import safe_url
@@ -41,6 +43,8 @@ LEASE_STORAGE = "prefect.server.concurrency.lease_storage.filesystem"
 _REPLACED_VARIABLES = (
     "PREFECT_API_URL",
     "PREFECT_API_KEY",
+    "PREFECT_API_AUTH_STRING",
+    "PREFECT_SERVER_API_AUTH_STRING",
     "PREFECT_UI_API_URL",
     "PREFECT_UI_URL",
     "PREFECT_HOME",
@@ -78,6 +82,9 @@ class StackOptions:
         history_days: days a finished run stays in Prefect's history
             (``CCTASKS_HISTORY_DAYS``, default 90).
         scale: the ``--scale`` profile (:mod:`deployments.scale`), else one server.
+        api_auth: ``user:password`` that turns on Prefect's API basic auth
+            (``CCTASKS_API_AUTH`` or ``CCTASKS_API_AUTH_FILE``), else none.
+        api_auth_file: the file it was read from, for the env file.
     """
 
     home: Path
@@ -90,6 +97,8 @@ class StackOptions:
     heartbeat_seconds: int = DEFAULT_HEARTBEAT_SECONDS
     history_days: int = DEFAULT_HISTORY_DAYS
     scale: ScaleOptions | None = None
+    api_auth: SecretStr | None = None
+    api_auth_file: Path | None = None
 
     @classmethod
     def create(
@@ -136,6 +145,8 @@ class StackOptions:
             heartbeat_seconds=settings.heartbeat_seconds,
             history_days=settings.history_days,
             scale=scale,
+            api_auth=settings.api_auth,
+            api_auth_file=_auth_file(settings.api_auth),
         )
 
     @property
@@ -169,6 +180,13 @@ class StackOptions:
     def contact_center_url(self) -> str:
         """The contact-centre database: ``--database-url``, else the settings' URL."""
         return self.database_url or get_settings().database_url
+
+
+def _auth_file(api_auth: SecretStr | None) -> Path | None:
+    file = os.environ.get("CCTASKS_API_AUTH_FILE")
+    if api_auth is None or os.environ.get("CCTASKS_API_AUTH") or not file:
+        return None
+    return Path(file).expanduser().absolute()
 
 
 def stack_environment(options: StackOptions, base: dict[str, str] | None = None) -> dict[str, str]:
@@ -206,6 +224,12 @@ def stack_environment(options: StackOptions, base: dict[str, str] | None = None)
     env.setdefault(
         "PREFECT_SERVER_SERVICES_DB_VACUUM_RETENTION_PERIOD", str(options.history_days * 86400)
     )
+    if options.api_auth is not None:
+        # The servers ask for it, every client (CLI, workers, flow runs) sends it; only
+        # through the environment, never on a command line that `ps` shows.
+        secret = options.api_auth.get_secret_value()
+        env["PREFECT_SERVER_API_AUTH_STRING"] = secret
+        env["PREFECT_API_AUTH_STRING"] = secret
     if options.database_url:
         env["CCTASKS_DATABASE_URL"] = options.database_url
     if options.prefect_database_url:

@@ -74,3 +74,43 @@ def test_scale_options_and_database_urls() -> None:
         ScaleOptions(workers=0)
     with pytest.raises(InvalidParameter, match="not redis://"):
         ScaleOptions(redis_url="http://x")
+
+
+def test_api_auth_reaches_servers_and_clients_but_no_command_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = "ops:s3cret-" + tmp_path.name
+    auth_file = tmp_path / "api-auth"
+    auth_file.write_text(secret + "\n")
+    monkeypatch.setenv("CCTASKS_HOME", str(tmp_path))
+    monkeypatch.setenv("CCTASKS_API_AUTH_FILE", str(auth_file))
+    monkeypatch.delenv("CCTASKS_API_AUTH", raising=False)
+    project = Path(__file__).resolve().parents[2]
+    options = StackOptions.create(project_dir=project, scale=ScaleOptions())
+    assert secret not in repr(options)
+    # A stale value of the caller's never wins over the stack's own.
+    env = stack_environment(options, base={"PREFECT_API_AUTH_STRING": "old:one"})
+    settings = _prefect_settings(env, monkeypatch)
+    assert settings.server.api.auth_string is not None
+    assert settings.server.api.auth_string.get_secret_value() == secret
+    assert settings.api.auth_string is not None
+    assert settings.api.auth_string.get_secret_value() == secret
+    from deployments.scale import ScaleStack
+
+    stack = ScaleStack(options, ScaleOptions())
+    for service in [*stack.api_servers, stack.services, stack.balancer, *stack.workers]:
+        assert service.env["PREFECT_API_AUTH_STRING"] == secret
+        assert not any(secret in part for part in service.command)
+    # Prefect lets GET /api/health through unauthenticated: HAProxy's check needs no secret.
+    config = haproxy_config("127.0.0.1", 4200, [4201, 4202], tmp_path / "h.pid")
+    assert "option httpchk GET /api/health" in config and secret not in config
+    assert stack.write_env_file().read_text().count(secret) == 0
+    assert f"CCTASKS_API_AUTH_FILE={auth_file}" in (tmp_path / "env").read_text()
+
+    auth_file.write_text("no-colon")
+    with pytest.raises(InvalidParameter, match="CCTASKS_API_AUTH_FILE=.*user:password") as err:
+        StackOptions.create(project_dir=project)
+    assert "no-colon" not in str(err.value)
+    monkeypatch.setenv("CCTASKS_API_AUTH", "ops:")
+    with pytest.raises(InvalidParameter, match="^CCTASKS_API_AUTH must hold user:password"):
+        StackOptions.create(project_dir=project)
