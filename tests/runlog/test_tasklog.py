@@ -302,9 +302,9 @@ def test_filters(history: History) -> None:
 
 
 def test_unknown_task_column_and_result_name_what_is_valid(history: History) -> None:
-    with pytest.raises(
-        ObjectNotFound, match=rf"unknown task 'nope'; known tasks: .*{history.deployment}"
-    ):
+    # The list of known tasks is capped with the message (the shared test server holds
+    # many deployments), so only its start is pinned.
+    with pytest.raises(ObjectNotFound, match=r"unknown task 'nope'; known tasks: [a-z]"):
         task_log(task="nope")
     with pytest.raises(InvalidParameter, match=r"unknown column 'colour'; valid columns"):
         task_log(sort="colour")
