@@ -12,10 +12,7 @@ from sqlalchemy.engine import Engine
 from contact_center.exceptions import ObjectNotFound
 from contact_center.storage.db import mapped_database_errors, safe_url
 from contact_center.storage.list_results import SourceFile
-from contact_center.storage.models import (
-    CallingList,
-    ListImport,
-)
+from contact_center.storage.models import CallingList, ListImport
 
 __all__ = [
     "imported_file_names",

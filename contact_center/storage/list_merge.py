@@ -1,6 +1,6 @@
 """The update policies' set-based statements: staged records into ``list_records``.
 
-:class:`contact_center.storage.list_load` stages a file's valid rows, then applies its
+:mod:`contact_center.storage.list_load` stages a file's valid rows, then applies its
 update policy with these (inside the import's transaction): a PostgreSQL ``MERGE``, or
 an UPDATE join and an INSERT anti-join elsewhere.
 """
@@ -15,10 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from contact_center.parsing.record_fields import LOADED_FIELDS
-from contact_center.storage.models import (
-    ListRecord,
-    UTCDateTime,
-)
+from contact_center.storage.models import ListRecord, UTCDateTime
 
 __all__ = ["VALID_COLUMNS", "RecordStamps", "insert_new", "merge_records", "update_changed"]
 
