@@ -114,7 +114,9 @@ def write(engine: sa.Engine, tables: list[pa.Table]) -> int:
 def pipeline(engine: sa.Engine, path: Path) -> int:
     """Parse and load the file as the import does, the parser one chunk ahead."""
     from contact_center.storage.bulk import prefetch
-    from contact_center.storage.list_load import ImportOptions, SourceFile, load_list_records
+    from contact_center.storage.list_load import load_list_records
+    from contact_center.storage.list_options import ImportOptions
+    from contact_center.storage.list_results import SourceFile
 
     name = f"bench {uuid.uuid4().hex[:8]}"
     options = ImportOptions.from_parameters(list_name=name, source=str(path), mapping=MAPPING)

@@ -51,10 +51,8 @@ from contact_center.parsing.parameters import (
 from contact_center.parsing.record_zones import ZoneSource
 from contact_center.preview import PreviewSample
 from contact_center.settings import DATABASE_LOADS_LIMIT, FETCH_RETRIES, FETCH_RETRY_DELAYS
-from contact_center.storage.list_load import (
-    ImportOptions,
-    LoadResult,
-)
+from contact_center.storage.list_options import ImportOptions
+from contact_center.storage.list_results import LoadResult
 from contact_center.storage.models import utcnow
 from flows.common import (
     FetchedFile,

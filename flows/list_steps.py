@@ -32,14 +32,10 @@ from contact_center.parsing.table_reader import TableReader
 from contact_center.preview import Preview, PreviewSample
 from contact_center.settings import LIST_CHUNK_ROWS
 from contact_center.storage.bulk import prefetch
-from contact_center.storage.list_load import (
-    ImportOptions,
-    LoadResult,
-    SourceFile,
-    imported_file_names,
-    last_import_sha256,
-    load_list_records,
-)
+from contact_center.storage.list_imports import imported_file_names, last_import_sha256
+from contact_center.storage.list_load import load_list_records
+from contact_center.storage.list_options import ImportOptions
+from contact_center.storage.list_results import LoadResult, SourceFile
 from flows.common import FetchedFile, IncomingFile, RunProgress, fetch, resolve_source
 from flows.common.decrypt import decrypting
 from flows.common.preview import mark_dry_run, record_preview

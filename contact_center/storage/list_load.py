@@ -25,303 +25,42 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable
-from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol, cast
+from typing import Any, cast
 
 import pandas as pd
 import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from contact_center.exceptions import (
-    InvalidParameter,
-    ObjectNotFound,
-    QualityGateFailed,
-)
-from contact_center.parsing.gates import DEFAULT_MAX_REMOVED_RATIO, RemovalGate
-from contact_center.parsing.locations import parse_location
-from contact_center.parsing.names import check_name
-from contact_center.parsing.parameters import (
-    check_default_country,
-    check_encoding,
-    check_mapping,
-    check_widths_and_columns,
-)
+from contact_center.exceptions import InvalidParameter, ObjectNotFound, QualityGateFailed
+from contact_center.parsing.gates import RemovalGate
 from contact_center.parsing.record_fields import LOADED_FIELDS
-from contact_center.parsing.record_zones import (
-    ZONE_SOURCES,
-    ZoneAssigner,
-    check_default_timezone,
-    check_zone_precedence,
-)
 from contact_center.storage.bulk import BulkWriter, bulk_writer, is_postgresql, staging_table
-from contact_center.storage.db import mapped_database_errors, safe_url
 from contact_center.storage.exclusions import key_is_excluded, record_match_columns
-from contact_center.storage.list_rows import insert_new_list
-from contact_center.storage.models import (
-    CallingList,
-    ExclusionList,
-    ListImport,
-    ListRecord,
-    UTCDateTime,
+from contact_center.storage.list_imports import list_database_errors, record_skipped_import
+from contact_center.storage.list_merge import (
+    VALID_COLUMNS,
+    RecordStamps,
+    insert_new,
+    merge_records,
+    update_changed,
 )
+from contact_center.storage.list_options import ImportOptions
+from contact_center.storage.list_results import LoadResult, ParsedRows, SourceFile
+from contact_center.storage.list_rows import insert_new_list
+from contact_center.storage.models import CallingList, ExclusionList, ListImport, ListRecord
 
-__all__ = [
-    "ImportOptions",
-    "LoadResult",
-    "ParsedRows",
-    "SourceFile",
-    "imported_file_names",
-    "last_import_sha256",
-    "load_list_records",
-    "record_skipped_import",
-]
+__all__ = ["load_list_records"]
 
 
-#: Memory for the re-import's join on PostgreSQL (SET LOCAL: this transaction only).
-_MERGE_WORK_MEM = "256MB"
-
-#: The columns a parser's ``valid`` frame brings, in staging order.
-VALID_COLUMNS = ("record_key", *LOADED_FIELDS, "custom_fields")
+#: The staging table: the file row, then the valid columns as text.
 _STAGING_COLUMNS = {"row": "bigint", **dict.fromkeys(VALID_COLUMNS, "text")}
 
 _records = cast(sa.Table, ListRecord.__table__)
 _lists = cast(sa.Table, CallingList.__table__)
 _imports = cast(sa.Table, ListImport.__table__)
 _exclusion_lists = cast(sa.Table, ExclusionList.__table__)
-
-
-class ParsedRows(Protocol):
-    """What the load needs from a parsed chunk (``contact_center.parsing.lists.ParsedChunk``).
-
-    ``valid`` is an Arrow table (the parser's) or a DataFrame with the same columns.
-    """
-
-    @property
-    def valid(self) -> pa.Table | pd.DataFrame: ...
-
-    @property
-    def rejects(self) -> pd.DataFrame: ...
-
-
-# --- options ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ImportOptions:
-    """The checked parameters of one calling-list import.
-
-    Build it with :meth:`from_parameters` from parameters whose types Prefect has
-    checked; it raises :class:`InvalidParameter` for what a type cannot express,
-    before any file is touched.
-    """
-
-    list_name: str
-    source: str
-    mapping: dict[str, str] | None = None
-    update_policy: str = "update"
-    key_field: str = "account"
-    format: str = "auto"
-    delimiter: str | None = None
-    encoding: str | None = None
-    sheet: str | None = None
-    widths: list[int] | None = None
-    columns: list[str] | None = None
-    default_country: str = "US"
-    expires_after_days: int | None = None
-    min_rows: int = 0
-    max_reject_ratio: float | None = None
-    max_removed_ratio: float = DEFAULT_MAX_REMOVED_RATIO
-    scrub_exclusions: tuple[str, ...] = ()
-    after_import: str = "keep"
-    force: bool = False
-    timezone_precedence: tuple[str, ...] = ZONE_SOURCES
-    default_timezone: str | None = None
-    dry_run: bool = False
-    decrypt_with: str | None = None
-
-    @classmethod
-    def from_parameters(cls, **params: Any) -> ImportOptions:
-        """Build the options from the flow's parameters, whose types Prefect has checked.
-
-        Here come the checks that a type cannot express (see
-        :mod:`contact_center.parsing.parameters`); ``min_rows`` defaults to 1 for ``replace``
-        (so an empty file never wipes a list) and to 0 otherwise.
-
-        Raises:
-            InvalidParameter: a value that is not valid; the message names it.
-        """
-        list_name = check_name("list_name", params.get("list_name"))
-        source = params["source"]
-        parse_location(source)
-        policy = params.get("update_policy") or "update"
-        widths, columns = params.get("widths"), params.get("columns")
-        check_widths_and_columns(widths, columns)
-        min_rows = params.get("min_rows")
-        scrub = [check_name("scrub_exclusions", s) for s in params.get("scrub_exclusions") or []]
-        decrypt_with = params.get("decrypt_with")
-        return cls(
-            list_name=list_name,
-            source=source,
-            mapping=check_mapping(params.get("mapping")),
-            update_policy=policy,
-            key_field=params.get("key_field") or "account",
-            format=params.get("format") or "auto",
-            delimiter=params.get("delimiter"),
-            encoding=check_encoding(params.get("encoding")),
-            sheet=params.get("sheet"),
-            widths=widths,
-            columns=columns,
-            default_country=check_default_country(params.get("default_country") or "US"),
-            expires_after_days=params.get("expires_after_days"),
-            min_rows=(1 if policy == "replace" else 0) if min_rows is None else min_rows,
-            max_reject_ratio=params.get("max_reject_ratio"),
-            max_removed_ratio=params.get("max_removed_ratio", DEFAULT_MAX_REMOVED_RATIO),
-            scrub_exclusions=tuple(dict.fromkeys(scrub)),
-            after_import=params.get("after_import") or "keep",
-            force=params.get("force", False),
-            timezone_precedence=check_zone_precedence(params.get("timezone_precedence")),
-            default_timezone=check_default_timezone(params.get("default_timezone")),
-            dry_run=params.get("dry_run", False),
-            decrypt_with=None if decrypt_with is None else check_name("decrypt_with", decrypt_with),
-        )
-
-    def zone_assigner(self) -> ZoneAssigner:
-        """How this import gives each record its time zone."""
-        return ZoneAssigner(self.timezone_precedence, self.default_timezone)
-
-
-# --- results ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SourceFile:
-    """The file being imported: what ``list_imports`` records about it."""
-
-    name: str
-    location: str
-    sha256: str
-    size: int
-
-
-@dataclass
-class LoadResult:
-    """The counts of one import, as committed.
-
-    Attributes:
-        list_id: the calling list's id.
-        import_id: the ``list_imports`` row.
-        created_list: whether the import created the list.
-        rows_read: data rows read from the file.
-        loaded: records added.
-        updated: existing records changed.
-        unchanged: existing records the file repeated as they were (for ``append``:
-            existing keys, which are left alone).
-        removed: records removed (``replace``).
-        rejected: rows rejected; see ``rejects_by_reason``.
-        rejects_by_reason: reason -> count.
-        excluded: valid rows not loaded because their key is in a scrubbed list.
-        invalid_phones: phone values dropped from rows that kept another phone.
-        gates: (a dry run) gate -> None when it passes, else why it fails.
-        dry_run: whether the load was rolled back (a dry run).
-        skipped: the file was the list's last import again: nothing changed, and
-            ``import_id`` is the ``skipped`` row that says so.
-    """
-
-    list_id: int
-    import_id: int
-    created_list: bool = False
-    rows_read: int = 0
-    loaded: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    removed: int = 0
-    rejected: int = 0
-    rejects_by_reason: dict[str, int] = field(default_factory=dict)
-    excluded: int = 0
-    invalid_phones: int = 0
-    gates: dict[str, str | None] = field(default_factory=dict)
-    dry_run: bool = False
-    skipped: bool = False
-
-
-# --- queries outside the load ------------------------------------------------------------
-
-
-def imported_file_names(engine: Engine, list_name: str) -> set[str]:
-    """Names of the files already imported (or skipped) into ``list_name``.
-
-    A glob source skips them, so a nightly ``leads_*.csv`` picks the newest new file.
-
-    Raises:
-        DatabaseError: the database cannot be read.
-    """
-    query = (
-        sa.select(_imports.c.file_name)
-        .join(_lists, _lists.c.id == _imports.c.list_id)
-        .where(_lists.c.name == list_name, _imports.c.status.in_(("completed", "skipped")))
-        .distinct()
-    )
-    with _database_errors(engine, list_name, step="reading the imports"), engine.connect() as conn:
-        return {name for (name,) in conn.execute(query)}
-
-
-def last_import_sha256(engine: Engine, list_name: str) -> str | None:
-    """The SHA-256 of the list's last successful (completed) import, if any.
-
-    Raises:
-        DatabaseError: the database cannot be read.
-    """
-    query = (
-        sa.select(_imports.c.sha256)
-        .join(_lists, _lists.c.id == _imports.c.list_id)
-        .where(_lists.c.name == list_name, _imports.c.status == "completed")
-        .order_by(_imports.c.id.desc())
-        .limit(1)
-    )
-    with _database_errors(engine, list_name, step="reading the imports"), engine.connect() as conn:
-        return conn.scalar(query)
-
-
-def record_skipped_import(
-    engine: Engine,
-    list_name: str,
-    source: SourceFile,
-    *,
-    update_policy: str,
-    flow_run_id: str | None = None,
-    now: datetime | None = None,
-) -> int:
-    """Record that ``source`` was skipped (same checksum as the last import).
-
-    Returns:
-        The ``list_imports`` row's id.
-    """
-    now = now or datetime.now(UTC)
-    with _database_errors(engine, list_name, file=source.name), engine.begin() as conn:
-        list_id = conn.scalar(sa.select(_lists.c.id).where(_lists.c.name == list_name))
-        if list_id is None:
-            raise ObjectNotFound(f"calling list {list_name!r} does not exist")
-        return int(
-            conn.execute(
-                sa.insert(ListImport)
-                .values(
-                    list_id=list_id,
-                    file_name=source.name,
-                    location=source.location,
-                    sha256=source.sha256,
-                    bytes=source.size,
-                    status="skipped",
-                    update_policy=update_policy,
-                    flow_run_id=flow_run_id,
-                    started_at=now,
-                    finished_at=now,
-                )
-                .returning(ListImport.id)
-            ).scalar_one()
-        )
 
 
 # --- the load -----------------------------------------------------------------------------
@@ -375,7 +114,7 @@ def load_list_records(
             with ``replace``, which re-keys the list).
     """
     with (
-        _database_errors(engine, options.list_name, file=source.name),
+        list_database_errors(engine, options.list_name, file=source.name),
         engine.connect() as conn,
         conn.begin() as transaction,
     ):
@@ -403,15 +142,6 @@ def load_list_records(
             flow_run_id=flow_run_id,
         )
     return result
-
-
-def _database_errors(
-    engine: Engine, list_name: str, *, file: str | None = None, step: str = "reading"
-) -> AbstractContextManager[None]:
-    """Map database errors to :class:`DatabaseError` naming the list, the file and the
-    database (without its password)."""
-    what = f"loading file {file!r}" if file is not None else step
-    return mapped_database_errors(f"{what} of calling list {list_name!r} in {safe_url(engine.url)}")
 
 
 class _ListLoad:
@@ -730,6 +460,7 @@ class _ListLoad:
     def _apply_policy(self, stg: sa.Table) -> None:
         list_id = self.result.list_id
         policy = self.options.update_policy
+        stamps = RecordStamps(list_id, self.result.import_id, self.expires_at, self.now)
         removed = 0
         if policy == "replace":
             removed = self.conn.execute(
@@ -740,12 +471,12 @@ class _ListLoad:
             ).rowcount
         updated = 0
         if policy == "append":
-            loaded = self._insert_new(stg)
+            loaded = insert_new(self.conn, stg, stamps)
         elif is_postgresql(self.conn):
-            loaded, updated = self._merge(stg)
+            loaded, updated = merge_records(self.conn, stg, stamps)
         else:
-            updated = self._update_changed(stg)
-            loaded = self._insert_new(stg)
+            updated = update_changed(self.conn, stg, stamps)
+            loaded = insert_new(self.conn, stg, stamps)
         self._finish_counts(loaded=loaded, updated=updated, removed=removed)
         if policy == "replace":
             # Before the commit, so a failed gate rolls the whole import back. The list
@@ -762,105 +493,3 @@ class _ListLoad:
                     target=f"calling list {self.options.list_name!r}",
                 ),
             )
-
-    def _merge(self, stg: sa.Table) -> tuple[int, int]:
-        """PostgreSQL: update the changed records and add the new ones in one join.
-
-        One ``MERGE`` pass instead of an UPDATE join and an INSERT anti-join (about
-        20% less time on a re-import). Returns (added, updated): new records are the
-        ones with an id above the largest before the MERGE (ids only grow, and the
-        list is locked).
-        """
-        quote = self.conn.dialect.identifier_preparer.quote
-        fields = [quote(f) for f in LOADED_FIELDS]
-        # Custom fields are JSON text (models.JsonText) and the parser writes one
-        # spelling, so the text tells a change (a document written by someone else
-        # in another spelling counts as changed once, and is then ours).
-        differs = " OR ".join([f"r.{f} IS DISTINCT FROM s.{f}" for f in [*fields, "custom_fields"]])
-        # Names come from our own schema and the generated staging table, never from
-        # user input; every value is a bound parameter.
-        merge = sa.text(
-            f"MERGE INTO list_records AS r USING {quote(stg.name)} AS s "  # noqa: S608
-            "ON r.list_id = :list_id AND r.record_key = s.record_key "
-            f"WHEN MATCHED AND ({differs}) THEN UPDATE SET "
-            + ", ".join(f"{f} = s.{f}" for f in fields)
-            + ", custom_fields = s.custom_fields, expires_at = :expires_at, "
-            "import_id = :import_id, updated_at = :now "
-            "WHEN NOT MATCHED THEN INSERT (list_id, record_key, "
-            + ", ".join(fields)
-            + ", custom_fields, expires_at, import_id, updated_at) VALUES "
-            "(:list_id, s.record_key, "
-            + ", ".join(f"s.{f}" for f in fields)
-            + ", s.custom_fields, :expires_at, :import_id, :now)"
-        ).bindparams(
-            sa.bindparam("expires_at", type_=UTCDateTime()),
-            sa.bindparam("now", type_=UTCDateTime()),
-        )
-        # The join hashes the whole file; with the default 4 MB it spills to disk in
-        # batches (a third slower at 1M rows). For this transaction only.
-        self.conn.execute(sa.text(f"SET LOCAL work_mem = '{_MERGE_WORK_MEM}'"))
-        before = self.conn.scalar(sa.select(sa.func.max(_records.c.id))) or 0
-        changed = self.conn.execute(
-            merge.execution_options(preserve_rowcount=True),
-            {
-                "list_id": self.result.list_id,
-                "import_id": self.result.import_id,
-                "expires_at": self.expires_at,
-                "now": self.now,
-            },
-        ).rowcount
-        added = self.conn.scalar(
-            sa.select(sa.func.count()).where(
-                _records.c.id > before, _records.c.list_id == self.result.list_id
-            )
-        )
-        return int(added or 0), int(changed) - int(added or 0)
-
-    def _stamp(self, value: datetime | None) -> sa.ColumnElement[Any]:
-        return sa.literal(value, UTCDateTime())
-
-    def _update_changed(self, stg: sa.Table) -> int:
-        fields = {name: stg.c[name] for name in LOADED_FIELDS}
-        custom = stg.c.custom_fields
-        differs = sa.or_(
-            *(_records.c[name].is_distinct_from(value) for name, value in fields.items()),
-            _records.c.custom_fields.is_distinct_from(custom),
-        )
-        return int(
-            self.conn.execute(
-                sa.update(_records)
-                .where(
-                    _records.c.list_id == self.result.list_id,
-                    _records.c.record_key == stg.c.record_key,
-                    differs,
-                )
-                .values(
-                    **fields,
-                    custom_fields=custom,
-                    expires_at=self._stamp(self.expires_at),
-                    import_id=self.result.import_id,
-                    updated_at=self._stamp(self.now),
-                )
-            ).rowcount
-        )
-
-    def _insert_new(self, stg: sa.Table) -> int:
-        existing = _records.alias("existing")
-        select = sa.select(
-            sa.literal(self.result.list_id, sa.Integer()),
-            stg.c.record_key,
-            *(stg.c[name] for name in LOADED_FIELDS),
-            stg.c.custom_fields,
-            self._stamp(self.expires_at),
-            sa.literal(self.result.import_id, sa.BigInteger()),
-            self._stamp(self.now),
-        ).where(
-            ~sa.exists().where(
-                existing.c.list_id == self.result.list_id,
-                existing.c.record_key == stg.c.record_key,
-            )
-        )
-        columns = ["list_id", *VALID_COLUMNS, "expires_at", "import_id", "updated_at"]
-        insert = sa.insert(_records).from_select(columns, select)
-        # SQLAlchemy reports INSERT ... SELECT row counts only when asked to.
-        return int(self.conn.execute(insert.execution_options(preserve_rowcount=True)).rowcount)

@@ -210,7 +210,7 @@ def test_both_imports_retry_the_same_errors() -> None:
     from contact_center.exceptions import HostKeyError
     from flows.calling_list_import import fetch_list_file
     from flows.common.retries import NOT_RETRIED, retry_transfer
-    from flows.exclusion_import import fetch_exclusion_file
+    from flows.exclusion_steps import fetch_exclusion_file
 
     assert fetch_list_file.retry_condition_fn is retry_transfer
     assert fetch_exclusion_file.retry_condition_fn is retry_transfer

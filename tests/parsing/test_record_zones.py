@@ -25,7 +25,7 @@ from contact_center.storage.calling_hours import (
     parse_calling_days,
     parse_window,
 )
-from contact_center.storage.list_load import ImportOptions
+from contact_center.storage.list_options import ImportOptions
 
 #: Every field this file fills, so that each test row can leave any of them blank.
 MAPPING = {"account": "account", "phone1": "phone1", "zip": "zip", "state": "state"}

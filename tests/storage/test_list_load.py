@@ -31,15 +31,14 @@ from contact_center.exceptions import (
     QualityGateFailed,
 )
 from contact_center.parsing.record_fields import FIELD_LENGTHS, RECORD_FIELDS
-from contact_center.storage.list_load import (
-    ImportOptions,
-    LoadResult,
-    SourceFile,
+from contact_center.storage.list_imports import (
     imported_file_names,
     last_import_sha256,
-    load_list_records,
     record_skipped_import,
 )
+from contact_center.storage.list_load import load_list_records
+from contact_center.storage.list_options import ImportOptions
+from contact_center.storage.list_results import LoadResult, SourceFile
 from contact_center.storage.models import (
     CallingList,
     Exclusion,
@@ -470,7 +469,9 @@ import sys, time
 from pathlib import Path
 import pandas as pd
 from contact_center.storage.db import create_db_engine
-from contact_center.storage.list_load import ImportOptions, SourceFile, load_list_records
+from contact_center.storage.list_load import load_list_records
+from contact_center.storage.list_options import ImportOptions
+from contact_center.storage.list_results import SourceFile
 from contact_center.parsing.record_fields import RECORD_FIELDS
 
 url, marker = sys.argv[1], Path(sys.argv[2])

@@ -16,7 +16,7 @@ from test_calling_list_import import MAPPING, recorded_outcome, write_csv
 from test_list_load import chunk, keys, load, records
 
 from contact_center.exceptions import QualityGateFailed
-from contact_center.storage.list_load import ImportOptions
+from contact_center.storage.list_options import ImportOptions
 from contact_center.storage.models import Exclusion, ExclusionImport, ExclusionList, ListImport
 from flows.calling_list_import import import_calling_list
 from flows.exclusion_import import import_exclusions
