@@ -447,7 +447,10 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
                 log(f"reading runs failed ({exc}); again")
                 time.sleep(5)
                 continue
-            ours = [r for r in runs if r.expected_start_time < window_end]
+            # An interval schedule also owes the slot before its anchor when the
+            # deployment was made earlier: only the window's slots count.
+            ours = [r for r in runs if r.expected_start_time < window_end
+                    and (not r.auto_scheduled or r.expected_start_time >= window_start)]
             open_runs = [r for r in ours if r.state is None or r.state.type.value not in TERMINAL]
             if not open_runs or time.monotonic() > drain_deadline:
                 break
@@ -461,6 +464,12 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
                                  {r.id: list_of_deployment[r.deployment_id] for r in ours})
         db_spans, lists = database_checks(
             f"{pg.url.replace('postgresql', 'postgresql+psycopg')}/cctasks")
+        held = {
+            limit.name: limit.active_slots
+            for limit in client.read_global_concurrency_limits(limit=200)
+            if limit.name.startswith("cctasks-list-bench-list") and limit.active_slots
+        }
+        running_at_end = sum(1 for r in ours if r.state and r.state.type.value == "RUNNING")
         restarted = [line for line in up_output.read_text(errors="replace").splitlines()
                      if "starting it again" in line]
 
@@ -505,6 +514,7 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
         "lists_whole": all(count == last for count, last in lists.values()),
         "lists": {n: {"records": c, "last_import_rows": last} for n, (c, last) in lists.items()},
         "faults": faults, "restarted_by_stack": restarted,
+        "object_slots_held_at_end": held, "running_at_end": running_at_end,
     }
     return report
 
@@ -532,6 +542,8 @@ def print_report(report: dict[str, Any]) -> None:
     print(f"  throughput {report['throughput_per_minute']} completed runs/min; drained "
           f"{report['drain_minutes_after_window']} min after the window")
     print(f"  every list holds its last completed import's rows: {report['lists_whole']}")
+    print(f"  list slots held at the end: {sum(report['object_slots_held_at_end'].values())} "
+          f"(runs still running then: {report['running_at_end']})")
 
 
 def main() -> None:
