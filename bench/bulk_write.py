@@ -2,7 +2,7 @@
 
 Run: ``.venv/bin/python -m bench.bulk_write [--rows 1000000] [--runs 3] [--db postgresql]``
 
-Two measurements on the list benchmark's file (``bench.list_import.generate_list``,
+Two measurements on the list benchmark's file (``bench.list_files.generate_list``,
 generated once and kept in ``--file``), into a fresh calling list each run:
 
 - ``write``: the file's chunks, parsed beforehand and held in memory, sent through
@@ -49,7 +49,7 @@ MAPPING = {
 def list_file(path: Path, rows: int) -> Path:
     """The list benchmark's file of ``rows`` rows, generated unless it is there."""
     if not path.exists():
-        from bench.list_import import generate_list
+        from bench.list_files import generate_list
 
         path.parent.mkdir(parents=True, exist_ok=True)
         generate_list(path, rows)

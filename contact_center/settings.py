@@ -8,6 +8,7 @@ first.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -165,6 +166,8 @@ class Settings:
         history_days: ``CCTASKS_HISTORY_DAYS``: days a finished run stays in the history.
         api_auth: ``user:password`` for Prefect's API basic auth, from ``CCTASKS_API_AUTH``
             or the file named by ``CCTASKS_API_AUTH_FILE``; ``None``: no auth.
+        cache_dir: where tables derived from the libraries are kept between runs
+            (``CCTASKS_CACHE_DIR``, default ``<home>/cache``), absolute.
     """
 
     home: Path
@@ -176,6 +179,7 @@ class Settings:
     heartbeat_seconds: int = DEFAULT_HEARTBEAT_SECONDS
     history_days: int = DEFAULT_HISTORY_DAYS
     api_auth: SecretStr | None = None
+    cache_dir: Path = Path(".cctasks/cache").absolute()
 
     @property
     def default_sqlite_url(self) -> str:
@@ -238,6 +242,12 @@ def _api_auth(text: str | None, file: str | None) -> SecretStr | None:
     return SecretStr(text)
 
 
+def cache_dir(home: Path, environ: Mapping[str, str]) -> Path:
+    """``CCTASKS_CACHE_DIR`` in ``environ``, else ``<home>/cache``; absolute."""
+    chosen = environ.get("CCTASKS_CACHE_DIR", "").strip()
+    return Path(chosen).expanduser().absolute() if chosen else home / "cache"
+
+
 def get_settings() -> Settings:
     """Read the settings from the environment now.
 
@@ -264,4 +274,5 @@ def get_settings() -> Settings:
         api_auth=_api_auth(
             os.environ.get("CCTASKS_API_AUTH"), os.environ.get("CCTASKS_API_AUTH_FILE")
         ),
+        cache_dir=cache_dir(home, os.environ),
     )

@@ -33,6 +33,7 @@ import socket
 import sys
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,7 +44,8 @@ import httpx
 from rich.console import Console
 
 from contact_center.exceptions import CCTasksError
-from contact_center.settings import WORK_POOL_NAME
+from contact_center.parsing.record_zones import warm_zone_tables
+from contact_center.settings import WORK_POOL_NAME, cache_dir
 from contact_center.storage.db import safe_url
 from deployments.processes import Service, stop_children, stop_services
 from deployments.stack_options import WORKER_NAME, StackOptions, stack_environment
@@ -214,6 +216,11 @@ class Stack:
 
         began = time.monotonic()
         heartbeat = self.options.heartbeat_seconds
+        # The ZIP -> zone table takes seconds to build; it is built beside the deploy, once
+        # per `zipcodes` version, so that no import pays for it.
+        builder = ThreadPoolExecutor(1, thread_name_prefix="zone-tables")
+        zones = builder.submit(warm_zone_tables, cache_dir(self.options.home, self.env))
+        builder.shutdown(wait=False)
         with self.prefect_settings():
             bootstrap.register_block_types()
             blocks = bootstrap.ensure_default_blocks(
@@ -237,6 +244,10 @@ class Stack:
             alerts = ensure_alerts(alerts_file(self.options.project_dir))
         for name, done in alerts.items():
             self.say(f"  automation {name!r} ({done})")
+        try:
+            self.say(f"  time-zone tables ({zones.result()})")
+        except OSError as exc:  # only a cache: each import builds what it lacks
+            self.say(f"  time-zone tables not saved: {exc}")
         self.say(f"  deployed {len(names)} deployments from prefect.yaml "
                  f"in {time.monotonic() - began:.1f} s")
 
@@ -476,3 +487,4 @@ def run_stack(options: StackOptions, console: Console | None = None) -> int:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return code
+

@@ -50,7 +50,7 @@ from contact_center.parsing.parameters import (
 )
 from contact_center.parsing.record_zones import ZoneSource
 from contact_center.preview import PreviewSample
-from contact_center.settings import DATABASE_LOADS_LIMIT, FETCH_RETRIES, FETCH_RETRY_DELAYS
+from contact_center.settings import DATABASE_LOADS_LIMIT
 from contact_center.storage.list_options import ImportOptions
 from contact_center.storage.list_results import LoadResult
 from contact_center.storage.models import utcnow
@@ -65,7 +65,7 @@ from flows.common import (
     recording_outcome,
 )
 from flows.common.rejects import RejectsFile
-from flows.common.retries import retry_transfer
+from flows.common.retries import FETCH_TASK
 from flows.common.slots import object_slot, resource_slot
 from flows.common.workdir import run_folder, sweep_leftover_work
 from flows.list_steps import (
@@ -93,12 +93,7 @@ __all__ = [
 # --- the steps -------------------------------------------------------------------------
 
 
-@task(
-    retries=FETCH_RETRIES,
-    retry_delay_seconds=[float(s) for s in FETCH_RETRY_DELAYS],
-    retry_condition_fn=retry_transfer,
-    cache_policy=NO_CACHE,
-)
+@task(**FETCH_TASK)
 def fetch_list_file(
     options: ImportOptions,
     engine: Engine,

@@ -22,13 +22,11 @@ from typing import Any
 
 import httpx
 from prefect import flow, get_run_logger, task
-from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run as runtime_flow_run
 
 from contact_center.exceptions import DeliveryFailed
 from contact_center.outcome import Outcome
 from contact_center.parsing.parameters import CampaignStep, StrictBool, TriggerSource
-from contact_center.settings import NETWORK_RETRIES, NETWORK_RETRY_DELAYS
 from contact_center.storage.campaign_rules import (
     StepResult,
     notification_payload,
@@ -39,6 +37,7 @@ from contact_center.storage.campaigns import CampaignInfo, ListReadiness, check_
 from contact_center.storage.db import mapped_database_errors
 from flows.campaign_request import TriggerRequest, display_url, load_token, validate_request
 from flows.common import RunProgress, contact_center_engine, final_state, recording_outcome
+from flows.common.retries import NETWORK_TASK
 from flows.common.slots import object_slot
 from runlog.publish import publishes_task_log
 
@@ -126,11 +125,7 @@ def apply_step(
         )
 
 
-@task(
-    retries=NETWORK_RETRIES,
-    retry_delay_seconds=[float(s) for s in NETWORK_RETRY_DELAYS],
-    cache_policy=NO_CACHE,
-)
+@task(**NETWORK_TASK)
 def notify_dialler(
     url: str,
     payload: dict[str, Any],

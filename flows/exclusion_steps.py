@@ -17,11 +17,7 @@ from contact_center.parsing.files import read_table
 from contact_center.parsing.headers import match_column
 from contact_center.parsing.openpgp import Decryptor, read_encrypted_table
 from contact_center.parsing.table_reader import TableReader
-from contact_center.settings import (
-    DATABASE_LOADS_LIMIT,
-    FETCH_RETRIES,
-    FETCH_RETRY_DELAYS,
-)
+from contact_center.settings import DATABASE_LOADS_LIMIT
 from contact_center.storage.db import mapped_database_errors
 from contact_center.storage.exclusion_load import (
     ImportRecord,
@@ -43,7 +39,7 @@ from flows.common import (
     fetch,
     resolve_source,
 )
-from flows.common.retries import retry_transfer
+from flows.common.retries import FETCH_TASK
 from flows.common.slots import resource_slot
 from flows.exclusion_request import ExclusionRequest
 
@@ -56,12 +52,7 @@ __all__ = [
 ]
 
 
-@task(
-    retries=FETCH_RETRIES,
-    retry_delay_seconds=[float(s) for s in FETCH_RETRY_DELAYS],
-    retry_condition_fn=retry_transfer,
-    cache_policy=NO_CACHE,
-)
+@task(**FETCH_TASK)
 def fetch_exclusion_file(
     request: ExclusionRequest, when: datetime, workdir: Path, progress: RunProgress
 ) -> FetchedFile:
@@ -255,12 +246,7 @@ def reset_exclusions(
     return counts
 
 
-@task(
-    retries=FETCH_RETRIES,
-    retry_delay_seconds=[float(s) for s in FETCH_RETRY_DELAYS],
-    retry_condition_fn=retry_transfer,
-    cache_policy=NO_CACHE,
-)
+@task(**FETCH_TASK)
 def tidy_source(fetched: FetchedFile, action: str) -> str:
     """Keep, delete or archive the source once the load has committed."""
     return after_import(fetched.location, action)

@@ -28,7 +28,6 @@ from prefect import flow, get_client, get_run_logger, task
 from prefect.blocks import notifications  # noqa: F401 (registers Prefect's notification blocks)
 from prefect.blocks.abstract import NotificationBlock
 from prefect.blocks.core import Block
-from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import State
 from prefect.exceptions import ObjectNotFound as PrefectObjectNotFound
 from prefect.states import Completed
@@ -36,13 +35,11 @@ from prefect_email import EmailServerCredentials
 
 from contact_center.exceptions import InvalidParameter, ObjectNotFound
 from contact_center.reports.mail import validate_addresses
-from contact_center.settings import NETWORK_RETRIES, NETWORK_RETRY_DELAYS
 from flows.common.outcome import SKIPPED_STATE_NAME
+from flows.common.retries import NETWORK_TASK
 from flows.report_execution import send_email
 from runlog.mapping import error_of, flow_type
 from runlog.runs import run_url
-
-_DELAYS = [float(s) for s in NETWORK_RETRY_DELAYS]
 
 __all__ = [
     "ALERTED_TAG",
@@ -104,7 +101,7 @@ class FailedRun:
         )
 
 
-@task(retries=NETWORK_RETRIES, retry_delay_seconds=_DELAYS, cache_policy=NO_CACHE)
+@task(**NETWORK_TASK)
 def describe_failed_run(flow_run_id: UUID) -> FailedRun:
     """Read the failed run and say what the alert names."""
     with get_client(sync_client=True) as client:
@@ -139,7 +136,7 @@ def _email_block(name: str) -> EmailServerCredentials:
         raise ObjectNotFound(f"no Email Server Credentials block named {name!r}") from None
 
 
-@task(retries=NETWORK_RETRIES, retry_delay_seconds=_DELAYS, cache_policy=NO_CACHE)
+@task(**NETWORK_TASK)
 def email_alert(failed: FailedRun, email_block: str, email_to: list[str]) -> None:
     """Send the alert by email through the named block."""
     credentials = _email_block(email_block)
@@ -163,14 +160,14 @@ def _notification_block(reference: str) -> Any:
     return block
 
 
-@task(retries=NETWORK_RETRIES, retry_delay_seconds=_DELAYS, cache_policy=NO_CACHE)
+@task(**NETWORK_TASK)
 def post_alert(failed: FailedRun, webhook_block: str) -> None:
     """Send the alert through a Prefect notification block (a webhook)."""
     # Prefect's concrete blocks send synchronously when called from sync code.
     _notification_block(webhook_block).notify(failed.body, failed.subject)
 
 
-@task(retries=NETWORK_RETRIES, retry_delay_seconds=_DELAYS, cache_policy=NO_CACHE)
+@task(**NETWORK_TASK)
 def mark_alerted(flow_run_id: UUID) -> None:
     """Tag the failed run, so that no later alert repeats this one."""
     with get_client(sync_client=True) as client:

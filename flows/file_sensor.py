@@ -34,11 +34,9 @@ from prefect.variables import Variable
 from contact_center.exceptions import InvalidParameter, SourceUnavailable
 from contact_center.parsing.arrivals import SeenFile, matching, new_arrivals, stable_files
 from contact_center.parsing.locations import Location, parse_location
-from contact_center.settings import NETWORK_RETRIES, NETWORK_RETRY_DELAYS
 from flows.common import sftp_session
 from flows.common.confine import check_local, check_remote
-
-_DELAYS = [float(s) for s in NETWORK_RETRY_DELAYS]
+from flows.common.retries import NETWORK_TASK
 
 __all__ = [
     "ARRIVED_EVENT",
@@ -91,7 +89,7 @@ def _list_sftp(location: Location, watch: str) -> list[SeenFile]:
         return [SeenFile(f.name, f.size, f.mtime) for f in session.list(folder)]
 
 
-@task(retries=NETWORK_RETRIES, retry_delay_seconds=_DELAYS, cache_policy=NO_CACHE)
+@task(**NETWORK_TASK)
 def list_watched(watch: str, location: Location) -> list[SeenFile]:
     """The files of the watched folder whose name matches the location's glob."""
     lister = _list_sftp if location.scheme == "sftp" else _list_local

@@ -36,11 +36,7 @@ from contact_center.reports import (
     compose_report_email,
     render,
 )
-from contact_center.settings import (
-    DEFAULT_EMAIL_BLOCK,
-    NETWORK_RETRIES,
-    NETWORK_RETRY_DELAYS,
-)
+from contact_center.settings import DEFAULT_EMAIL_BLOCK
 from flows.common import (
     RunProgress,
     contact_center_engine,
@@ -49,7 +45,7 @@ from flows.common import (
     recording_outcome,
 )
 from flows.common.mail import send_email, server_name
-from flows.common.retries import retry_transfer
+from flows.common.retries import NETWORK_TASK, TRANSFER_TASK
 from flows.common.workdir import run_workdir, sweep_leftover_work
 from flows.report_request import ReportRequest, prepare_request
 from runlog.publish import publishes_task_log
@@ -91,12 +87,7 @@ def render_report(data: ReportData, formats: list[str]) -> list[RenderedFile]:
     return files
 
 
-@task(
-    retries=NETWORK_RETRIES,
-    retry_delay_seconds=[float(s) for s in NETWORK_RETRY_DELAYS],
-    retry_condition_fn=retry_transfer,
-    cache_policy=NO_CACHE,
-)
+@task(**TRANSFER_TASK)
 def deliver_report(
     files: list[RenderedFile], destination: Location, workdir: Path, progress: RunProgress
 ) -> list[str]:
@@ -117,11 +108,7 @@ def deliver_report(
     return delivered
 
 
-@task(
-    retries=NETWORK_RETRIES,
-    retry_delay_seconds=[float(s) for s in NETWORK_RETRY_DELAYS],
-    cache_policy=NO_CACHE,
-)
+@task(**NETWORK_TASK)
 def email_report(
     credentials: EmailServerCredentials, message: EmailMessage, progress: RunProgress
 ) -> dict[str, str]:

@@ -34,7 +34,6 @@ from contact_center.exceptions import DeliveryFailed
 from contact_center.outcome import Outcome
 from contact_center.parsing.locations import render_path
 from contact_center.parsing.parameters import ExportFormat, StrictBool
-from contact_center.settings import NETWORK_RETRIES, NETWORK_RETRY_DELAYS
 from contact_center.storage.db import mapped_database_errors, safe_url
 from contact_center.storage.export_naming import DEFAULT_FILE_NAME, delivered_by_another
 from contact_center.storage.results import ExportPlan, complete_export, plan_export
@@ -53,7 +52,7 @@ from flows.common import (
     final_state,
     recording_outcome,
 )
-from flows.common.retries import retry_delivery
+from flows.common.retries import DELIVERY_TASK
 from flows.common.workdir import make_run_folder, sweep_leftover_work
 from flows.results_export_request import (
     ExportRequest,
@@ -188,12 +187,7 @@ def render_export(
     return RenderedExport(path, rows, path.stat().st_size)
 
 
-@task(
-    retries=NETWORK_RETRIES,
-    retry_delay_seconds=[float(s) for s in NETWORK_RETRY_DELAYS],
-    retry_condition_fn=retry_delivery,
-    cache_policy=NO_CACHE,
-)
+@task(**DELIVERY_TASK)
 def deliver_export(
     rendered: RenderedExport, destination: str, name: str, progress: RunProgress, replace: bool
 ) -> tuple[str, int]:

@@ -35,14 +35,19 @@ from contact_center.parsing.table_reader import TableReader
 
 __all__ = [
     "ENCRYPTED_SUFFIXES",
+    "GPG_HOME_PREFIX",
     "Decryptor",
     "OpenPgpKey",
+    "gpg_homes_left",
     "is_openpgp",
     "read_encrypted_table",
+    "remove_gpg_home",
 ]
 
 #: File name endings that mark an OpenPGP-encrypted file.
 ENCRYPTED_SUFFIXES = (".pgp", ".gpg", ".asc")
+#: The start of a temporary GnuPG home's name, in the system's temporary folder.
+GPG_HOME_PREFIX = "cctasks-gpg-"
 
 _ARMOR = b"-----BEGIN PGP MESSAGE-----"
 # The first packet of an encrypted message: a public-key (tag 1) or symmetric-key
@@ -107,8 +112,9 @@ class Decryptor:
         InvalidParameter: (on entering) the key cannot be imported.
     """
 
-    def __init__(self, key: OpenPgpKey) -> None:
+    def __init__(self, key: OpenPgpKey, owner: str | None = None) -> None:
         self._key = key
+        self._owner = owner
         self._home: Path | None = None
         self._gpg_binary = "gpg"
         self._kept: dict[Path, _GpgStream] = {}
@@ -117,8 +123,10 @@ class Decryptor:
         import gnupg
 
         # A short path: gpg-agent's socket lives in the home, and a socket path
-        # is limited to about 100 bytes.
-        self._home = Path(tempfile.mkdtemp(prefix="cctasks-gpg-"))
+        # is limited to about 100 bytes. The owner (the flow run) is in its name, so
+        # that the home of a killed run can be found and removed (gpg_homes_left).
+        prefix = f"{GPG_HOME_PREFIX}{self._owner}-" if self._owner else GPG_HOME_PREFIX
+        self._home = Path(tempfile.mkdtemp(prefix=prefix))
         try:
             gpg = gnupg.GPG(gnupghome=str(self._home))
             self._gpg_binary = gpg.gpgbinary
@@ -148,13 +156,7 @@ class Decryptor:
         self._kept.clear()
         if self._home is None:
             return
-        subprocess.run(  # noqa: S603 - a fixed command line
-            ["gpgconf", "--homedir", str(self._home), "--kill", "all"],
-            capture_output=True,
-            check=False,
-            timeout=_STOP_TIMEOUT,
-        )
-        shutil.rmtree(self._home, ignore_errors=True)
+        remove_gpg_home(self._home)
         self._home = None
 
     def open(self, path: Path, name: str) -> IO[bytes]:
@@ -341,3 +343,27 @@ def read_encrypted_table(
     # part way, fails the read with its own error instead of a second decryption.
     reader.encoding_guessed, reader.complete = False, None
     return reader
+
+
+def gpg_homes_left() -> dict[str, list[Path]]:
+    """The temporary GnuPG homes on this machine, by the flow run that made them."""
+    homes: dict[str, list[Path]] = {}
+    for path in Path(tempfile.gettempdir()).glob(f"{GPG_HOME_PREFIX}*-*"):
+        owner = path.name[len(GPG_HOME_PREFIX):].rpartition("-")[0]
+        if owner and path.is_dir() and not path.is_symlink():
+            homes.setdefault(owner, []).append(path)
+    return homes
+
+
+def remove_gpg_home(home: Path) -> None:
+    """Stop a GnuPG home's agent (it holds the key in memory) and remove the home."""
+    try:
+        subprocess.run(  # noqa: S603 - a fixed command line
+            ["gpgconf", "--homedir", str(home), "--kill", "all"],
+            capture_output=True,
+            check=False,
+            timeout=_STOP_TIMEOUT,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        pass  # no gpgconf, or a stuck agent: the home goes all the same
+    shutil.rmtree(home, ignore_errors=True)

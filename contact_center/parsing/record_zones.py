@@ -59,6 +59,7 @@ __all__ = [
     "check_zone_precedence",
     "invalid_zone_mask",
     "split_zones",
+    "warm_zone_tables",
 ]
 
 #: A source of a record's zone (typed, so that Prefect's parameter form offers them).
@@ -341,16 +342,35 @@ def _zip_table() -> tuple[pa.Array, np.ndarray]:
     """The ZIP -> zone table, kept on disk per ``zipcodes`` version.
 
     ``zipcodes.list_all()`` makes a dict of each of its 42,789 ZIPs, which takes
-    about a second, and each flow run is a process of its own; the two columns we
-    need, saved once in ``<CCTASKS_HOME>/cache``, read back in milliseconds.
+    seconds and 170 MB, and each flow run is a process of its own; the two columns
+    we need, saved once in the cache folder, read back in milliseconds.
     """
+    saved = _zip_zone_file(get_settings().cache_dir)
+    zips, zones = saved["zip"].combine_chunks(), saved["zone"].to_pylist()
+    return zips, _VOCABULARY.codes(zones)
+
+
+def warm_zone_tables(cache_dir: Path) -> str:
+    """Save the ZIP -> zone table in ``cache_dir`` now, unless it is there already, so
+    that no import pays for it (``cctasks up`` calls it). Returns "built" or "kept"."""
     import zipcodes
 
-    path = get_settings().home / "cache" / f"zip-zones-{zipcodes.__version__}.arrow"
+    kept = (cache_dir / _zip_zone_name(zipcodes.__version__)).exists()
+    _zip_zone_file(cache_dir)
+    return "kept" if kept else "built"
+
+
+def _zip_zone_name(version: str) -> str:
+    return f"zip-zones-{version}.arrow"
+
+
+def _zip_zone_file(cache_dir: Path) -> pa.Table:
+    """The saved table of ZIPs and their zones, built from ``zipcodes`` if missing."""
+    import zipcodes
+
+    path = cache_dir / _zip_zone_name(zipcodes.__version__)
     try:
-        saved = feather.read_table(path)
-        zips, zones = saved["zip"].combine_chunks(), saved["zone"].to_pylist()
-        return zips, _VOCABULARY.codes(zones)
+        return feather.read_table(path)
     except (OSError, KeyError, pa.ArrowInvalid):
         pass  # not saved yet (or unreadable): built from the package below
     table: dict[str, str] = {}
@@ -358,9 +378,12 @@ def _zip_table() -> tuple[pa.Array, np.ndarray]:
         zone = _joined([entry.get("timezone") or ""])
         if zone is not None:
             table[str(entry["zip_code"])] = zone
-    zips, zones = pa.array(list(table), pa.string()), pa.array(list(table.values()), pa.string())
-    _save_atomically(pa.table({"zip": zips, "zone": zones}), path)
-    return zips, _VOCABULARY.codes(table.values())
+    built = pa.table({
+        "zip": pa.array(list(table), pa.string()),
+        "zone": pa.array(list(table.values()), pa.string()),
+    })
+    _save_atomically(built, path)
+    return built
 
 
 def _save_atomically(table: pa.Table, path: Path) -> None:

@@ -17,6 +17,7 @@ from prefect.exceptions import ObjectNotFound as PrefectObjectNotFound
 
 from contact_center.exceptions import InvalidParameter, ObjectNotFound
 from contact_center.parsing.openpgp import Decryptor, OpenPgpKey, is_openpgp
+from flows.common.workdir import current_run_id
 
 __all__ = ["decrypting", "decryption_key", "is_encrypted_file"]
 
@@ -64,7 +65,7 @@ def decrypting(path: Path, name: str, decrypt_with: str | None) -> Iterator[Decr
             f"file {name!r} is OpenPGP-encrypted; name the Secret block that holds its "
             "private key in decrypt_with"
         )
-    with Decryptor(decryption_key(decrypt_with)) as decryptor:
+    with Decryptor(decryption_key(decrypt_with), owner=current_run_id()) as decryptor:
         get_run_logger().info(
             "%s is OpenPGP-encrypted: decrypted as it is read, with the key in %r",
             name,

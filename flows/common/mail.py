@@ -1,8 +1,9 @@
 """Sending an email through a prefect-email ``EmailServerCredentials`` block.
 
-The block opens the connection (``get_server()``: SSL or STARTTLS, and the login);
-this module sends through it and maps smtplib's errors to :class:`DeliveryFailed`
-with the server's reply and never the password. prefect-email's own task,
+The block holds the server and the login; this module opens the connection as the
+block's ``get_server()`` does (SSL or STARTTLS, and the login), with a timeout, sends,
+and maps smtplib's errors to :class:`DeliveryFailed` with the server's reply and never
+the password. prefect-email's own task,
 ``email_send_message``, is not used: it drops the recipients a server refuses while
 accepting others (the report names them), and it builds its own message, whose
 attachments all go as ``application/octet-stream``.
@@ -10,15 +11,14 @@ attachments all go as ``application/octet-stream``.
 
 from __future__ import annotations
 
+import logging
 import smtplib
-import socket
 import ssl
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from email.message import EmailMessage
 
-from prefect_email import EmailServerCredentials
+from prefect import get_run_logger
+from prefect.exceptions import MissingContextError
+from prefect_email import EmailServerCredentials, SMTPType
 
 from contact_center.exceptions import DeliveryFailed
 from contact_center.settings import EMAIL_TIMEOUT_SECONDS
@@ -43,44 +43,48 @@ def _reply(code: int, reply: bytes | str) -> str:
     return f"{code} {' '.join(text.split())}"
 
 
-_default_timeout_lock = threading.Lock()
-
-
-@contextmanager
-def _connect_timeout(seconds: float) -> Iterator[None]:
-    """Give the sockets opened in this block a timeout of ``seconds``.
-
-    ``EmailServerCredentials.get_server()`` opens its socket with the process-wide
-    default timeout, which is none: a server that stops answering would hang the run
-    for good (a Prefect task timeout cannot interrupt a blocked read). The default is
-    changed only while the connection opens and logs in; the socket keeps it after.
-    """
-    with _default_timeout_lock:
-        previous = socket.getdefaulttimeout()
-        socket.setdefaulttimeout(seconds)
-        try:
-            yield
-        finally:
-            socket.setdefaulttimeout(previous)
-
-
-def _opened_server(credentials: EmailServerCredentials) -> smtplib.SMTP:
-    """``get_server()``, closing the connection it leaves open when the login fails.
-
-    prefect-email opens the socket, then logs in; a refused login raises with the
-    connection still open in its frame, and it would stay open until collected.
-    """
+def _logger() -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
     try:
-        server: smtplib.SMTP = credentials.get_server()
-        return server
-    except BaseException as exc:
-        tb = exc.__traceback__
-        while tb is not None:
-            left_open = tb.tb_frame.f_locals.get("server")
-            if isinstance(left_open, smtplib.SMTP):
-                left_open.close()
-            tb = tb.tb_next
+        return get_run_logger()
+    except MissingContextError:  # called outside a run (a check from the CLI)
+        return logging.getLogger(__name__)
+
+
+def _open_server(credentials: EmailServerCredentials, timeout: float) -> smtplib.SMTP:
+    """The block's server, connected (SSL, STARTTLS or plain) and logged in.
+
+    As ``EmailServerCredentials.get_server()`` does it, with two differences: every
+    socket gets ``timeout`` (``get_server()`` gives none, so a server that stops
+    answering would hang the run for good: a Prefect task timeout cannot interrupt a
+    blocked read), and a connection whose login is refused is closed, not left open.
+    """
+    host = str(getattr(credentials.smtp_server, "value", credentials.smtp_server))
+    kind = credentials.smtp_type
+    port = credentials.smtp_port or kind.value
+    context = (
+        ssl.create_default_context()
+        if credentials.verify
+        else ssl._create_unverified_context(protocol=ssl.PROTOCOL_TLS_CLIENT)
+    )
+    if kind == SMTPType.SSL:
+        server: smtplib.SMTP = smtplib.SMTP_SSL(host, port, timeout=timeout, context=context)
+    else:
+        server = smtplib.SMTP(host, port, timeout=timeout)
+    try:
+        if kind == SMTPType.STARTTLS:
+            server.starttls(context=context)
+        if credentials.username is not None:
+            if kind == SMTPType.INSECURE or not credentials.verify:
+                _logger().warning(
+                    "SMTP server %s: the login is sent without a verified TLS connection",
+                    server_name(credentials),
+                )
+            password = credentials.password.get_secret_value() if credentials.password else ""
+            server.login(credentials.username, password)
+    except BaseException:
+        server.close()
         raise
+    return server
 
 
 def send_email(credentials: EmailServerCredentials, message: EmailMessage) -> dict[str, str]:
@@ -96,8 +100,7 @@ def send_email(credentials: EmailServerCredentials, message: EmailMessage) -> di
     """
     where = server_name(credentials)
     try:
-        with _connect_timeout(EMAIL_TIMEOUT_SECONDS):
-            server = _opened_server(credentials)
+        server = _open_server(credentials, EMAIL_TIMEOUT_SECONDS)
         with server:
             refused = server.send_message(message)
     except smtplib.SMTPRecipientsRefused as exc:

@@ -29,6 +29,7 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.context import FlowRunContext
 
+from contact_center.parsing.openpgp import GPG_HOME_PREFIX, gpg_homes_left, remove_gpg_home
 from contact_center.settings import WORK_SWEEP_UNKNOWN_RUN_SECONDS, get_settings
 
 __all__ = [
@@ -76,21 +77,30 @@ def run_workdir(run_id: str | None = None) -> Iterator[Path]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _run_folders(root: Path) -> dict[uuid.UUID, Path]:
-    """The folders under ``root`` named by a run id (nothing else is ours to remove)."""
-    folders = {}
+def _run_folders(root: Path) -> dict[uuid.UUID, list[Path]]:
+    """The work folders under ``root`` and the temporary GnuPG homes, by the run whose
+    name they carry (nothing else is ours to remove)."""
+    folders: dict[uuid.UUID, list[Path]] = {}
     try:
         entries = list(root.iterdir())
     except FileNotFoundError:
-        return {}
+        entries = []
     for path in entries:
-        try:
-            run_id = uuid.UUID(path.name)
-        except ValueError:
-            continue
-        if path.is_dir() and not path.is_symlink():
-            folders[run_id] = path
+        run_id = _run_id(path.name)
+        if run_id is not None and path.is_dir() and not path.is_symlink():
+            folders.setdefault(run_id, []).append(path)
+    for owner, homes in gpg_homes_left().items():
+        run_id = _run_id(owner)
+        if run_id is not None:
+            folders.setdefault(run_id, []).extend(homes)
     return folders
+
+
+def _run_id(name: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(name)
+    except ValueError:
+        return None
 
 
 def _ended(run_ids: list[uuid.UUID]) -> tuple[set[uuid.UUID], set[uuid.UUID]]:
@@ -111,7 +121,7 @@ def _ended(run_ids: list[uuid.UUID]) -> tuple[set[uuid.UUID], set[uuid.UUID]]:
 
 
 def sweep_work_folders(now: float | None = None) -> list[Path]:
-    """Remove the work folders of runs that are no longer running.
+    """Remove the work folders (and temporary GnuPG homes) of runs no longer running.
 
     A folder of a run the API does not know (deleted from the history, or made
     outside a flow run) is removed once it has not changed for
@@ -132,13 +142,17 @@ def sweep_work_folders(now: float | None = None) -> list[Path]:
     ended, known = _ended(list(folders))
     now = time.time() if now is None else now
     removed = []
-    for run_id, path in folders.items():
+    for run_id, paths in folders.items():
         if run_id in known and run_id not in ended:
             continue
-        if run_id not in known and now - path.stat().st_mtime < WORK_SWEEP_UNKNOWN_RUN_SECONDS:
-            continue
-        shutil.rmtree(path, ignore_errors=True)
-        removed.append(path)
+        for path in paths:
+            if run_id not in known and now - path.stat().st_mtime < WORK_SWEEP_UNKNOWN_RUN_SECONDS:
+                continue
+            if path.name.startswith(GPG_HOME_PREFIX):
+                remove_gpg_home(path)  # its agent too, which holds the key
+            else:
+                shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
     return removed
 
 

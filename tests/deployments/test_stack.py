@@ -291,6 +291,8 @@ def start_stack(home: Path, *args: str, extra_env: dict[str, str] | None = None)
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "CCTASKS_"))}
     env.update(CCTASKS_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false", DO_NOT_TRACK="1")
+    # The session's cache: each stack's fresh home would build the ZIP-zone table again.
+    env.update({k: v for k, v in os.environ.items() if k == "CCTASKS_CACHE_DIR"})
     env.update(extra_env or {})
     home.mkdir(parents=True, exist_ok=True)
     output = home.parent / f"up-{uuid.uuid4().hex[:6]}.txt"

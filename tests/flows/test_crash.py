@@ -301,7 +301,7 @@ def test_a_stopped_or_dead_stack_leaves_no_run_in_progress(tmp_path: Path) -> No
         # The machine dies in the middle of the next import: nothing reports anything.
         write_list_file(source, BIG_ROWS, tag="BIG")
         run_id = start_run(stack.api_url, SPRING)
-        wait_until_loading(stack.api_url, run_id)
+        wait_until_loading(stack.api_url, run_id, freeze=True)
     except BaseException:
         kill_everything(stack)
         raise
@@ -382,7 +382,7 @@ def test_b_killed_run_process_ends_crashed_and_frees_its_slot(live_stack: Stack)
     before = list_snapshot(url, "Spring Leads")
     write_list_file(source, BIG_ROWS, tag="B")
     run_id = start_run(api, SPRING)
-    wait_until_loading(api, run_id)
+    wait_until_loading(api, run_id, freeze=True)
     run_process(run_id).kill()
     state = wait_for_end(api, run_id, timeout=60)  # the worker reports it at once
     assert state.type == StateType.CRASHED and "-9" in state.message, state
@@ -403,8 +403,8 @@ def test_c_runs_of_a_dead_worker_end_by_the_servers_automations(live_stack: Stac
     write_list_file(list_folder(home) / "spring_leads.csv", 2 * BIG_ROWS, tag="C")
     retention_id = start_run(api, RETENTION)
     spring_id = start_run(api, SPRING)
-    wait_until_loading(api, retention_id)
-    wait_until_loading(api, spring_id)
+    wait_until_loading(api, retention_id, freeze=True)
+    wait_until_loading(api, spring_id, freeze=True)
     victims = live_stack.worker.tree()
     runs = [run_process(spring_id), run_process(retention_id)]
     assert {p.pid for p in runs} <= {p.pid for p in victims}

@@ -356,3 +356,41 @@ def test_decrypting_keeps_memory_flat(tmp_path: Path, keys: dict[str, KeyPair]) 
     # The plain text is never whole in memory: the peak stays within a few MB of the
     # plain read's, well below the file's own size on top of it.
     assert peak < plain_peak + 16, (peak, plain_peak)
+
+
+def test_the_gpg_home_of_a_killed_run_is_swept_with_its_agent(
+    keys: dict[str, KeyPair], key_block: str
+) -> None:
+    """A run killed while decrypting leaves its GnuPG home (with the key) and its agent;
+    the next run's sweep stops the agent and removes the home once the run has ended."""
+    from prefect.states import Crashed, Running
+
+    from contact_center.parsing.openpgp import Decryptor
+    from flows.common.decrypt import decryption_key
+    from flows.common.workdir import sweep_work_folders
+
+    with get_client(sync_client=True) as client:
+        killed = client.create_flow_run(import_exclusions, state=Running()).id
+    Decryptor(decryption_key(key_block), owner=str(killed)).__enter__()  # never left: killed
+    [home] = [Path(tempfile.gettempdir()) / n for n in our_gpg_homes() if str(killed) in n]
+    assert any(home.glob("private-keys-v1.d/*")), "the key is in the home"
+    assert agents_of(home), "gpg-agent runs for it"
+
+    assert home not in sweep_work_folders()  # the run is still Running
+    assert home.exists()
+    with get_client(sync_client=True) as client:
+        client.set_flow_run_state(killed, Crashed(), force=True)
+    assert home in sweep_work_folders()
+    assert not home.exists() and not agents_of(home)
+
+
+def agents_of(home: Path) -> list[int]:
+    """The pids of the gpg-agents serving ``home``."""
+    import psutil
+
+    found = []
+    for proc in psutil.process_iter(["name", "cmdline"]):
+        cmdline = " ".join(proc.info["cmdline"] or [])
+        if proc.info["name"] == "gpg-agent" and str(home) in cmdline:
+            found.append(proc.pid)
+    return found

@@ -8,16 +8,22 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import phonenumbers
 import pyarrow as pa
+import pyarrow.feather as feather
 import pytest
 from phonenumbers import timezone as phone_timezone
 
 from contact_center.exceptions import InvalidParameter
 from contact_center.parsing.lists import RecordParser
-from contact_center.parsing.record_zones import ZoneAssigner, check_zone_precedence
+from contact_center.parsing.record_zones import (
+    ZoneAssigner,
+    check_zone_precedence,
+    warm_zone_tables,
+)
 from contact_center.parsing.table_reader import Chunk
 from contact_center.storage.calling_hours import (
     CallingHours,
@@ -87,6 +93,20 @@ def test_every_place_by_zip_by_phone_and_by_state() -> None:
         expected[f"{place}/phone"] = (by_phone, "phone")
         expected[f"{place}/state"] = (by_state, "state")
     assert got == expected
+
+
+def test_the_zip_table_is_saved_once_and_read_back(tmp_path: Path) -> None:
+    import zipcodes
+
+    assert warm_zone_tables(tmp_path) == "built"
+    [saved] = tmp_path.iterdir()
+    assert saved.name == f"zip-zones-{zipcodes.__version__}.arrow"
+    table = feather.read_table(saved).to_pydict()
+    by_zip = dict(zip(table["zip"], table["zone"], strict=True))
+    assert by_zip["10001"] == "America/New_York" and by_zip["99501"] == "America/Anchorage"
+    assert len(by_zip) > 40_000  # every ZIP that zipcodes gives a zone
+    stamp = saved.stat().st_mtime_ns
+    assert warm_zone_tables(tmp_path) == "kept" and saved.stat().st_mtime_ns == stamp
 
 
 def test_zips_with_a_leading_zero_keep_it_and_resolve() -> None:

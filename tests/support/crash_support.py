@@ -131,8 +131,15 @@ def start_run(api_url: str, deployment: str) -> UUID:
         ).id))
 
 
-def wait_until_loading(api_url: str, run_id: UUID, timeout: float = 300) -> None:
-    """Until the run's progress says it loads rows: its transaction is open and written to."""
+def wait_until_loading(
+    api_url: str, run_id: UUID, timeout: float = 300, *, freeze: bool = False
+) -> None:
+    """Until the run's progress says it loads rows: its transaction is open and written to.
+
+    With ``freeze``, the run's process is stopped (SIGSTOP) the moment that is seen, so
+    that a kill that follows finds the transaction still open: a load can otherwise
+    commit in the second or two a test takes to gather the processes it kills.
+    """
     from prefect.client.schemas.filters import (
         ArtifactFilter,
         ArtifactFilterFlowRunId,
@@ -140,19 +147,31 @@ def wait_until_loading(api_url: str, run_id: UUID, timeout: float = 300) -> None
     )
 
     deadline = time.monotonic() + timeout
+    process: psutil.Process | None = None
     with Api(api_url) as client:
         while True:
+            state = client.read_flow_run(run_id).state
+            assert state is not None and state.type not in ENDED, f"ended before: {state}"
+            if freeze and process is None and state.type == StateType.RUNNING:
+                process = _find_run_process(run_id)
             progress = client.read_artifacts(artifact_filter=ArtifactFilter(
                 flow_run_id=ArtifactFilterFlowRunId(any_=[run_id]),
                 type=ArtifactFilterType(any_=["progress"]),
             ))
             # "<name> · import: load, 120,000 of 1,000,000 rows" once the rows go in
             if any(re.search(r": load(,|$)", a.description or "") for a in progress):
+                if freeze:
+                    (process or run_process(run_id)).suspend()
                 return
-            state = client.read_flow_run(run_id).state
-            assert state is not None and state.type not in ENDED, f"ended before: {state}"
             assert time.monotonic() < deadline, f"the run never started loading: {state}"
-            time.sleep(0.2)
+            time.sleep(0.05 if process else 0.2)
+
+
+def _find_run_process(run_id: UUID) -> psutil.Process | None:
+    try:
+        return run_process(run_id)
+    except AssertionError:
+        return None  # not started yet
 
 
 def run_process(run_id: UUID) -> psutil.Process:
