@@ -251,6 +251,17 @@ def test_leftover_runs_end_crashed_or_cancelled_and_free_their_slots(tmp_path: P
 # --- helpers of the slow tests ------------------------------------------------------------
 
 
+def quiet_sensor(api_url: str) -> None:
+    """Pause the drop-folder sensor: the big files these tests write into the watched
+    folder would otherwise start runs of their own (the file trigger), which take the
+    import's slot when the stack comes back."""
+    from runlog.pausing import pause_task
+
+    with Api(api_url):
+        pause_task("drop-folder-sensor")
+
+
+
 def failed_imports(stack: Any) -> list[dict[str, Any]]:
     """The failed runs of spring-leads-import in ``cctasks log --format json``, newest first."""
     shown = stack.cli("log", "--task", "spring-leads-import", "--result", "failed",
@@ -271,6 +282,7 @@ def test_a_stopped_or_dead_stack_leaves_no_run_in_progress(tmp_path: Path) -> No
     source = list_folder(home) / "spring_leads.csv"
     stack = start_stack(home, "--no-demo")
     try:
+        quiet_sensor(stack.api_url)
         seed_demo_lists(stack.api_url, url, home)
         before = list_snapshot(url, "Spring Leads")
         write_list_file(source, BIG_ROWS, tag="BIG")
@@ -364,6 +376,7 @@ def live_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         stack.start_server()
         stack.bootstrap()
         stack.start_worker()
+        quiet_sensor(options.api_url)
         seed_demo_lists(options.api_url, url, home)
         yield stack
     finally:
