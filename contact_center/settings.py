@@ -68,6 +68,10 @@ HEARTBEAT_WINDOW_BEATS = 3
 # when the run's process dies, the server frees the slot once the lease has expired.
 OBJECT_SLOT_PREFIX = "cctasks"
 OBJECT_LEASE_SECONDS = 60
+# A run that finds its object's slot taken publishes a progress artifact whose
+# description starts with this ("waits for list Spring Leads"); the Scheduled view shows
+# it as waiting until the run's newest progress artifact says otherwise.
+OBJECT_WAIT_PREFIX = "waits for "
 # Shared resources, each a global concurrency limit that bootstrap creates (slots in
 # deployments/bootstrap.py); a server without them runs unlimited.
 DATABASE_LOADS_LIMIT = "cctasks-database-loads"

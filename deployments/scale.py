@@ -334,9 +334,26 @@ class ScaleStack(Stack):
                     return 1
                 self.say(f"[yellow]the {service.name} exited (code {code}); "
                          "starting it again[/]")
+                if service in self.workers:
+                    self._end_runs_of(service)
                 service.close_log()
                 service.start()
             time.sleep(poll_seconds)
+
+    def _end_runs_of(self, worker: Service) -> None:
+        """End the runs a dead worker left without a process, before it starts again.
+
+        A run that was still being started (Pending, "Submitting") sends no heartbeat,
+        so the zombie-run automation never ends it: without this it would stay Pending.
+        """
+        from deployments.leftovers import end_and_report
+
+        name = self.worker_names[self.workers.index(worker)]
+        try:
+            with self.prefect_settings():
+                end_and_report(name, WORK_POOL_NAME, "its worker died", self.say)
+        except Exception as exc:  # the API may be down too; the automation remains
+            self.say(f"[yellow]could not end the runs of worker {name}:[/] {exc}")
 
     def end_leftover_runs(self, why: str, *, stopping: bool = False) -> None:
         """End the runs of every worker of this stack that are in progress with no process."""

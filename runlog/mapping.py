@@ -7,8 +7,9 @@ password; and the parsing of the CLI's time filters and column names.
 
 Results stay the seed's ``completed`` and ``failed``; a run that had nothing to do
 (its Prefect state is named ``Skipped``) is ``completed (skipped)``. The Scheduled
-view's states are ``scheduled``, ``late``, ``waiting`` (for a concurrency slot),
-``pending``, ``in progress``, ``retrying`` and ``paused``.
+view's states are ``scheduled``, ``late``, ``waiting`` (for a deployment's concurrency
+slot, or a running run for its object's slot), ``pending``, ``in progress``,
+``retrying`` and ``paused``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 
 from contact_center.exceptions import InvalidParameter
+from contact_center.settings import OBJECT_WAIT_PREFIX
 from runlog.text import clean
 
 __all__ = [
@@ -32,6 +34,7 @@ __all__ = [
     "format_duration",
     "format_size_kb",
     "normalise_column",
+    "object_wait_of",
     "parse_horizon",
     "parse_time",
     "redact",
@@ -224,6 +227,16 @@ def scheduled_state_of(state_type: str, state_name: str) -> str:
     if state_type == "PAUSED":
         return "paused"
     return "in progress"
+
+
+def object_wait_of(state: str, progress_description: str | None) -> str | None:
+    """What an ``in progress`` run waits for, from its newest progress artifact's
+    description ("waits for list Spring Leads", see flows.common.slots); None when
+    the run is not waiting for its object's slot."""
+    text = clean(" ".join((progress_description or "").split()))
+    if state == "in progress" and text.startswith(OBJECT_WAIT_PREFIX):
+        return text
+    return None
 
 
 def redact(text: str) -> str:

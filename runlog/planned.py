@@ -6,6 +6,8 @@ Its rows, soonest first:
   ``scheduled``, or ``late`` once Prefect marked them Late;
 - runs held back by a deployment's concurrency limit: ``waiting``, and the Note says
   for what (the task's slot, how many runs it allows, which run holds it);
+- running runs that wait for their object's slot (``flows.common.slots``): ``waiting``,
+  the Note from the run's newest progress artifact ("waits for list Spring Leads");
 - ``pending``, ``in progress`` and ``retrying`` runs; a run is ``retrying`` while it
   or its retrying step (the fetch, the delivery, the webhook) waits for, or runs, a
   retry;
@@ -39,7 +41,7 @@ from prefect.client.schemas.schedules import CronSchedule, IntervalSchedule, RRu
 from prefect.client.schemas.sorting import FlowRunSort
 
 from runlog.client import PAGE_SIZE, prefect_client
-from runlog.mapping import FLOW_TYPES, scheduled_state_of
+from runlog.mapping import FLOW_TYPES, object_wait_of, scheduled_state_of
 from runlog.reader import Branch, History, Query, plain_utc
 from runlog.rows import ScheduledRow
 from runlog.text import clean
@@ -298,9 +300,15 @@ def scheduled(
         history.learn_flows(runs)
         history.learn_deployments(runs)
         active = [r.id for r in runs if r.start_time is not None]
-        progress = history.progress(active) if active else {}
+        artifacts = history.progress_artifacts(active) if active else {}
+        progress = {
+            run_id: float(artifact.data)
+            for run_id, artifact in artifacts.items()
+            if isinstance(artifact.data, int | float)
+        }
+        notes = {run_id: artifact.description for run_id, artifact in artifacts.items()}
         steps = step_tries(client, active) if active else {}
-        rows = _rows(history, runs, progress, steps)
+        rows = _rows(history, runs, progress, steps, notes)
         paused = paused_rows(history, flow_names)
         triggered = trigger_rows(history, flow_names)
     far = datetime.max.replace(tzinfo=UTC)
@@ -312,11 +320,14 @@ def _rows(
     runs: list[FlowRun],
     progress: dict[UUID, float],
     steps: dict[UUID, Tries],
+    progress_notes: dict[UUID, str | None],
 ) -> list[ScheduledRow]:
     rows = []
     for run in runs:
         row = _row(history, run, progress.get(run.id), steps.get(run.id))
         if row.state == "waiting":
             row = replace(row, note=_waiting_note(run, history, runs))
+        elif (waits := object_wait_of(row.state, progress_notes.get(run.id))) is not None:
+            row = replace(row, state="waiting", note=waits)
         rows.append(row)
     return rows

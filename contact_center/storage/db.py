@@ -91,6 +91,11 @@ def _new_engine(url: URL) -> Engine:
     return sa.create_engine(url, pool_pre_ping=True)
 
 
+# The advisory lock that serialises migrations of one PostgreSQL database (any fixed
+# 64-bit number; this is "cctasks" in ASCII).
+_MIGRATION_LOCK = 0x6363746173_6B73
+
+
 def _alembic_config() -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
@@ -106,6 +111,13 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     config = _alembic_config()
     try:
         with engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                # Runs starting at once on a fresh database (several workers) would each
+                # create the tables and collide; the lock lets one migrate, and the
+                # others then find the schema current. It ends with the transaction.
+                connection.execute(
+                    sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK}
+                )
             config.attributes["connection"] = connection
             command.upgrade(config, revision)
     except sa.exc.SQLAlchemyError as exc:

@@ -170,6 +170,25 @@ def blank_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sa.Engi
         admin.dispose()
 
 
+def test_runs_migrating_a_fresh_database_at_once_do_not_collide(blank_db: sa.Engine) -> None:
+    """Several workers' first runs on a new database all migrate it at the same moment;
+    on PostgreSQL an advisory lock lets one migrate and the others find it current."""
+    from contact_center.storage.db import create_db_engine, upgrade
+
+    if blank_db.dialect.name != "postgresql":
+        pytest.skip("the lock is PostgreSQL's: SQLite serves one machine's runs")
+    engines = [create_db_engine(blank_db.url) for _ in range(4)]
+    try:
+        with ThreadPoolExecutor(len(engines)) as pool:
+            list(pool.map(upgrade, engines))  # re-raises a migration's error
+    finally:
+        for engine in engines:
+            engine.dispose()
+    with blank_db.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM alembic_version")).scalar_one() == 1
+        assert conn.execute(sa.text("SELECT count(*) FROM calling_lists")).scalar_one() == 0
+
+
 def test_migrations_keep_records_and_change_column_types(blank_db: sa.Engine) -> None:
     """0002 ("C" keys) and 0003 (custom fields as JSON text) keep a record as it was."""
     from contact_center.storage.db import upgrade

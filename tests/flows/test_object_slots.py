@@ -1,7 +1,8 @@
 """One run per object at a time: the global concurrency limits of flows.common.slots.
 
 Against the session's real Prefect server: two holders of one object's slot never
-overlap, two different objects do, and the shared-resource limits are taken.
+overlap, two different objects do, the shared-resource limits are taken, and a run
+that waits for its list's slot shows as waiting in the Scheduled view, then completes.
 """
 
 from __future__ import annotations
@@ -9,11 +10,18 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from pathlib import Path
+from typing import Any
 
 import pytest
-from prefect import get_client
+import sqlalchemy as sa
+from prefect import flow, get_client
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 
+from flows.calling_list_import import import_calling_list
 from flows.common.slots import object_slot, object_slot_name, resource_slot
+from runlog.planned import scheduled
+from runlog.rows import ScheduledRow
 
 HOLD_SECONDS = 1.5
 
@@ -95,3 +103,67 @@ def test_a_resource_slot_is_taken_while_held() -> None:
             held = client.read_global_concurrency_limit_by_name(limit_name).active_slots
         after = client.read_global_concurrency_limit_by_name(limit_name).active_slots
     assert (held, after) == (1, 0)
+
+
+def _rows_of(name: str) -> list[ScheduledRow]:
+    return [r for r in scheduled(include_all=True) if r.object_name == name]
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_run_waiting_for_its_list_shows_waiting_then_completes(
+    engine: sa.Engine, tmp_path: Path
+) -> None:
+    name = f"Wait list {uuid.uuid4().hex[:6]}"
+    source = tmp_path / "wait.csv"
+    source.write_text("account,phone1\nW1,2127365000\nW2,2127365001\n")
+    holding, release = threading.Event(), threading.Event()
+
+    # The first run: a flow that holds the list's slot, as another task's import would.
+    @flow(name="hold-the-list")
+    def hold_the_list() -> None:
+        with object_slot("list", name):
+            holding.set()
+            release.wait(120)
+
+    states: dict[str, Any] = {}
+    holder = threading.Thread(target=hold_the_list)
+    holder.start()
+    try:
+        assert holding.wait(60), "the holder never took the slot"
+        importer = threading.Thread(target=lambda: states.update(
+            second=import_calling_list(
+                list_name=name, source=str(source),
+                mapping={"account": "account", "phone1": "phone1"}, return_state=True,
+            )
+        ))
+        importer.start()
+        deadline = time.monotonic() + 90
+        while True:
+            rows = [r for r in _rows_of(name) if r.flow_name == "import-calling-list"]
+            if rows and rows[0].state == "waiting":
+                break
+            assert time.monotonic() < deadline, f"the second run never showed waiting: {rows}"
+            time.sleep(0.5)
+        assert rows[0].note == f"waits for list {name}"
+        waiting_id = rows[0].run_id
+        # The holder's own row is in progress, not waiting.
+        held = [r for r in scheduled(include_all=True) if r.flow_name == "hold-the-list"]
+        assert [r.state for r in held] == ["in progress"]
+    finally:
+        release.set()
+        holder.join(timeout=120)
+    importer.join(timeout=120)
+    assert states["second"].is_completed(), states["second"]
+    assert states["second"].result().loaded == 2
+    assert waiting_id == states["second"].state_details.flow_run_id
+    # Its "waits for" artifact now says it took the slot: nothing shows it waiting.
+    with get_client(sync_client=True) as client:
+        progress = [
+            a for a in client.read_artifacts(artifact_filter=ArtifactFilter(
+                flow_run_id=ArtifactFilterFlowRunId(any_=[waiting_id])))
+            if a.type == "progress"
+        ]
+    descriptions = [a.description or "" for a in progress]
+    assert any(d.startswith(f"took the slot of list {name} after ") for d in descriptions)
+    assert not any(d.startswith("waits for") for d in descriptions)
+    assert _rows_of(name) == []

@@ -15,6 +15,7 @@ from runlog.mapping import (
     format_duration,
     format_size_kb,
     normalise_column,
+    object_wait_of,
     parse_horizon,
     parse_time,
     redact,
@@ -134,6 +135,19 @@ def test_scheduled_states() -> None:
     }
     for (state_type, name), expected in cases.items():
         assert scheduled_state_of(state_type, name) == expected
+
+
+def test_a_running_run_that_waits_for_its_object_is_waiting() -> None:
+    assert object_wait_of("in progress", "waits for list Spring Leads") == (
+        "waits for list Spring Leads"
+    )
+    # Once the run holds the slot it rewrites the artifact: in progress again.
+    assert object_wait_of("in progress", "took the slot of list Spring Leads after 3.0 s") is None
+    assert object_wait_of("in progress", "Spring Leads · import: load") is None
+    assert object_wait_of("in progress", None) is None
+    # A retrying run stays retrying.
+    assert object_wait_of("retrying", "waits for list Spring Leads") is None
+    assert object_wait_of("in progress", "waits for list A\nB\x1b[31m") == "waits for list A B"
 
 
 def test_types_resolve_from_labels_or_flow_names() -> None:
