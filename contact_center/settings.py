@@ -72,11 +72,6 @@ OBJECT_LEASE_SECONDS = 60
 # description starts with this ("waits for list Spring Leads"); the Scheduled view shows
 # it as waiting until the run's newest progress artifact says otherwise.
 OBJECT_WAIT_PREFIX = "waits for "
-# Shared resources, each a global concurrency limit that bootstrap creates (slots in
-# deployments/bootstrap.py); a server without them runs unlimited.
-DATABASE_LOADS_LIMIT = "cctasks-database-loads"
-SFTP_SESSIONS_LIMIT = "cctasks-sftp-sessions"
-
 # Run history: Prefect's database-vacuum service deletes flow runs (with their logs,
 # task runs and artifacts) that ended longer ago than this (``CCTASKS_HISTORY_DAYS``).
 DEFAULT_HISTORY_DAYS = 90

@@ -15,7 +15,7 @@ Every step is idempotent, so ``cctasks up`` runs them on each start:
   worker starts it (an existing pool gets the setting added);
 - the automations of :mod:`deployments.automations` mark runs that stopped sending
   heartbeats Crashed, and finish the cancels of runs whose process is gone;
-- the global concurrency limits of :data:`CONCURRENCY_LIMITS` are set;
+- the shared concurrency limits of earlier versions (:data:`RETIRED_LIMITS`) are deleted;
 - ``prefect deploy --all`` applies ``prefect.yaml``.
 
 Functions that talk to the server use Prefect's current settings: call them inside
@@ -46,28 +46,26 @@ from blocks.database import ContactCenterDatabase
 from blocks.sftp import SftpServer
 from contact_center.exceptions import CCTasksError, InvalidParameter
 from contact_center.settings import (
-    DATABASE_LOADS_LIMIT,
     DEFAULT_DATABASE_BLOCK,
     DEFAULT_EMAIL_BLOCK,
     DEFAULT_HEARTBEAT_SECONDS,
-    SFTP_SESSIONS_LIMIT,
     WORK_POOL_NAME,
 )
 
 __all__ = [
     "BLOCK_TYPES",
-    "CONCURRENCY_LIMITS",
+    "RETIRED_LIMITS",
     "EXAMPLE_SFTP_BLOCK",
     "HEARTBEAT_VARIABLE",
     "WORK_POOL_CONCURRENCY",
     "BootstrapError",
     "database_block",
     "deploy_all",
-    "ensure_concurrency_limits",
     "ensure_default_blocks",
     "ensure_work_pool",
     "pool_job_template",
     "register_block_types",
+    "retire_concurrency_limits",
 ]
 
 #: The block types that cctasks deployments refer to.
@@ -80,18 +78,11 @@ EXAMPLE_SFTP_BLOCK = "partner-sftp"
 #: waits here is Pending, not lost.
 WORK_POOL_CONCURRENCY = 4
 
-#: Global concurrency limits (name -> slots) for resources that several deployments
-#: share. The flows take a slot with :func:`flows.common.slots.resource_slot`; the
-#: one-slot limits per object (:func:`flows.common.slots.object_slot`) are created by
-#: the first run on each object; each deployment's own ``concurrency_limit``
-#: (prefect.yaml) is a limit Prefect manages.
-CONCURRENCY_LIMITS: dict[str, int] = {
-    # Bulk loads into the contact-centre database: two at a time keep SQLite's single
-    # writer and a small PostgreSQL responsive for the views and reports.
-    DATABASE_LOADS_LIMIT: 2,
-    # Sessions to partner SFTP servers: partners often cap logins per account.
-    SFTP_SESSIONS_LIMIT: 4,
-}
+#: Shared global concurrency limits that earlier versions created and took around every
+#: load and SFTP session. Each acquisition cost a run about 2 s on the default SQLite
+#: server (see docs/performance.md) while the work pool's limit already bounds the runs
+#: at once, so they are gone, and ``cctasks up`` deletes them where they are left.
+RETIRED_LIMITS = ("cctasks-database-loads", "cctasks-sftp-sessions")
 
 DEPLOY_TIMEOUT_SECONDS = 300
 
@@ -236,11 +227,17 @@ def ensure_work_pool(
         return "updated"
 
 
-def ensure_concurrency_limits(limits: dict[str, int] | None = None) -> None:
-    """Create or update the global concurrency limits (name -> slots)."""
+def retire_concurrency_limits() -> list[str]:
+    """Delete the :data:`RETIRED_LIMITS` that an earlier version left; returns those deleted."""
+    deleted = []
     with get_client(sync_client=True) as client:
-        for name, slots in (CONCURRENCY_LIMITS if limits is None else limits).items():
-            client.upsert_global_concurrency_limit_by_name(name, slots)
+        for name in RETIRED_LIMITS:
+            try:
+                client.delete_global_concurrency_limit_by_name(name)
+            except PrefectObjectNotFound:
+                continue
+            deleted.append(name)
+    return deleted
 
 
 def deploy_all(project_dir: Path, env: dict[str, str], log_path: Path) -> None:

@@ -228,7 +228,7 @@ class Stack:
                 database_explicit=self.options.database_url is not None,
             )
             pool = bootstrap.ensure_work_pool(heartbeat_seconds=heartbeat)
-            bootstrap.ensure_concurrency_limits()
+            bootstrap.retire_concurrency_limits()
             held = paused_tasks()  # `prefect deploy` resumes them; `cctasks pause` must last
             automations = ensure_automations(heartbeat)
         self.say(

@@ -50,7 +50,6 @@ from contact_center.parsing.parameters import (
 )
 from contact_center.parsing.record_zones import ZoneSource
 from contact_center.preview import PreviewSample
-from contact_center.settings import DATABASE_LOADS_LIMIT
 from contact_center.storage.list_options import ImportOptions
 from contact_center.storage.list_results import LoadResult
 from contact_center.storage.models import utcnow
@@ -66,7 +65,7 @@ from flows.common import (
 )
 from flows.common.rejects import RejectsFile
 from flows.common.retries import FETCH_TASK
-from flows.common.slots import object_slot, resource_slot
+from flows.common.slots import object_slot
 from flows.common.workdir import run_folder, sweep_leftover_work
 from flows.list_steps import (
     ListFile,
@@ -171,10 +170,9 @@ def load_list(
     def on_chunk(rows: int) -> None:
         progress.update("load", rows, max(total or 0, rows))
 
-    with resource_slot(DATABASE_LOADS_LIMIT):
-        result = load_arriving_list(
-            options, engine, incoming, list_file, rejects.add, on_chunk, flow_run_id, sample
-        )
+    result = load_arriving_list(
+        options, engine, incoming, list_file, rejects.add, on_chunk, flow_run_id, sample
+    )
     log_load(options, list_file, result)
     return result
 

@@ -17,7 +17,6 @@ from contact_center.parsing.files import read_table
 from contact_center.parsing.headers import match_column
 from contact_center.parsing.openpgp import Decryptor, read_encrypted_table
 from contact_center.parsing.table_reader import TableReader
-from contact_center.settings import DATABASE_LOADS_LIMIT
 from contact_center.storage.db import mapped_database_errors
 from contact_center.storage.exclusion_load import (
     ImportRecord,
@@ -40,7 +39,6 @@ from flows.common import (
     resolve_source,
 )
 from flows.common.retries import FETCH_TASK
-from flows.common.slots import resource_slot
 from flows.exclusion_request import ExclusionRequest
 
 __all__ = [
@@ -180,7 +178,6 @@ def load_exclusions(
     )
     engine = contact_center_engine()
     with (
-        resource_slot(DATABASE_LOADS_LIMIT),
         mapped_database_errors(f"loading exclusion list {request.exclusion_list!r}"),
         engine.connect() as conn,
         conn.begin() as transaction,

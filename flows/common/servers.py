@@ -11,8 +11,6 @@ from prefect.exceptions import ObjectNotFound as PrefectObjectNotFound
 from blocks.sftp import SftpServer, SftpSession
 from contact_center.exceptions import ObjectNotFound
 from contact_center.parsing.locations import Location
-from contact_center.settings import SFTP_SESSIONS_LIMIT
-from flows.common.slots import resource_slot
 
 __all__ = ["load_sftp_block", "sftp_session"]
 
@@ -35,6 +33,5 @@ def load_sftp_block(name: str) -> SftpServer:
 def sftp_session(location: Location) -> Iterator[SftpSession]:
     """An open session to the server of an ``sftp://`` location."""
     assert location.block is not None
-    # Partners often cap logins per account: every session takes a shared slot.
-    with resource_slot(SFTP_SESSIONS_LIMIT), load_sftp_block(location.block).open() as session:
+    with load_sftp_block(location.block).open() as session:
         yield session

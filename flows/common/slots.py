@@ -19,10 +19,6 @@ process dies, the server's repossessor frees the slot once the lease has expired
 (:data:`~contact_center.settings.OBJECT_LEASE_SECONDS`), whether or not the run was
 marked Crashed yet. Where the leases live decides what a server restart keeps:
 ``cctasks up`` keeps them on disk, ``cctasks up --scale`` in Redis.
-
-:func:`resource_slot` takes one of the shared-resource limits that bootstrap creates
-(``cctasks-database-loads``, ``cctasks-sftp-sessions``); on a server without them, it
-takes nothing.
 """
 
 from __future__ import annotations
@@ -50,7 +46,7 @@ from contact_center.settings import (
     OBJECT_WAIT_PREFIX,
 )
 
-__all__ = ["ObjectKind", "object_slot", "object_slot_name", "resource_slot"]
+__all__ = ["ObjectKind", "object_slot", "object_slot_name"]
 
 ObjectKind = Literal["list", "exclusions", "campaign"]
 
@@ -170,21 +166,3 @@ def object_slot(kind: ObjectKind, name: str) -> Iterator[str]:
                 "took the slot of %s %r after %.1f s", kind, name, waited
             )
         yield limit
-
-
-@contextmanager
-def resource_slot(limit: str) -> Iterator[None]:
-    """Hold one slot of the shared-resource limit ``limit``.
-
-    Where the server has no such limit (one that ``cctasks up`` did not bootstrap),
-    Prefect logs a warning in the run's log and the run goes on unlimited.
-    """
-    with concurrency(
-        limit,
-        occupy=1,
-        strict=False,
-        lease_duration=OBJECT_LEASE_SECONDS,
-        holder=_holder(),
-        raise_on_lease_renewal_failure=False,
-    ):
-        yield

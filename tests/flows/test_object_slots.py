@@ -19,7 +19,7 @@ from prefect import flow, get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 
 from flows.calling_list_import import import_calling_list
-from flows.common.slots import object_slot, object_slot_name, resource_slot
+from flows.common.slots import object_slot, object_slot_name
 from runlog.planned import scheduled
 from runlog.rows import ScheduledRow
 
@@ -95,14 +95,17 @@ def test_a_failing_holder_releases_its_slot() -> None:
     assert limit.active_slots == 0
 
 
-def test_a_resource_slot_is_taken_while_held() -> None:
-    limit_name = f"cctasks-test-resource-{uuid.uuid4().hex[:6]}"
+def test_cctasks_up_deletes_the_retired_shared_limits() -> None:
+    from deployments.bootstrap import RETIRED_LIMITS, retire_concurrency_limits
+
     with get_client(sync_client=True) as client:
-        client.upsert_global_concurrency_limit_by_name(limit_name, 2)
-        with resource_slot(limit_name):
-            held = client.read_global_concurrency_limit_by_name(limit_name).active_slots
-        after = client.read_global_concurrency_limit_by_name(limit_name).active_slots
-    assert (held, after) == (1, 0)
+        for name in RETIRED_LIMITS:
+            client.upsert_global_concurrency_limit_by_name(name, 2)
+    assert retire_concurrency_limits() == list(RETIRED_LIMITS)
+    assert retire_concurrency_limits() == []  # none left the second time
+    with get_client(sync_client=True) as client:
+        names = {limit.name for limit in client.read_global_concurrency_limits(limit=200)}
+    assert not names & set(RETIRED_LIMITS)
 
 
 def _rows_of(name: str) -> list[ScheduledRow]:
