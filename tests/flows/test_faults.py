@@ -42,7 +42,13 @@ from prefect.client.schemas.objects import State
 from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 from support.faults.lists import MAPPING, content_digest, expected_records, write_list
 from support.faults.postgres import admin_engine, copy_past, merge_running, terminate
-from support.faults.process import kill_9, mark_crashed, rows_arriving, start_import_process
+from support.faults.process import (
+    free_list_slot,
+    kill_9,
+    mark_crashed,
+    rows_arriving,
+    start_import_process,
+)
 from support.faults.relay import ThrottledRelay
 from support.faults.snapshot import attempt_ids_in, export_state, folder_files, list_state
 from support.faults.sshd import KillableSshd, killable_sshd
@@ -434,6 +440,7 @@ def test_flow_process_killed_mid_load_changes_nothing_and_the_rerun_loads_once(
     assert fault.done == -signal.SIGKILL
     assert list_state(engine, list_name) == before
     assert mark_crashed(f"{list_name} · import") == 1  # the killed run, left Running
+    free_list_slot(list_name)  # and its list's slot, as the repossessor would
 
     assert import_list(list_name, source).is_completed()
     counts = (ROWS, ROWS, 0, 0, 0, 0)

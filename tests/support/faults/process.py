@@ -29,7 +29,7 @@ from prefect.states import Crashed
 
 from support.faults.postgres import admin_engine, copy_past
 
-__all__ = ["kill_9", "mark_crashed", "rows_arriving", "start_import_process"]
+__all__ = ["free_list_slot", "kill_9", "mark_crashed", "rows_arriving", "start_import_process"]
 
 _REPOSITORY = Path(__file__).parents[3]
 
@@ -89,3 +89,18 @@ def mark_crashed(flow_run_name: str) -> int:
                 run.id, Crashed(message="the process was killed (SIGKILL)"), force=True
             )
     return len(runs)
+
+
+def free_list_slot(list_name: str) -> None:
+    """Free the list's object slot that a SIGKILLed run still holds.
+
+    The run's lease is never renewed again; a server's repossessor service frees such
+    a slot once the lease has expired (the crash tests show it on a real stack). The
+    tests' harness server runs no repossessor, so this does its part.
+    """
+    from flows.common.slots import object_slot_name
+
+    name = object_slot_name("list", list_name)
+    with get_client(sync_client=True) as client:
+        if client.read_global_concurrency_limit_by_name(name).active_slots:
+            client.release_concurrency_slots(names=[name], slots=1, occupancy_seconds=1.0)
