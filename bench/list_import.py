@@ -236,7 +236,14 @@ def main(argv: list[str] | None = None) -> None:
         "--dry-run", action="store_true", help="Only the dry run and the encrypted import."
     )
     parser.add_argument("--base", type=Path, help="With --dry-run: the tree to A/B against.")
+    parser.add_argument(
+        "--no-zones",
+        action="store_true",
+        help="Import without time zones (timezone_precedence: []), to tell what they cost.",
+    )
     args = parser.parse_args(argv)
+    if args.no_zones:
+        _EXTRA_PARAMS["timezone_precedence"] = []
     if args.child:
         from flows.calling_list_import import import_calling_list
 
@@ -302,6 +309,10 @@ def _setup(args: argparse.Namespace, tmp: Path, sshd: Any, pg: sa.URL) -> dict[s
     return env
 
 
+#: Parameters that the command line adds to every import (``--no-zones``).
+_EXTRA_PARAMS: dict[str, Any] = {}
+
+
 def _flow_params(rows: int, list_name: str) -> dict[str, Any]:
     return {
         "list_name": list_name,
@@ -309,6 +320,7 @@ def _flow_params(rows: int, list_name: str) -> dict[str, Any]:
         "mapping": MAPPING,
         "update_policy": "update",
         "force": True,
+        **_EXTRA_PARAMS,
     }
 
 
