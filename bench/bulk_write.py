@@ -34,16 +34,7 @@ from typing import Any
 import pyarrow as pa
 import sqlalchemy as sa
 
-MAPPING = {
-    "Account": "account",
-    "First Name": "first_name",
-    "Last Name": "last_name",
-    "Phone": "phone1",
-    "Mobile": "phone2",
-    "ZIP": "zip",
-    "State": "state",
-    "Priority": "priority",
-}
+from bench.list_files import MAPPING
 
 
 def list_file(path: Path, rows: int) -> Path:
