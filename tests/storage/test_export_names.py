@@ -15,8 +15,15 @@ import pytest
 import sqlalchemy as sa
 from prefect.runtime import flow_run as runtime_flow_run
 from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
-from test_results import RECORDS, add_attempts, seed_list
-from test_results_export import attempt_ids, exports, final_files, watermark
+from support.results_support import (
+    RECORDS,
+    add_attempts,
+    attempt_ids,
+    exports,
+    final_files,
+    seed_list,
+    watermark,
+)
 
 import flows.results_export as results_export
 from blocks.sftp import SftpServer, SftpSession
