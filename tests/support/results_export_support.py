@@ -1,4 +1,5 @@
-"""Fixtures and helpers of the export-campaign-results flow tests (``test_results_export*.py``).
+"""Fixtures and helpers of the export-campaign-results flow tests (``test_results_export*.py``,
+``test_export_names.py``).
 
 The test modules import the fixtures under the names they define here; pytest knows
 them by the ``name`` each gives (the names the tests ask for). (This module holds no tests.)
