@@ -75,9 +75,9 @@ from flows.list_steps import (
     load_arriving_list,
     log_load,
     open_list_file,
-    record_dry_run,
     settle_download,
 )
+from flows.list_preview import record_dry_run
 from runlog.publish import publishes_task_log
 
 __all__ = [
