@@ -67,6 +67,7 @@ from flows.common.rejects import RejectsFile
 from flows.common.retries import FETCH_TASK
 from flows.common.slots import object_slot
 from flows.common.workdir import run_folder, sweep_leftover_work
+from flows.list_preview import record_dry_run
 from flows.list_steps import (
     ListFile,
     fetch_into,
@@ -75,7 +76,6 @@ from flows.list_steps import (
     load_arriving_list,
     log_load,
     open_list_file,
-    record_dry_run,
     settle_download,
 )
 from runlog.publish import publishes_task_log

@@ -29,7 +29,7 @@ from contact_center.parsing.files import read_arriving_table
 from contact_center.parsing.lists import RecordParser, validate_mapping
 from contact_center.parsing.openpgp import Decryptor, is_openpgp, read_encrypted_table
 from contact_center.parsing.table_reader import TableReader
-from contact_center.preview import Preview, PreviewSample
+from contact_center.preview import PreviewSample
 from contact_center.settings import LIST_CHUNK_ROWS
 from contact_center.storage.bulk import prefetch
 from contact_center.storage.list_imports import imported_file_names, last_import_sha256
@@ -38,19 +38,16 @@ from contact_center.storage.list_options import ImportOptions
 from contact_center.storage.list_results import LoadResult, SourceFile
 from flows.common import FetchedFile, IncomingFile, RunProgress, fetch, resolve_source
 from flows.common.decrypt import decrypting
-from flows.common.preview import mark_dry_run, record_preview
 
 __all__ = [
     "ListFile",
     "fetch_into",
     "fill_outcome",
     "list_decryptor",
-    "list_preview",
     "load_arriving_list",
     "load_summary",
     "log_load",
     "open_list_file",
-    "record_dry_run",
     "settle_download",
 ]
 
@@ -293,54 +290,6 @@ def fill_outcome(outcome: Outcome, result: LoadResult, fetched: FetchedFile) -> 
         import_id=result.import_id,
     )
     outcome.message = load_summary(result)
-
-
-def list_preview(
-    options: ImportOptions,
-    fetched: FetchedFile,
-    list_file: ListFile,
-    result: LoadResult,
-    sample: PreviewSample,
-    last_sha256: str | None,
-) -> Preview:
-    """What a dry run of the list import would have done (see :mod:`contact_center.preview`)."""
-    mapped = set(list_file.mapping)
-    counted = ("rows_read", "loaded", "updated", "unchanged", "removed", "rejected")
-    preview = Preview(
-        object_name=options.list_name,
-        file=fetched.name,
-        counts={k: getattr(result, k) for k in counted}
-        | {"excluded": result.excluded, "invalid_phones": result.invalid_phones},
-        rejects_by_reason=result.rejects_by_reason,
-        rejected_rows=sample.rejected,
-        rows=sample.rows,
-        custom_fields=[c for c in list_file.table.header if c not in mapped],
-        detected=list_file.describe(),
-        gates=result.gates,
-    )
-    if last_sha256 == fetched.sha256:
-        preview.notes.append(
-            "the file is the same as the last import: a real run skips it unless force: true"
-        )
-    return preview
-
-
-def record_dry_run(
-    outcome: Outcome,
-    options: ImportOptions,
-    engine: Engine,
-    fetched: FetchedFile,
-    list_file: ListFile,
-    result: LoadResult,
-    sample: PreviewSample,
-) -> None:
-    """Record a dry run's preview as artifacts, and make its outcome say it was one."""
-    last = last_import_sha256(engine, options.list_name)
-    preview = list_preview(options, fetched, list_file, result, sample, last)
-    preview.detected["encrypted"] = bool(outcome.extra.get("encrypted"))
-    record_preview(preview)
-    mark_dry_run(outcome, preview)
-    outcome.extra["import_id"] = None  # it was rolled back
 
 
 def _source_file(fetched: FetchedFile) -> SourceFile:

@@ -157,9 +157,12 @@ class _ListLoad:
         fields: Collection[str] | None = None,
     ) -> None:
         self.conn = conn
-        # The parser derives each row's zone and its source, whatever the file fills.
-        derived = ["timezone", "timezone_source"]
-        self.fields = frozenset(LOADED_FIELDS if fields is None else [*fields, *derived])
+        # The parser derives each row's zone and its source, whatever the file fills;
+        # with no source and no default, both are NULL in every row (not sent).
+        derived = {"timezone", "timezone_source"}
+        zones = bool(options.timezone_precedence) or options.default_timezone is not None
+        chosen = LOADED_FIELDS if fields is None else [*fields, *derived]
+        self.fields = frozenset(f for f in chosen if zones or f not in derived)
         self.options = options
         self.source = source
         self.now = now

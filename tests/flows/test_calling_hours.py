@@ -182,3 +182,46 @@ def test_counts_per_zone_and_the_list_status_report(loaded: State, engine: sa.En
     ]
     assert (report.highlights["Dialable now"], report.highlights["Outside calling hours"]) == (3, 6)
     assert report.tables["List status"]["Dialable"].tolist() == [9]
+
+
+def test_an_import_without_zone_sources_stores_no_zone(
+    loaded: State, engine: sa.Engine, tmp_path: Path
+) -> None:
+    """No source and no default: every record's zone is NULL, both on a fresh list's
+    straight load (whose writer leaves the columns out) and on a re-import that
+    updates records that had zones."""
+    source = str(tmp_path / "zoned.csv")
+    state = cast(
+        State,
+        import_calling_list(
+            list_name=LIST,
+            source=source,
+            mapping=MAPPING,
+            timezone_precedence=[],
+            force=True,  # the same file again, not skipped
+            return_state=True,
+        ),
+    )
+    assert state.is_completed(), state.message
+    assert set(stored_zones(engine).values()) == {(None, None)}
+    assert len(stored_zones(engine)) == 9
+
+    fresh = cast(
+        State,
+        import_calling_list(
+            list_name="Unzoned",
+            source=source,
+            mapping=MAPPING,
+            timezone_precedence=[],
+            return_state=True,
+        ),
+    )
+    assert fresh.is_completed(), fresh.message
+    with engine.connect() as conn:
+        zones = conn.execute(
+            sa.select(ListRecord.timezone, ListRecord.timezone_source)
+            .join(CallingList, CallingList.id == ListRecord.list_id)
+            .where(CallingList.name == "Unzoned")
+        ).all()
+    assert len(zones) == 9
+    assert {tuple(z) for z in zones} == {(None, None)}
