@@ -253,13 +253,23 @@ def _spread(codes: np.ndarray, indices: pa.Array) -> np.ndarray:
 
 
 def _zip_codes(values: pa.Array) -> np.ndarray:
-    """The zone of each US ZIP (ZIP+4 too), by its first five digits."""
-    keys, codes = _zip_table()
-    five = pc.utf8_slice_codeunits(values, 0, 5)
-    found = _spread(codes, pc.index_in(five, value_set=keys))
+    """The zone of each US ZIP (ZIP+4 too), by its first five digits.
+
+    The five digits, read as a number, index the dense table of :func:`_zip_table`:
+    one array look-up a row, where a hash look-up built its hash table of 42,000
+    ZIPs again for every chunk.
+    """
     offsets = string_bytes(values)[0]  # ZIPs are ASCII: bytes are characters
     lengths = offsets[1:] - offsets[:-1]
-    return np.where(np.isin(lengths, _ZIP_LENGTHS), found, 0).astype(np.int32)
+    five = pc.utf8_slice_codeunits(values, 0, 5)
+    shaped = np.isin(lengths, _ZIP_LENGTHS) & np.asarray(
+        pc.fill_null(pc.ascii_is_decimal(five), False)
+    )
+    found = np.zeros(len(values), dtype=np.int32)
+    if shaped.any():
+        numbers = np.asarray(pc.cast(five.filter(pa.array(shaped)), pa.int32()))
+        found[shaped] = _zip_table()[numbers]
+    return found
 
 
 #: The prefixes of one length: (length, the prefixes, their zone codes).
@@ -283,24 +293,42 @@ def _phone_codes(phones: list[pa.Array], open_rows: np.ndarray) -> np.ndarray | 
 
 
 def _prefix_codes(numbers: pa.Array, digits: int) -> np.ndarray:
-    """The zones of E.164 numbers: one look-up per distinct first ``digits`` digits.
+    """The zones of E.164 numbers, grouped by their first ``digits`` digits.
 
-    The longest prefix of the table decides. The few groups that a longer prefix
-    of the table splits (an area code whose exchanges lie in two zones) are looked
-    up again by :func:`_longer_prefix_codes`.
+    The longest prefix of the table decides. Each group's zone is looked up once per
+    process, in a dense table indexed by the group's digits read as a number (see
+    :func:`_phone_groups`). The few groups that a longer prefix of the table splits
+    (an area code whose exchanges lie in two zones) are looked up again by
+    :func:`_longer_prefix_codes`.
     """
-    encoded = pc.dictionary_encode(pc.utf8_slice_codeunits(numbers, 1, 1 + digits))
-    by_prefix, refined, _ = _phone_tables()
-    groups = encoded.dictionary.to_pylist()
-    found = _spread(
-        _VOCABULARY.codes(_longest_match(g, by_prefix) for g in groups), encoded.indices
+    codes, split_groups = _phone_groups(digits)
+    group = pc.utf8_slice_codeunits(numbers, 1, 1 + digits)  # after the '+'
+    # Valid E.164 numbers have 7 digits or more; a shorter or odd one gets no zone.
+    whole = np.asarray(
+        pc.fill_null(
+            pc.and_(pc.equal(pc.utf8_length(group), digits), pc.ascii_is_decimal(group)),
+            False,
+        )
     )
-    split = [i for i, group in enumerate(groups) if group in refined]
-    if split:
-        rows = np.flatnonzero(np.isin(np.asarray(encoded.indices), split))
+    at = np.zeros(len(numbers), dtype=np.int64)
+    at[whole] = np.asarray(pc.cast(group.filter(pa.array(whole)), pa.int64()))
+    found = np.where(whole, codes[at], 0).astype(np.int32)
+    rows = np.flatnonzero(whole & split_groups[at])
+    if len(rows):
         deeper = _longer_prefix_codes(numbers.take(pa.array(rows)), digits)
         found[rows] = np.where(deeper > 0, deeper, found[rows])
     return found
+
+
+@cache
+def _phone_groups(digits: int) -> tuple[np.ndarray, np.ndarray]:
+    """For every group of ``digits`` digits, read as a number: its zone code by the
+    longest prefix of the table (0: none), and whether a longer prefix splits it."""
+    by_prefix, refined, _ = _phone_tables()
+    names = [f"{group:0{digits}d}" for group in range(10**digits)]
+    codes = _VOCABULARY.codes(_longest_match(name, by_prefix) for name in names)
+    split = np.array([name in refined for name in names], dtype=bool)
+    return codes, split
 
 
 def _longer_prefix_codes(numbers: pa.Array, digits: int) -> np.ndarray:
@@ -338,16 +366,24 @@ def _known_zones() -> dict[str, str]:
 
 
 @cache
-def _zip_table() -> tuple[pa.Array, np.ndarray]:
-    """The ZIP -> zone table, kept on disk per ``zipcodes`` version.
+def _zip_table() -> np.ndarray:
+    """The zone code of every five-digit ZIP, indexed by the ZIP as a number (0: none).
 
+    The ZIP -> zone table is kept on disk per ``zipcodes`` version:
     ``zipcodes.list_all()`` makes a dict of each of its 42,789 ZIPs, which takes
     seconds and 170 MB, and each flow run is a process of its own; the two columns
     we need, saved once in the cache folder, read back in milliseconds.
     """
     saved = _zip_zone_file(get_settings().cache_dir)
-    zips, zones = saved["zip"].combine_chunks(), saved["zone"].to_pylist()
-    return zips, _VOCABULARY.codes(zones)
+    zips = saved["zip"].combine_chunks()
+    five_digits = np.asarray(
+        pc.and_(pc.equal(pc.utf8_length(zips), 5), pc.ascii_is_decimal(zips))
+    )
+    dense = np.zeros(100_000, dtype=np.int32)
+    numbers = np.asarray(pc.cast(zips.filter(pa.array(five_digits)), pa.int32()))
+    zones = saved["zone"].combine_chunks().filter(pa.array(five_digits)).to_pylist()
+    dense[numbers] = _VOCABULARY.codes(zones)
+    return dense
 
 
 def warm_zone_tables(cache_dir: Path) -> str:
