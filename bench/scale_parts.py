@@ -20,6 +20,9 @@ from typing import Any
 
 import psutil
 
+# The stack tests find a stack's processes the same way.
+from tests.support.processes import stack_processes
+
 __all__ = [
     "CCTASKS",
     "PROJECT",
@@ -29,7 +32,6 @@ __all__ = [
     "log",
     "redis_server",
     "scale_stack",
-    "stack_processes",
 ]
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -143,17 +145,6 @@ def redis_server(root: Path) -> Any:
 
 
 # --- the stack ---------------------------------------------------------------------------
-
-
-def stack_processes(home: Path) -> list[psutil.Process]:
-    found = []
-    for proc in psutil.process_iter():
-        try:
-            if proc.environ().get("CCTASKS_HOME") == str(home):
-                found.append(proc)
-        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-            continue
-    return found
 
 
 @contextmanager

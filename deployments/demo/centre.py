@@ -1,7 +1,7 @@
 """The demo contact centre: its campaigns, calling lists and Do-Not-Call list.
 
-``prefect.yaml`` deploys the tasks of exactly this centre; ``tests/test_stack.py``
-checks that the two agree.
+``prefect.yaml`` deploys the tasks of exactly this centre;
+``tests/deployments/test_stack_setup.py`` checks that the two agree.
 """
 
 from __future__ import annotations

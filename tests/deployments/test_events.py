@@ -25,7 +25,7 @@ import pytest
 import sqlalchemy as sa
 from aiosmtpd.controller import Controller
 from conftest import free_port
-from test_stack import RunningStack, kill_everything, start_stack, stop_stack
+from support.stack_support import RunningStack, kill_everything, start_stack, stop_stack
 
 from contact_center.exceptions import InvalidParameter
 from contact_center.parsing.arrivals import SeenFile, new_arrivals, stable_files

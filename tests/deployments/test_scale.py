@@ -29,7 +29,7 @@ import psutil
 import pytest
 import sqlalchemy as sa
 from conftest import PG_ADMIN_URL, _pg_available, free_port
-from test_stack import RunningStack, start_stack, stop_stack
+from support.stack_support import RunningStack, start_stack, stop_stack
 
 from deployments.demo.files import write_demo_files
 

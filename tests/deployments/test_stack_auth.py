@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from test_stack import kill_everything, start_stack, stop_stack
+from support.stack_support import kill_everything, start_stack, stop_stack
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -44,13 +44,8 @@ from support.crash_support import (
     wait_until_loading,
     write_list_file,
 )
-from test_stack import (
-    STOP_LIMIT_SECONDS,
-    kill_everything,
-    stack_processes,
-    start_stack,
-    stop_stack,
-)
+from support.processes import stack_processes
+from support.stack_support import STOP_LIMIT_SECONDS, kill_everything, start_stack, stop_stack
 
 from contact_center.exceptions import InvalidParameter
 from contact_center.settings import MIN_HEARTBEAT_SECONDS, get_settings

@@ -53,8 +53,8 @@ from support.faults.relay import ThrottledRelay
 from support.faults.snapshot import attempt_ids_in, export_state, folder_files, list_state
 from support.faults.sshd import KillableSshd, killable_sshd
 from support.faults.watch import FaultWhen
+from support.results_support import RECORDS, seed_list
 from support.sshd_server import sshd_available
-from test_results import RECORDS, seed_list
 
 import flows.calling_list_import as list_flow
 import flows.results_export as results_export

@@ -23,7 +23,7 @@ from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRun
 from prefect.client.schemas.objects import State
 from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 from prefect.states import Completed, Pending, Running
-from test_results import CAMPAIGN, RECORDS, seed_list
+from support.results_support import CAMPAIGN, RECORDS, seed_list
 
 import flows.report_execution as report_flow
 import flows.results_export as results_export

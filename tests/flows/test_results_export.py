@@ -1,12 +1,11 @@
 """The export-campaign-results flow on the real Prefect harness, the real sshd, SQLite and
-PostgreSQL: formats, watermark and backfill, crashes and retries, gzip, empty windows,
-bad input and faults."""
+PostgreSQL: formats, watermark and backfill, gzip, empty windows, bad input and faults.
+
+Crashes and retries are in ``test_results_export_retries.py``.
+"""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,143 +14,31 @@ import pytest
 import sqlalchemy as sa
 from conftest import free_port
 from prefect.exceptions import ParameterTypeError
-from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
-from test_results import RECORDS, add_attempts, read_csv, seed_list
-
-import flows.results_export as results_export
-from blocks.sftp import SftpServer, SftpSession
-from contact_center.exceptions import (
-    DatabaseError,
-    DeliveryFailed,
-    InvalidParameter,
-    ObjectNotFound,
-    SourceUnavailable,
+from support.results_export_support import (  # noqa: F401 (fixtures, by their names)
+    Remote,
+    fast_flows_fixture,
+    no_delivery_retries,
+    remote_fixture,
+    seeded_fixture,
 )
-from contact_center.storage.models import ExportWatermark, ResultsExport
+from support.results_support import (
+    CAMPAIGN,
+    RECORDS,
+    add_attempts,
+    attempt_ids,
+    exports,
+    final_files,
+    read_csv,
+    seed_list,
+    watermark,
+)
+
+from blocks.sftp import SftpServer, SftpSession
+from contact_center.exceptions import DeliveryFailed, InvalidParameter, ObjectNotFound
 from contact_center.storage.results_format import DETAILED_COLUMNS, SIMPLE_COLUMNS
 from flows.results_export import export_campaign_results
 
-CAMPAIGN = "Spring Sale"
 CUSTOM = ["balance", "note", "custom_phone", "tier"]
-
-
-@pytest.fixture(autouse=True)
-def _fast_flows(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """No heartbeat wait per flow call; no backoff wait in the delivery's retries."""
-    monkeypatch.setattr(
-        results_export,
-        "deliver_export",
-        results_export.deliver_export.with_options(retry_delay_seconds=0),
-    )
-    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
-        yield
-
-
-def no_delivery_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Let the first delivery failure fail the run (as if every retry failed)."""
-    monkeypatch.setattr(
-        results_export, "deliver_export", results_export.deliver_export.with_options(retries=0)
-    )
-
-
-@pytest.fixture
-def seeded(engine: sa.Engine) -> dict[str, Any]:
-    """Three records and five result rows written in the last hour."""
-    list_id = seed_list(engine, RECORDS)
-    now = datetime.now(UTC)
-    rows = [
-        {
-            "record_key": "A1",
-            "phone": "+12125550101",
-            "recorded_at": now - timedelta(minutes=50),
-            "record_disposition": "No Answer",
-            "call_disposition": "No Answer",
-        },
-        {
-            "record_key": "A2",
-            "phone": "+13125550199",
-            "recorded_at": now - timedelta(minutes=40),
-            "record_disposition": "Busy",
-            "call_note": "=cmd|' /C calc'!A0",
-        },
-        {
-            "record_key": "A1",
-            "phone": "+12125550102",
-            "recorded_at": now - timedelta(minutes=30),
-            "record_disposition": "Sale",
-            "completed": True,
-            "agent": "ana.lopez",
-        },
-        {
-            "record_key": "A3",
-            "recorded_at": now - timedelta(minutes=20),
-            "is_call_attempt": False,
-            "record_disposition": "Excluded",
-            "completed": True,
-        },
-        {
-            "record_key": "A2",
-            "recorded_at": now - timedelta(minutes=10),
-            "is_call_attempt": False,
-            "out_of_quota": True,
-            "record_disposition": "Out of quota",
-        },
-    ]
-    return {"list_id": list_id, "ids": add_attempts(engine, list_id, rows)}
-
-
-@dataclass(frozen=True)
-class Remote:
-    """A fresh folder on the test sshd: where to look locally, and its location string."""
-
-    folder: Path
-    destination: str
-
-
-@pytest.fixture
-def remote(sshd: Any, sftp_block: str) -> Remote:
-    """A folder of its own on the test sshd (the sshd lives for the whole session)."""
-    name = f"exports/{uuid.uuid4().hex[:10]}"
-    return Remote(sshd.home / name, f"sftp://{sftp_block}/{name}")
-
-
-def final_files(folder: Path) -> dict[str, bytes]:
-    """The complete-looking files of a folder (temporary ``.part`` names excluded)."""
-    if not folder.exists():
-        return {}
-    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if not p.name.startswith(".")}
-
-
-def attempt_ids(files: dict[str, bytes]) -> list[int]:
-    """Every ``attempt_id`` in the given detailed exports, duplicates kept."""
-    ids: list[int] = []
-    for data in files.values():
-        table = read_csv(data)
-        column = table[0].index("attempt_id")
-        ids += [int(row[column]) for row in table[1:]]
-    return ids
-
-
-def watermark(engine: sa.Engine) -> datetime | None:
-    with engine.connect() as conn:
-        return conn.execute(sa.select(ExportWatermark.watermark)).scalar()
-
-
-def exports(engine: sa.Engine) -> list[Any]:
-    with engine.connect() as conn:
-        return list(
-            conn.execute(
-                sa.select(
-                    ResultsExport.status,
-                    ResultsExport.file_name,
-                    ResultsExport.rows,
-                    ResultsExport.bytes,
-                    ResultsExport.window_start,
-                    ResultsExport.window_end,
-                    ResultsExport.id,
-                ).order_by(ResultsExport.id)
-            )
-        )
 
 
 # --- formats ----------------------------------------------------------------------------------
@@ -285,139 +172,6 @@ def test_empty_window(engine: sa.Engine, tmp_path: Path, skip_empty: bool) -> No
     else:
         (data,) = files.values()
         assert read_csv(data) == [list(DETAILED_COLUMNS)] and outcome.bytes == len(data)
-
-
-# --- crashes and retries --------------------------------------------------------------------
-
-
-def fail_once(
-    monkeypatch: pytest.MonkeyPatch, owner: Any, name: str, error: Exception
-) -> list[int]:
-    """Make ``owner.name`` raise ``error`` on its first call only; count the calls."""
-    real = getattr(owner, name)
-    calls: list[int] = []
-
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        calls.append(1)
-        if len(calls) == 1:
-            raise error
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(owner, name, wrapper)
-    return calls
-
-
-def test_crash_between_upload_and_rename_then_rerun(
-    engine: sa.Engine,
-    seeded: dict[str, Any],
-    remote: Remote,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    no_delivery_retries(monkeypatch)
-    folder = remote.folder
-    fail_once(monkeypatch, SftpSession, "rename", SourceUnavailable("connection lost"))
-    destination = remote.destination
-    with pytest.raises(DeliveryFailed, match="connection lost"):
-        export_campaign_results(CAMPAIGN, destination)
-    assert final_files(folder) == {}  # only the hidden temporary file is there
-    assert [p.name for p in folder.iterdir()][0].endswith(".csv.part")
-    assert watermark(engine) is None
-    (pending,) = exports(engine)
-    assert pending.status == "pending"
-    # Results written meanwhile; the rerun resumes the interrupted window and name...
-    late = add_attempts(
-        engine,
-        seeded["list_id"],
-        [{"record_key": "A1", "recorded_at": datetime.now(UTC), "record_disposition": "Busy"}],
-    )
-    resumed = export_campaign_results(CAMPAIGN, destination)
-    assert resumed.extra["resumed"] is True and resumed.rows_read == 5
-    assert list(final_files(folder)) == [pending.file_name]
-    # ... and the next run takes the rest: each result in exactly one file.
-    export_campaign_results(CAMPAIGN, destination)
-    ids = attempt_ids(final_files(folder))
-    assert sorted(ids) == sorted(seeded["ids"] + late) and len(ids) == len(set(ids))
-    assert [e.status for e in exports(engine)] == ["delivered", "delivered"]
-
-
-def test_crash_after_rename_before_recording_then_rerun(
-    engine: sa.Engine, seeded: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    folder = tmp_path / "out"
-    fail_once(monkeypatch, results_export, "complete_export", DatabaseError("database went away"))
-    with pytest.raises(DatabaseError, match="went away"):
-        export_campaign_results(CAMPAIGN, str(folder))
-    (name,) = final_files(folder)  # renamed into place, but not recorded
-    assert watermark(engine) is None
-    late = add_attempts(
-        engine,
-        seeded["list_id"],
-        [{"record_key": "A2", "recorded_at": datetime.now(UTC), "record_disposition": "Busy"}],
-    )
-    export_campaign_results(CAMPAIGN, str(folder))
-    assert list(final_files(folder)) == [name]  # the same file, overwritten, not a second one
-    export_campaign_results(CAMPAIGN, str(folder))
-    ids = attempt_ids(final_files(folder))
-    assert sorted(ids) == sorted(seeded["ids"] + late) and len(ids) == len(set(ids))
-
-
-def test_retry_of_the_same_run_exports_the_same_window(
-    engine: sa.Engine,
-    seeded: dict[str, Any],
-    remote: Remote,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    no_delivery_retries(monkeypatch)
-    calls = fail_once(monkeypatch, SftpSession, "rename", SourceUnavailable("connection lost"))
-    retrying = export_campaign_results.with_options(retries=1, retry_delay_seconds=0)
-    state = retrying(CAMPAIGN, remote.destination, return_state=True)
-    outcome = state.result()
-    assert state.is_completed() and len(calls) == 2
-    (name,) = final_files(remote.folder)
-    end = datetime.fromisoformat(outcome.extra["window_end"])
-    (export,) = exports(engine)
-    assert name.endswith(f"_{end:%Y%m%d%H%M%S}_{export.id}.csv") and outcome.rows_read == 5
-    assert export.window_end == end
-
-
-def test_the_delivery_step_retries(
-    engine: sa.Engine,
-    seeded: dict[str, Any],
-    remote: Remote,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    calls = fail_once(monkeypatch, SftpSession, "rename", SourceUnavailable("connection lost"))
-    outcome = export_campaign_results(CAMPAIGN, remote.destination)
-    assert outcome.status == "completed" and len(calls) == 2
-    assert len(final_files(remote.folder)) == 1
-
-
-def test_upload_cut_midway_leaves_no_final_file(
-    engine: sa.Engine,
-    seeded: dict[str, Any],
-    remote: Remote,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    no_delivery_retries(monkeypatch)
-    real_put = SftpSession.put
-
-    def cut_put(self: SftpSession, source: Any, path: str, progress: Any = None) -> int:
-        # Write the first half for real, then lose the connection.
-        data = source.read()
-        with self.raw().open(path, "wb") as remote:
-            remote.write(data[: len(data) // 2])
-        raise SourceUnavailable(f"cannot upload {path!r}: connection reset")
-
-    monkeypatch.setattr(SftpSession, "put", cut_put)
-    folder = remote.folder
-    destination = remote.destination
-    with pytest.raises(DeliveryFailed, match="connection reset"):
-        export_campaign_results(CAMPAIGN, destination)
-    assert final_files(folder) == {} and watermark(engine) is None
-    monkeypatch.setattr(SftpSession, "put", real_put)
-    outcome = export_campaign_results(CAMPAIGN, destination)
-    (data,) = final_files(folder).values()
-    assert len(data) == outcome.bytes and len(read_csv(data)) == 6
 
 
 # --- bad input and faults -------------------------------------------------------------------

@@ -1,14 +1,14 @@
-"""The Task Log and Scheduled views against a real Prefect server (the test harness).
+"""The Task Log view against a real Prefect server (the test harness).
 
 One module-scoped history holds a run of every kind: completed, failed with an error,
 retried (3 attempts), crashed, cancelled, a deployment run, a run of a non-cctasks
 flow; each test reads it through the library API with real server-side queries.
+The Scheduled view is in ``test_scheduled_view.py``; the task-log artifact as runs end
+in ``test_tasklog_publish.py``.
 """
 
 from __future__ import annotations
 
-import json
-import time
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -17,14 +17,9 @@ from uuid import UUID
 import pandas as pd
 import pytest
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.actions import DeploymentScheduleCreate
-from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
-from prefect.client.schemas.schedules import CronSchedule
-from prefect.client.schemas.sorting import ArtifactSort
 from prefect.flow_engine import run_flow
-from prefect.states import AwaitingRetry, Late, Pending, Running, Scheduled
+from prefect.states import Pending
 from support.tasklog_support import (
-    GATES,
     call,
     campaign_trigger,
     deploy,
@@ -33,7 +28,7 @@ from support.tasklog_support import (
     fast_flows,
     import_calling_list,
     import_exclusions,
-    in_thread,
+    latest_task_log,
     other_flow,
     read_run,
     run_report,
@@ -42,8 +37,7 @@ from support.tasklog_support import (
 )
 
 from contact_center.exceptions import InvalidParameter, ObjectNotFound
-from contact_center.settings import TASK_LOG_ARTIFACT_KEY
-from runlog import ScheduledRow, TaskLogRow, scheduled, task_log, to_frame
+from runlog import TaskLogRow, task_log, to_frame
 from runlog.mapping import LOG_COLUMNS
 
 
@@ -357,148 +351,14 @@ def test_frame_has_the_seed_columns_typed(history: History) -> None:
     assert frame.loc[0, "Size (KB)"] == 3.0
 
 
-# --- the Scheduled view -----------------------------------------------------------
-
-
-def _schedule_runs(deployment_id: UUID) -> None:
-    """Ask the server to create the schedules' next runs, as its scheduler does."""
-    with get_client(sync_client=True) as client:
-        client.request(
-            "POST",
-            "/deployments/{id}/schedule",
-            path_params={"id": deployment_id},
-            json={"min_time": 2 * 86400.0, "max_runs": 10},
-        )
-
-
-def test_scheduled_rows_take_their_step_from_each_schedule() -> None:
-    campaign = unique("Spring Drive")
-    name = unique("spring-drive-trigger")
-    deployment_id = deploy(
-        campaign_trigger,
-        name,
-        {"campaign": campaign, "step": "start"},
-        schedules=[
-            DeploymentScheduleCreate(
-                schedule=CronSchedule(cron="0 8 * * *", timezone="UTC"),
-                parameters={"step": "start"},
-                slug="start",
-            ),
-            DeploymentScheduleCreate(
-                schedule=CronSchedule(cron="0 20 * * *", timezone="UTC"),
-                parameters={"step": "stop"},
-                slug="stop",
-            ),
-        ],
-    )
-    _schedule_runs(deployment_id)
-    now = utcnow()
-    rows = [r for r in scheduled(horizon=timedelta(hours=24)) if r.task_name == name]
-    assert len(rows) == 2, rows  # one 08:00 start and one 20:00 stop within 24 h
-    for row in rows:
-        assert row.start_time is not None and now <= row.start_time <= now + timedelta(hours=24)
-        expected_step = "start" if row.start_time.hour == 8 else "stop"
-        assert row == ScheduledRow(
-            start_time=row.start_time,
-            object_name=campaign,
-            task_name=name,
-            attempts=0,
-            state="scheduled",
-            progress=None,
-            type="Campaign trigger",
-            step=expected_step,
-            run_id=row.run_id,
-            flow_name="campaign-trigger",
-        )
-    assert [r.start_time for r in rows] == sorted(r.start_time for r in rows)
-    longer = [r for r in scheduled(horizon=timedelta(hours=48)) if r.task_name == name]
-    assert len(longer) == 4 and {r.step for r in longer} == {"start", "stop"}
-
-
-def test_scheduled_states_late_pending_retrying_and_ignored_flows() -> None:
-    report = unique("Daily Calls")
-    name = unique("daily-calls")
-    deployment_id = deploy(run_report, name, {"report": report})
-    with get_client(sync_client=True) as client:
-        late = client.create_flow_run_from_deployment(
-            deployment_id, state=Scheduled(scheduled_time=utcnow() - timedelta(minutes=5))
-        )
-        client.set_flow_run_state(late.id, Late(scheduled_time=late.expected_start_time))
-        pending = client.create_flow_run_from_deployment(deployment_id)
-        client.set_flow_run_state(pending.id, Pending())
-        retrying = client.create_flow_run_from_deployment(deployment_id)
-        client.set_flow_run_state(retrying.id, Pending())
-        client.set_flow_run_state(retrying.id, Running())
-        client.set_flow_run_state(
-            retrying.id, AwaitingRetry(scheduled_time=utcnow() + timedelta(minutes=1)), force=True
-        )
-        other = client.create_flow_run(other_flow, state=Pending())
-    rows = {r.run_id: r for r in scheduled()}
-    assert rows[late.id].state == "late"
-    assert rows[late.id].start_time == late.expected_start_time
-    assert rows[pending.id].state == "pending"
-    # it ran once and waits for its second attempt
-    assert (rows[retrying.id].state, rows[retrying.id].attempts) == ("retrying", 2)
-    assert rows[retrying.id].note == "the run failed; waits to retry: attempt 2"
-    assert all(
-        rows[i].task_name == name and rows[i].object_name == report
-        for i in rows
-        if i in (late.id, pending.id)
-    )
-    assert rows[pending.id].step == "generate"
-    assert other.id not in rows
-    assert other.id in {r.run_id for r in scheduled(include_all=True)}
-
-
-def test_progress_is_read_while_a_run_is_in_flight() -> None:
-    name = unique("Autumn Leads")
-    GATES[name] = __import__("threading").Event()
-    with fast_flows():
-        thread = in_thread(import_calling_list, list_name=name, nbytes=4096, gate=name)
-        try:
-            deadline = time.monotonic() + 30
-            row = None
-            while time.monotonic() < deadline:
-                row = next((r for r in scheduled() if r.object_name == name), None)
-                if row is not None and row.progress == 75.0:
-                    break
-                time.sleep(0.2)
-            assert row is not None
-            assert (row.state, row.progress, row.attempts, row.step) == (
-                "in progress",
-                75.0,
-                1,
-                "import",
-            )
-            assert row.task_name == f"{name} · import"
-            assert task_log(object_name=name) == []  # not in the log until it ends
-        finally:
-            GATES[name].set()
-            thread.join(30)
-    done = task_log(object_name=name)
-    assert [(r.result, r.size_kb) for r in done] == [("completed", 4.0)]
-    assert not [r for r in scheduled() if r.object_name == name]
-
-
 # --- the task-log artifact ------------------------------------------------------------
-
-
-def _latest_task_log() -> list[dict[str, Any]]:
-    with get_client(sync_client=True) as client:
-        artifacts = client.read_artifacts(
-            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[TASK_LOG_ARTIFACT_KEY])),
-            sort=ArtifactSort.CREATED_DESC,
-            limit=1,
-        )
-    data = artifacts[0].data
-    return json.loads(data) if isinstance(data, str) else data  # type: ignore[no-any-return]
 
 
 def test_task_log_artifact_after_a_run(history: History) -> None:
     report = unique("Agent Summary")
     with fast_flows():
         run_id = call(run_report, report=report, nbytes=2560)
-    table = _latest_task_log()
+    table = latest_task_log()
     assert len(table) <= 100
     assert list(table[0]) == [h for _, h in LOG_COLUMNS]
     row = next(r for r in table if r["Object name"] == report)
@@ -521,34 +381,6 @@ def test_task_log_artifact_after_a_run(history: History) -> None:
     failing = unique("Broken Report")
     with fast_flows():
         call(run_report, report=failing, error="no data for sftp://u:pw@h/x")
-    row = next(r for r in _latest_task_log() if r["Object name"] == failing)
+    row = next(r for r in latest_task_log() if r["Object name"] == failing)
     assert row["Result"] == "failed" and row["Duration"].count(":") == 1
     assert row["Error"] == "InvalidFile: file 'report.csv': no data for sftp://u:***@h/x"
-
-
-def test_a_retried_attempt_adds_no_row_until_the_run_ends() -> None:
-    name = unique("Retry Leads")
-    with fast_flows():
-        call(import_calling_list, list_name=name, nbytes=1024, fail_attempts=2)
-    rows = [r for r in _latest_task_log() if r["Object name"] == name]
-    assert [(r["Result"], r["Size (KB)"]) for r in rows] == [("completed", "1.0")]
-
-
-def test_a_failing_republish_never_fails_a_run_or_hides_its_error(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    # The server cannot be made to fail on cue here, so the publisher is replaced by
-    # one that raises: the only stand-in in these tests.
-    import runlog.publish
-
-    def broken(*args: Any, **kwargs: Any) -> None:
-        raise RuntimeError("server went away")
-
-    monkeypatch.setattr(runlog.publish, "publish_task_log", broken)
-    with fast_flows():
-        ok = read_run(call(run_report, report=unique("Still Fine"), nbytes=10))
-        bad = read_run(call(run_report, report=unique("Still Failing"), error="bad input"))
-    assert ok.state is not None and ok.state.name == "Completed"
-    assert bad.state is not None and bad.state.name == "Failed"
-    assert "InvalidFile: file 'report.csv': bad input" in (bad.state.message or "")
-    assert "server went away" not in (bad.state.message or "")

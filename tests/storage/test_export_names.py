@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -14,11 +13,18 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from prefect.runtime import flow_run as runtime_flow_run
-from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
-from test_results import RECORDS, add_attempts, seed_list
-from test_results_export import attempt_ids, exports, final_files, watermark
+from support.results_export_support import fast_flows_fixture  # noqa: F401 (autouse)
+from support.results_support import (
+    CAMPAIGN,
+    RECORDS,
+    add_attempts,
+    attempt_ids,
+    exports,
+    final_files,
+    seed_list,
+    watermark,
+)
 
-import flows.results_export as results_export
 from blocks.sftp import SftpServer, SftpSession
 from contact_center.exceptions import DeliveryFailed
 from contact_center.storage.export_naming import render_file_name
@@ -26,21 +32,8 @@ from contact_center.storage.models import CallAttempt
 from flows.common import deliver
 from flows.results_export import export_campaign_results
 
-CAMPAIGN = "Spring Sale"
 # The default file name before exports had ids: the window to the minute.
 MINUTE_TEMPLATE = "{campaign}_{start:%Y%m%d%H%M}_{end:%Y%m%d%H%M}.csv"
-
-
-@pytest.fixture(autouse=True)
-def _fast_flows(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """No heartbeat wait per flow call; no backoff wait in the delivery's retries."""
-    monkeypatch.setattr(
-        results_export,
-        "deliver_export",
-        results_export.deliver_export.with_options(retry_delay_seconds=0),
-    )
-    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
-        yield
 
 
 def folder_and_destination(

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from support.list_load_support import Parsed, chunk, keys, load, records
 from test_exclusions import T0, keys_frame
-from test_list_load import Parsed, chunk, keys, load, records
 
 from contact_center.storage.exclusion_load import ensure_exclusion_list, load_exclusion_keys
 from contact_center.storage.models import CallingList, Exclusion, ExclusionList, ListImport

@@ -1,44 +1,39 @@
 """The load side of the calling-list import, on SQLite and PostgreSQL.
 
 The chunks here are made by hand in the parser's shape (``valid`` + ``rejects``), so
-these tests pin the load's own rules: policies, counts, gates, scrub, all or nothing.
+these tests pin the load's own rules: policies, counts, scrub, bookkeeping, parameters.
+The gates and all or nothing (errors midway, a killed process) are in
+``test_list_load_gates.py``.
 """
 
 from __future__ import annotations
 
-import json
 import re
-import signal
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from datetime import timedelta
 from typing import Any
 
-import pandas as pd
 import pytest
 import sqlalchemy as sa
 from prefect.exceptions import ParameterTypeError
-
-from contact_center.exceptions import (
-    DatabaseError,
-    InvalidFile,
-    InvalidParameter,
-    ObjectNotFound,
-    QualityGateFailed,
+from support.list_load_support import (
+    NOW,
+    chunk,
+    counts,
+    keys,
+    load,
+    record,
+    records,
+    source,
 )
+
+from contact_center.exceptions import InvalidParameter, ObjectNotFound, QualityGateFailed
 from contact_center.parsing.record_fields import FIELD_LENGTHS, RECORD_FIELDS
 from contact_center.storage.list_imports import (
     imported_file_names,
     last_import_sha256,
     record_skipped_import,
 )
-from contact_center.storage.list_load import load_list_records
 from contact_center.storage.list_options import ImportOptions
-from contact_center.storage.list_results import LoadResult, SourceFile
 from contact_center.storage.models import (
     CallingList,
     Exclusion,
@@ -47,86 +42,6 @@ from contact_center.storage.models import (
     ListRecord,
 )
 from flows.calling_list_import import import_calling_list
-
-NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-
-
-@dataclass
-class Parsed:
-    """A parsed chunk in the shape of ``contact_center.parsing.lists.ParsedChunk``."""
-
-    valid: pd.DataFrame
-    rejects: pd.DataFrame
-    invalid_phones: int = 0
-
-
-def record(key: str, row: int, phone: str = "+12125550100", **fields: Any) -> dict[str, Any]:
-    custom = fields.pop("custom", None)
-    values: dict[str, Any] = dict.fromkeys(RECORD_FIELDS)
-    values.update(account=key, phone1=phone, **fields)
-    return {
-        "row": row,
-        "record_key": key,
-        **values,
-        "custom_fields": json.dumps(custom) if custom is not None else None,
-    }
-
-
-def chunk(records: list[dict[str, Any]], rejects: list[tuple[int, str]] = ()) -> Parsed:
-    columns = ["row", "record_key", *RECORD_FIELDS, "custom_fields"]
-    valid = pd.DataFrame(records, columns=columns)
-    for column in columns[1:]:
-        valid[column] = valid[column].astype("string")
-    reject_frame = pd.DataFrame(
-        {
-            "Account": ["?"] * len(rejects),
-            "row": [r for r, _ in rejects],
-            "reason": [x for _, x in rejects],
-        }
-    )
-    return Parsed(valid, reject_frame)
-
-
-def keys(n: int, start: int = 0, prefix: str = "A") -> list[dict[str, Any]]:
-    return [record(f"{prefix}{i:05d}", i + 2, first_name=f"n{i}") for i in range(start, start + n)]
-
-
-def options(list_name: str = "Spring Leads", **params: Any) -> ImportOptions:
-    return ImportOptions.from_parameters(list_name=list_name, source="drop/leads.csv", **params)
-
-
-def source(name: str = "leads.csv", sha: str = "a" * 64) -> SourceFile:
-    return SourceFile(name=name, location=f"drop/{name}", sha256=sha, size=1234)
-
-
-def load(engine: sa.Engine, chunks: list[Parsed] | Iterator[Parsed], **params: Any) -> LoadResult:
-    src = params.pop("src", source())
-    now = params.pop("now", NOW)
-    return load_list_records(engine, chunks, options(**params), src, now=now, flow_run_id="run-1")
-
-
-def records(engine: sa.Engine, list_name: str = "Spring Leads") -> dict[str, dict[str, Any]]:
-    columns = (*RECORD_FIELDS, "custom_fields", "expires_at", "updated_at", "import_id", "id")
-    with engine.connect() as conn:
-        rows = conn.execute(
-            sa.select(ListRecord.record_key, *(getattr(ListRecord, c) for c in columns))
-            .join(CallingList, CallingList.id == ListRecord.list_id)
-            .where(CallingList.name == list_name)
-        ).all()
-    return {r[0]: dict(zip(columns, r[1:], strict=True)) for r in rows}
-
-
-def counts(result: LoadResult) -> tuple[int, ...]:
-    return (
-        result.rows_read,
-        result.loaded,
-        result.updated,
-        result.unchanged,
-        result.removed,
-        result.rejected,
-        result.excluded,
-    )
-
 
 # --- loading and the policies ------------------------------------------------------------
 
@@ -215,107 +130,6 @@ def test_replace_makes_the_list_exactly_the_file(engine: sa.Engine) -> None:
     assert sorted(got) == ["A00003", "A00004", "B1"] and got["A00004"]["first_name"] == "new"
     assert len(records(engine, "Other")) == 2 and other.loaded == 2
 
-
-# --- gates and all or nothing --------------------------------------------------------------
-
-
-def test_replace_with_an_empty_file_never_wipes_the_list(engine: sa.Engine) -> None:
-    load(engine, [chunk(keys(3))])
-    before = records(engine)
-    with pytest.raises(QualityGateFailed, match=r"min_rows.*0 row\(s\) to load.*min_rows=1"):
-        load(engine, [chunk([])], update_policy="replace")
-    with pytest.raises(QualityGateFailed, match="min_rows"):
-        load(engine, [chunk([], rejects=[(2, "missing_key")])], update_policy="replace")
-    assert records(engine) == before
-    with engine.connect() as conn:
-        assert conn.scalar(sa.select(sa.func.count()).select_from(ListImport)) == 1
-    # An explicit min_rows=0 and force (past max_removed_ratio) empty it on purpose.
-    result = load(engine, [chunk([])], update_policy="replace", min_rows=0, force=True)
-    assert result.removed == 3 and records(engine) == {}
-
-
-def test_max_reject_ratio_gate_changes_nothing(engine: sa.Engine) -> None:
-    rejects = [(i, "no_valid_phone") for i in range(10, 13)] + [(13, "missing_key")]
-    data = [chunk(keys(16)), chunk([], rejects=rejects)]
-    with pytest.raises(
-        QualityGateFailed,
-        match=r"max_reject_ratio: file 'leads.csv' has 4 of 20 rows rejected \(20.0% > 10.0%; "
-        r"no_valid_phone 3, missing_key 1\).*'Spring Leads' was not changed",
-    ):
-        load(engine, data, max_reject_ratio=0.1)
-    with engine.connect() as conn:
-        assert conn.scalar(sa.select(sa.func.count()).select_from(CallingList)) == 0
-    assert load(engine, data, max_reject_ratio=0.2).loaded == 16
-
-
-@pytest.mark.parametrize("existing", [False, True], ids=["new-list", "existing-list"])
-def test_a_parse_error_in_a_later_chunk_rolls_everything_back(
-    engine: sa.Engine, existing: bool
-) -> None:
-    if existing:
-        load(engine, [chunk(keys(3))])
-    before = records(engine)
-
-    def chunks() -> Iterator[Parsed]:
-        yield chunk(keys(1000, prefix="X"))
-        raise InvalidFile("unterminated quote", file="leads.csv", row=1500)
-
-    with pytest.raises(InvalidFile, match="file 'leads.csv', row 1500: unterminated quote"):
-        load(engine, chunks(), update_policy="replace")
-    assert records(engine) == before
-    with engine.connect() as conn:
-        assert conn.scalar(sa.select(sa.func.count()).select_from(CallingList)) == int(existing)
-        assert conn.scalar(sa.select(sa.func.count()).select_from(ListImport)) == int(existing)
-
-
-def _fail_on_key(engine: sa.Engine, key: str) -> None:
-    """A trigger that makes the database refuse one record: a real error midway."""
-    with engine.begin() as conn:
-        if engine.dialect.name == "sqlite":
-            conn.exec_driver_sql(
-                "CREATE TRIGGER boom BEFORE INSERT ON list_records "
-                f"WHEN NEW.record_key = '{key}' BEGIN SELECT RAISE(ABORT, 'injected failure'); END"
-            )
-        else:
-            conn.exec_driver_sql(
-                "CREATE OR REPLACE FUNCTION boom() RETURNS trigger AS $$ BEGIN "
-                f"IF NEW.record_key = '{key}' THEN RAISE EXCEPTION 'injected failure'; END IF; "
-                "RETURN NEW; END $$ LANGUAGE plpgsql"
-            )
-            conn.exec_driver_sql(
-                "CREATE TRIGGER boom BEFORE INSERT ON list_records "
-                "FOR EACH ROW EXECUTE FUNCTION boom()"
-            )
-
-
-def _drop_trigger(engine: sa.Engine) -> None:
-    with engine.begin() as conn:
-        if engine.dialect.name == "sqlite":
-            conn.exec_driver_sql("DROP TRIGGER IF EXISTS boom")
-        else:
-            conn.exec_driver_sql("DROP TRIGGER IF EXISTS boom ON list_records")
-
-
-@pytest.mark.parametrize("existing", [False, True], ids=["straight-path", "staged-path"])
-def test_a_database_failure_midway_leaves_the_list_unchanged(
-    engine: sa.Engine, existing: bool
-) -> None:
-    if existing:
-        load(engine, [chunk(keys(3))])
-    before = records(engine)
-    _fail_on_key(engine, "X01500")
-    try:
-        data = [chunk(keys(1000, prefix="X")), chunk(keys(1000, start=1000, prefix="X"))]
-        with pytest.raises(
-            DatabaseError,
-            match=r"loading file 'leads.csv' of calling list 'Spring Leads' in "
-            r"(sqlite|postgresql)\S+ failed: \w+: injected failure",
-        ):
-            load(engine, data)
-    finally:
-        _drop_trigger(engine)
-    assert records(engine) == before
-    assert load(engine, data).loaded == 2000  # and nothing was left locked or half-done
 
 
 # --- scrub --------------------------------------------------------------------------------
@@ -462,73 +276,7 @@ def test_parameter_defaults() -> None:
     assert gb.default_country == "GB" and gb.scrub_exclusions == ("a", "b")
 
 
-# --- a killed process --------------------------------------------------------------------
-
-_KILLED_LOAD = """
-import sys, time
-from pathlib import Path
-import pandas as pd
-from contact_center.storage.db import create_db_engine
-from contact_center.storage.list_load import load_list_records
-from contact_center.storage.list_options import ImportOptions
-from contact_center.storage.list_results import SourceFile
-from contact_center.parsing.record_fields import RECORD_FIELDS
-
-url, marker = sys.argv[1], Path(sys.argv[2])
-
-class Parsed:
-    def __init__(self, start):
-        keys = [f"K{i:06d}" for i in range(start, start + 5000)]
-        frame = {"row": list(range(start + 2, start + 5002)), "record_key": keys}
-        frame.update({f: None for f in RECORD_FIELDS})
-        frame.update(account=keys, phone1=["+12127365000"] * 5000, custom_fields=None)
-        self.valid = pd.DataFrame(frame).astype({"record_key": "string", "account": "string"})
-        self.rejects = pd.DataFrame({"row": [], "reason": []})
-
-def chunks():
-    yield Parsed(0)
-    yield Parsed(5000)
-    marker.write_text("two chunks are in")
-    time.sleep(120)
-    yield Parsed(10000)
-
-options = ImportOptions.from_parameters(
-    list_name="Spring Leads", source="x.csv", update_policy="replace"
-)
-source = SourceFile("x.csv", "x.csv", "f" * 64, 1)
-load_list_records(create_db_engine(url), chunks(), options, source)
-"""
-
-
-def test_a_killed_process_leaves_the_list_unchanged(
-    engine: sa.Engine, db_url: str, tmp_path: Path
-) -> None:
-    load(engine, [chunk(keys(3))])
-    before = records(engine)
-    marker = tmp_path / "marker"
-    script = tmp_path / "killed_load.py"
-    script.write_text(_KILLED_LOAD)
-    child = subprocess.Popen(
-        [sys.executable, str(script), db_url, str(marker)],
-        cwd=Path(__file__).parents[2],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while not marker.exists():
-            assert child.poll() is None, child.communicate()[1].decode()
-            assert time.monotonic() < deadline, "the load never got to its third chunk"
-            time.sleep(0.1)
-    finally:
-        child.kill()
-        child.communicate(timeout=30)  # also closes its pipes (no ResourceWarning)
-    assert child.returncode == -signal.SIGKILL
-    assert records(engine) == before
-    with engine.connect() as conn:
-        assert conn.scalar(sa.select(sa.func.count()).select_from(ListImport)) == 1
-    # Nothing stays locked or half-written: the next import goes through.
-    assert load(engine, [chunk(keys(4))]).loaded == 1
+# --- the import's time and the table's columns ---------------------------------------
 
 
 def test_default_time_is_the_imports_start_on_every_record(engine: sa.Engine) -> None:

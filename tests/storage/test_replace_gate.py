@@ -12,8 +12,8 @@ import sqlalchemy as sa
 from prefect.client.schemas.objects import State
 from prefect.exceptions import ParameterTypeError
 from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+from support.list_load_support import chunk, keys, load, records
 from test_calling_list_import import MAPPING, recorded_outcome, write_csv
-from test_list_load import chunk, keys, load, records
 
 from contact_center.exceptions import QualityGateFailed
 from contact_center.storage.list_options import ImportOptions

@@ -1,38 +1,29 @@
-"""The results domain: export formats and columns, neutralisation, windows, watermarks
-and the demo generator, on SQLite and PostgreSQL."""
+"""The results domain on SQLite and PostgreSQL: the export formats and their columns,
+neutralisation in SQL, windows and the watermark, on one seeded campaign.
+
+The rules that need no database are in ``test_results_parsing.py``; large exports and the
+demo's generator of results in ``test_results_streaming.py``.
+"""
 
 from __future__ import annotations
 
-import csv
-import gzip
 import io
-import tracemalloc
-from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from support.results_support import CAMPAIGN, RECORDS, T0, add_attempts, read_csv, seed_list
 
-from contact_center.exceptions import CampaignStateError, InvalidParameter, ObjectNotFound
-from contact_center.storage.campaigns import ensure_campaign, get_campaign, link_list
-from contact_center.storage.export_naming import DEFAULT_FILE_NAME, render_file_name
-from contact_center.storage.models import (
-    CallAttempt,
-    CallingList,
-    ExportWatermark,
-    ListRecord,
-    ResultsExport,
-)
+from contact_center.exceptions import ObjectNotFound
+from contact_center.storage.campaigns import get_campaign
+from contact_center.storage.models import ExportWatermark, ListRecord, ResultsExport
 from contact_center.storage.results import complete_export, plan_export
 from contact_center.storage.results_format import (
     DETAILED_COLUMNS,
     SIMPLE_COLUMNS,
     Since,
-    custom_columns,
     neutralise,
-    parse_since,
-    parse_time,
 )
 from contact_center.storage.results_query import (
     count_rows,
@@ -41,66 +32,6 @@ from contact_center.storage.results_query import (
     header,
     write_export,
 )
-from deployments.demo.attempts import generate_call_attempts
-
-CAMPAIGN = "Spring Sale"
-T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
-
-
-# --- helpers shared with test_results_export.py ----------------------------------------------
-
-
-def seed_list(
-    engine: sa.Engine,
-    records: Sequence[dict[str, Any]],
-    *,
-    campaign: str = CAMPAIGN,
-    list_name: str = "Spring Leads",
-) -> int:
-    """A campaign linked to a calling list holding ``records``; returns the list's id."""
-    ensure_campaign(engine, campaign)
-    link_list(engine, campaign, list_name)
-    with engine.begin() as conn:
-        list_id = conn.execute(
-            sa.select(CallingList.id).where(CallingList.name == list_name)
-        ).scalar_one()
-        for record in records:
-            conn.execute(
-                sa.insert(ListRecord).values(
-                    list_id=list_id, record_key=record["account"], **record
-                )
-            )
-    return int(list_id)
-
-
-def add_attempts(
-    engine: sa.Engine, list_id: int, rows: Sequence[dict[str, Any]], campaign: str = CAMPAIGN
-) -> list[int]:
-    """Insert result rows (``record_key`` and ``recorded_at`` at least); return their ids."""
-    with engine.begin() as conn:
-        campaign_id = get_campaign(conn, campaign).id
-        ids = []
-        for row in rows:
-            values = {
-                "campaign_id": campaign_id,
-                "list_id": list_id,
-                "attempted_at": row["recorded_at"] - timedelta(seconds=30),
-                "is_call_attempt": True,
-                **row,
-            }
-            ids.append(
-                conn.execute(
-                    sa.insert(CallAttempt).values(values).returning(CallAttempt.id)
-                ).scalar_one()
-            )
-    return ids
-
-
-def read_csv(data: bytes) -> list[list[str]]:
-    """Rows of a CSV export (gzip or not), header included."""
-    if data[:2] == b"\x1f\x8b":
-        data = gzip.decompress(data)
-    return list(csv.reader(io.StringIO(data.decode("utf-8"), newline="")))
 
 
 def export_rows(
@@ -131,28 +62,6 @@ def export_rows(
     table = read_csv(buffer.getvalue())
     assert table[0] == columns and len(table) == rows + 1
     return [dict(zip(table[0], row, strict=True)) for row in table[1:]]
-
-
-RECORDS = [
-    {
-        "account": "A1",
-        "phone1": "+12125550101",
-        "phone2": "+12125550102",
-        "first_name": "Ann",
-        "last_name": "Lee",
-        "zip": "10001",
-        "state": "NY",
-        "custom_fields": {"tier": "gold", "balance": "-12.50"},
-    },
-    {
-        "account": "A2",
-        "phone1": "+13125550199",
-        "first_name": '=HYPERLINK("http://x")',
-        "last_name": "O'Brien, Jr.",
-        "custom_fields": {"tier": "silver", "note": "line1\nline2", "phone": "@evil"},
-    },
-    {"account": "A3", "phone1": "+14155550123", "first_name": "Cy", "custom_fields": None},
-]
 
 
 @pytest.fixture
@@ -234,79 +143,6 @@ def results(engine: sa.Engine) -> dict[str, Any]:
     ]
     ids = add_attempts(engine, list_id, rows)
     return {"list_id": list_id, "ids": ids}
-
-
-# --- pure -----------------------------------------------------------------------------------
-
-
-def test_parse_since_and_times() -> None:
-    assert parse_since("last") == Since("last")
-    window = parse_since("2026-11-01T00:00/2026-11-02T00:00")
-    assert (window.mode, window.start, window.end) == (
-        "window",
-        datetime(2026, 11, 1, tzinfo=UTC),
-        datetime(2026, 11, 2, tzinfo=UTC),
-    )
-    assert parse_time("2026-11-01T00:00-05:00", "x") == datetime(2026, 11, 1, 5, tzinfo=UTC)
-    assert parse_time("2026-11-01T00:00Z", "x") == datetime(2026, 11, 1, tzinfo=UTC)
-    for bad, match in [
-        ("yesterday", "must be 'last' or a window"),
-        ("2026-11-02/2026-11-01", "end must be after the start"),
-        ("2026-13-01/2026-11-02", "not an ISO 8601 time"),
-        ("", "since must be"),
-    ]:
-        with pytest.raises(InvalidParameter, match=match):
-            parse_since(bad)
-
-
-def test_file_names_are_stable_and_safe() -> None:
-    start, end = datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 11, 1, 6, 30, tzinfo=UTC)
-    name = render_file_name(
-        DEFAULT_FILE_NAME,
-        campaign="Spring Sale",
-        start=start,
-        end=end,
-        format="simple",
-        export_id=7,
-    )
-    assert name == "Spring Sale_20261101000000_20261101063000_7.csv"
-    assert (
-        render_file_name(
-            "{campaign}-{format}-{export_id:04d}.csv",
-            campaign="a/b:c",
-            start=start,
-            end=end,
-            format="detailed",
-            export_id=7,
-            gzip=True,
-        )
-        == "a_b_c-detailed-0007.csv.gz"
-    )
-    for template, match in [
-        ("{campaign.__class__}.csv", "uses"),
-        ("{secret}.csv", "uses"),
-        ("{start!r}.csv", "uses"),
-        ("{campaign", "not a valid template"),
-        ("x/{campaign}.csv", "not a plain file name"),
-    ]:
-        with pytest.raises(InvalidParameter, match=match):
-            render_file_name(
-                template, campaign="c", start=start, end=end, format="simple", export_id=1
-            )
-
-
-def test_neutralise_and_custom_column_names() -> None:
-    for value in ("=1+1", "+12125550100", "-2", "@SUM(A1)", "\tx", "\rx"):
-        assert neutralise(value) == "'" + value
-    for value in ("plain", "'quoted", "", None, "a=b", " =x"):
-        assert neutralise(value) == value
-    assert custom_columns(["agent", "tier", "custom_agent"]) == [
-        "custom_agent",
-        "tier",
-        "custom_custom_agent",
-    ]
-    assert header("simple", ["=x"])[-1] == "'=x"
-    assert header("simple", ["=x"], neutralise_formulas=False)[-1] == "=x"
 
 
 # --- formats --------------------------------------------------------------------------------
@@ -497,97 +333,3 @@ def test_plan_and_complete_move_the_watermark_once(
 def test_unknown_campaign_is_refused(engine: sa.Engine) -> None:
     with pytest.raises(ObjectNotFound, match="campaign 'Nope' does not exist"):
         plan_export(engine, campaign="Nope", destination="out", since=Since("last"), run_time=T0)
-
-
-# --- streaming ------------------------------------------------------------------------------
-
-
-def test_export_streams_without_holding_the_rows(engine: sa.Engine) -> None:
-    seed_list(
-        engine,
-        [
-            {
-                "account": f"R{i}",
-                "phone1": f"+1212555{i:04d}",
-                "custom_fields": {"tier": "gold", "segment": f"s{i % 7}"},
-            }
-            for i in range(500)
-        ],
-    )
-    generate_call_attempts(
-        engine, CAMPAIGN, count=40_000, seed=3, start=T0, end=T0 + timedelta(days=1)
-    )
-    with engine.connect() as conn:
-        campaign_id = get_campaign(conn, CAMPAIGN).id
-        query = export_query(
-            conn.dialect.name,
-            format="detailed",
-            campaign_id=campaign_id,
-            start=T0,
-            end=T0 + timedelta(days=2),
-            custom_keys=["segment", "tier"],
-        )
-        sink = io.BytesIO()
-        tracemalloc.start()
-        try:
-            rows = write_export(conn, query, header("detailed", ["segment", "tier"]), _Discard())
-            _, peak = tracemalloc.get_traced_memory()
-        finally:
-            tracemalloc.stop()
-        write_export(conn, query, header("detailed", ["segment", "tier"]), sink)
-    assert rows == 40_000
-    size = len(sink.getvalue())
-    # Holding every row as Python objects would take several times the CSV's size.
-    assert size > 8_000_000 and peak < size / 2, (size, peak)
-
-
-class _Discard(io.RawIOBase):
-    """A binary sink that keeps nothing, to measure what the export itself holds."""
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, data: Any) -> int:
-        return len(data)
-
-
-# --- the generator ------------------------------------------------------------------------
-
-
-def test_generate_call_attempts_is_realistic_and_repeatable(engine: sa.Engine) -> None:
-    seed_list(engine, [{"account": f"G{i}", "phone1": f"+1312555{i:04d}"} for i in range(50)])
-    end = T0 + timedelta(days=1)
-    assert generate_call_attempts(engine, CAMPAIGN, count=3000, seed=7, start=T0, end=end) == 3000
-    with engine.connect() as conn:
-        rows = conn.execute(sa.select(CallAttempt.__table__).order_by(CallAttempt.id)).all()
-    assert len(rows) == 3000
-    assert all(T0 <= r.attempted_at < end and r.attempted_at <= r.recorded_at <= end for r in rows)
-    assert [r.attempted_at for r in rows] == sorted(r.attempted_at for r in rows)
-    excluded = [r for r in rows if r.record_disposition == "Excluded"]
-    quota = [r for r in rows if r.out_of_quota]
-    assert 40 < len(excluded) < 150 and 20 < len(quota) < 110
-    assert not any(r.is_call_attempt or r.global_interaction_id for r in excluded + quota)
-    dialled = [r for r in rows if r.is_call_attempt]
-    assert {r.call_disposition for r in dialled} >= {"No Answer", "Busy", "Connected"}
-    assert all(r.agent for r in dialled if r.call_disposition == "Connected")
-    assert all(r.phone and r.phone.startswith("+1312555") for r in dialled)
-    assert any(r.recorded_at - r.attempted_at > timedelta(minutes=10) for r in rows)
-    # Same seed, same rows (ids aside).
-    with engine.begin() as conn:
-        conn.execute(sa.delete(CallAttempt))
-    generate_call_attempts(engine, CAMPAIGN, count=3000, seed=7, start=T0, end=end)
-    with engine.connect() as conn:
-        again = conn.execute(sa.select(CallAttempt.__table__).order_by(CallAttempt.id)).all()
-    assert [(r.record_key, r.attempted_at, r.call_disposition) for r in again] == [
-        (r.record_key, r.attempted_at, r.call_disposition) for r in rows
-    ]
-
-
-def test_generate_call_attempts_refuses_bad_input(engine: sa.Engine) -> None:
-    with pytest.raises(ObjectNotFound, match="'Nope'"):
-        generate_call_attempts(engine, "Nope", count=1, start=T0, end=T0 + timedelta(hours=1))
-    seed_list(engine, [])
-    with pytest.raises(CampaignStateError, match="no records to attempt"):
-        generate_call_attempts(engine, CAMPAIGN, count=1, start=T0, end=T0 + timedelta(hours=1))
-    with pytest.raises(InvalidParameter, match="must be after start"):
-        generate_call_attempts(engine, CAMPAIGN, count=1, start=T0, end=T0)

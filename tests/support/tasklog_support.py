@@ -6,6 +6,7 @@ read exactly what the real flows record. (This module holds no tests.)
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import uuid
@@ -19,18 +20,22 @@ from prefect import flow
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import DeploymentScheduleCreate
 from prefect.client.schemas.filters import (
+    ArtifactFilter,
+    ArtifactFilterKey,
     FlowRunFilter,
     FlowRunFilterDeploymentId,
     FlowRunFilterState,
     FlowRunFilterStateType,
 )
 from prefect.client.schemas.objects import FlowRun, StateType
+from prefect.client.schemas.sorting import ArtifactSort
 from prefect.flow_engine import run_flow
 from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 from prefect.states import Cancelled, Crashed, Pending, Running
 
 from contact_center.exceptions import InvalidFile
 from contact_center.outcome import Outcome
+from contact_center.settings import TASK_LOG_ARTIFACT_KEY
 from flows.common.outcome import RunProgress, recording_outcome
 from runlog.publish import publishes_task_log
 
@@ -208,3 +213,15 @@ def execute_next_run(fn: Any, deployment_id: UUID, timeout: float = 180) -> thre
 def utcnow() -> datetime:
     """Now, aware."""
     return datetime.now(UTC)
+
+
+def latest_task_log() -> list[dict[str, Any]]:
+    """The rows of the newest task-log artifact, as published after a run ended."""
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[TASK_LOG_ARTIFACT_KEY])),
+            sort=ArtifactSort.CREATED_DESC,
+            limit=1,
+        )
+    data = artifacts[0].data
+    return json.loads(data) if isinstance(data, str) else data  # type: ignore[no-any-return]

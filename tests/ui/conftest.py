@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_stack import RunningStack, start_stack, stop_stack
+from support.stack_support import RunningStack, start_stack, stop_stack
 
 #: Where the distribution installs Chromium (Debian's and Ubuntu's ``chromium``).
 CHROMIUM = os.environ.get("CCTASKS_CHROMIUM", "/usr/bin/chromium")

@@ -15,7 +15,7 @@ from typing import Any
 from uuid import UUID
 
 import pytest
-from test_stack import RunningStack, yaml_deployments
+from support.stack_support import RunningStack, yaml_deployments
 
 from contact_center.outcome import Outcome
 from flows.common.outcome import _markdown_text
