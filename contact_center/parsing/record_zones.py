@@ -261,15 +261,23 @@ def _zip_codes(values: pa.Array) -> np.ndarray:
     """
     offsets = string_bytes(values)[0]  # ZIPs are ASCII: bytes are characters
     lengths = offsets[1:] - offsets[:-1]
-    five = pc.utf8_slice_codeunits(values, 0, 5)
-    shaped = np.isin(lengths, _ZIP_LENGTHS) & np.asarray(
-        pc.fill_null(pc.ascii_is_decimal(five), False)
+    digits, numbers = _as_numbers(pc.utf8_slice_codeunits(values, 0, 5), 5)
+    shaped = np.isin(lengths, _ZIP_LENGTHS) & digits
+    return np.where(shaped, _zip_table()[numbers], 0).astype(np.int32)
+
+
+def _as_numbers(text: pa.Array, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Which values are exactly ``width`` ASCII digits, and those values read as
+    numbers (0 in the other rows), to index a dense table of ``10**width`` entries."""
+    digits = np.asarray(
+        pc.fill_null(
+            pc.and_(pc.equal(pc.utf8_length(text), width), pc.ascii_is_decimal(text)), False
+        )
     )
-    found = np.zeros(len(values), dtype=np.int32)
-    if shaped.any():
-        numbers = np.asarray(pc.cast(five.filter(pa.array(shaped)), pa.int32()))
-        found[shaped] = _zip_table()[numbers]
-    return found
+    numbers = np.zeros(len(text), dtype=np.int64)
+    if digits.any():
+        numbers[digits] = np.asarray(pc.cast(text.filter(pa.array(digits)), pa.int64()))
+    return digits, numbers
 
 
 #: The prefixes of one length: (length, the prefixes, their zone codes).
@@ -302,16 +310,9 @@ def _prefix_codes(numbers: pa.Array, digits: int) -> np.ndarray:
     :func:`_longer_prefix_codes`.
     """
     codes, split_groups = _phone_groups(digits)
-    group = pc.utf8_slice_codeunits(numbers, 1, 1 + digits)  # after the '+'
-    # Valid E.164 numbers have 7 digits or more; a shorter or odd one gets no zone.
-    whole = np.asarray(
-        pc.fill_null(
-            pc.and_(pc.equal(pc.utf8_length(group), digits), pc.ascii_is_decimal(group)),
-            False,
-        )
-    )
-    at = np.zeros(len(numbers), dtype=np.int64)
-    at[whole] = np.asarray(pc.cast(group.filter(pa.array(whole)), pa.int64()))
+    # After the '+'. Valid E.164 numbers have 7 digits or more; a shorter or odd one
+    # gets no zone.
+    whole, at = _as_numbers(pc.utf8_slice_codeunits(numbers, 1, 1 + digits), digits)
     found = np.where(whole, codes[at], 0).astype(np.int32)
     rows = np.flatnonzero(whole & split_groups[at])
     if len(rows):
@@ -375,14 +376,10 @@ def _zip_table() -> np.ndarray:
     we need, saved once in the cache folder, read back in milliseconds.
     """
     saved = _zip_zone_file(get_settings().cache_dir)
-    zips = saved["zip"].combine_chunks()
-    five_digits = np.asarray(
-        pc.and_(pc.equal(pc.utf8_length(zips), 5), pc.ascii_is_decimal(zips))
-    )
-    dense = np.zeros(100_000, dtype=np.int32)
-    numbers = np.asarray(pc.cast(zips.filter(pa.array(five_digits)), pa.int32()))
+    five_digits, numbers = _as_numbers(saved["zip"].combine_chunks(), 5)
     zones = saved["zone"].combine_chunks().filter(pa.array(five_digits)).to_pylist()
-    dense[numbers] = _VOCABULARY.codes(zones)
+    dense = np.zeros(100_000, dtype=np.int32)
+    dense[numbers[five_digits]] = _VOCABULARY.codes(zones)
     return dense
 
 
